@@ -42,10 +42,21 @@ class ConversationBuilder:
         self.messages.append(msg)
         self._prints.append(fingerprint(msg))
 
+    def _resolve_by_name(self, msg: dict[str, Any]) -> None:
+        """Results that name their call only by tool name (Gemini) take the call's id."""
+        for p in msg["parts"]:
+            if p["type"] != "tool_result" or not p["call_id"] or p["call_id"] in self._call_ids:
+                continue
+            calls = [c for m in self.messages for c in m["parts"] if c["type"] == "tool_call" and c["name"] == p["call_id"] and c["id"]]
+            waiting = [c for c in calls if c["id"] not in self._result_ids]
+            if waiting or calls:
+                p["call_id"] = (waiting or calls[-1:])[0]["id"]
+
     def add_history(self, history: list[dict[str, Any]]) -> None:
         """Add the messages of an LLM call's input that the conversation lacks."""
         cursor = 0
         for msg in history:
+            self._resolve_by_name(msg)
             fp = fingerprint(msg)
             try:
                 cursor = self._prints.index(fp, cursor) + 1
@@ -60,6 +71,7 @@ class ConversationBuilder:
     def add_output(self, output: list[dict[str, Any]]) -> None:
         """Add an LLM call's output unless an identical message ends the conversation."""
         for msg in output:
+            self._resolve_by_name(msg)
             fp = fingerprint(msg)
             if fp in self._prints or self._already_linked(msg):
                 continue

@@ -179,6 +179,8 @@ def conversation_record(
         raise RecordError("", f"expected an object or a message list, got {type_name(value)}")
     key = options.messages_key or find_messages_key(value)
     if key is None:
+        key = next((k for k in MESSAGE_KEYS if k in value), None)  # present but malformed
+    if key is None:
         raise RecordError(
             "messages",
             f"no message list found (looked for {', '.join(MESSAGE_KEYS)}; use --messages-key)",

@@ -123,7 +123,7 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
                 value = orjson.loads(line)
                 check_shape(value)
             except orjson.JSONDecodeError as exc:
-                yield Item(loc, error=f"invalid JSON ({_short(exc)})")
+                yield Item(loc, error=_decode_error(exc, "invalid JSON"))
                 continue
             except ValueError as exc:
                 yield Item(loc, error=str(exc))
@@ -132,28 +132,90 @@ def _read_jsonl(path: Path) -> Iterator[Item]:
 
 
 def _read_array(path: Path) -> Iterator[Item]:
+    """Stream the items of a top-level JSON array.
+
+    Built from yajl's low-level events rather than `ijson.items`, so that an item nested
+    deeper than MAX_DEPTH is skipped with an error instead of being built (a 100,000-deep
+    item would otherwise exhaust memory).
+    """
     index = 0
     with path.open("rb") as f:
-        items = ijson.items(f, "item", use_float=True)
-        while True:
-            loc = f"record {index}"
-            try:
-                value = next(items)
-            except StopIteration:
+        events = ijson.basic_parse(f, use_float=True)
+        try:
+            event, _ = next(events)
+            if event != "start_array":
+                yield Item("record 0", error="expected a JSON array")
                 return
-            except ijson.common.IncompleteJSONError as exc:
-                yield Item(loc, error=f"truncated or invalid JSON ({_short(exc)})")
-                return
-            except (ijson.common.JSONError, ValueError, RecursionError) as exc:
-                yield Item(loc, error=f"invalid JSON ({_short(exc)})")
-                return
-            index += 1
-            try:
-                check_shape(value)
-            except ValueError as exc:
-                yield Item(loc, error=str(exc))
+            while True:
+                loc = f"record {index}"
+                item = _build_item(events)
+                if item is _END:
+                    return
+                index += 1
+                value, error = item
+                if error is None:
+                    try:
+                        check_shape(value)
+                    except ValueError as exc:
+                        error = str(exc)
+                yield Item(loc, value if error is None else None, error)
+        except ijson.common.IncompleteJSONError as exc:
+            yield Item(f"record {index}", error=f"truncated or invalid JSON ({_short(exc)})")
+        except (ijson.common.JSONError, ValueError) as exc:
+            yield Item(f"record {index}", error=f"invalid JSON ({_short(exc)})")
+
+
+_END = object()
+_SCALARS = {"string", "number", "boolean", "null", "integer", "double"}
+
+
+def _build_item(events: Iterator[tuple[str, Any]]) -> Any:
+    """Consume one array item from `events`: (value, None), (None, error) or _END."""
+    stack: list[Any] = []
+    keys: list[str | None] = []
+    too_deep = False
+    depth = 0
+    for event, value in events:
+        if event in ("start_map", "start_array"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                too_deep = True
+            if not too_deep:
+                stack.append({} if event == "start_map" else [])
+                keys.append(None)
+            continue
+        if event == "map_key":
+            if not too_deep:
+                keys[-1] = value
+            continue
+        if event in ("end_map", "end_array"):
+            if depth == 0:  # the end of the top-level array
+                return _END
+            depth -= 1
+            if too_deep:
+                if depth == 0:
+                    return None, f"JSON nested deeper than {MAX_DEPTH} levels"
                 continue
-            yield Item(loc, value)
+            done = stack.pop()
+            keys.pop()
+            if not stack:
+                return done, None
+            _attach(stack, keys, done)
+            continue
+        if event in _SCALARS:
+            if depth == 0:
+                return value, None
+            if not too_deep:
+                _attach(stack, keys, value)
+    raise ijson.common.IncompleteJSONError("unexpected end of file")
+
+
+def _attach(stack: list[Any], keys: list[str | None], value: Any) -> None:
+    top = stack[-1]
+    if isinstance(top, dict):
+        top[keys[-1]] = value
+    else:
+        top.append(value)
 
 
 def _read_object(path: Path) -> Item:
@@ -165,15 +227,19 @@ def _read_object(path: Path) -> Item:
     try:
         value = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        msg = str(exc)
-        if "recursion" in msg.lower():
-            return Item("record 0", error=f"JSON nested deeper than {MAX_DEPTH} levels")
-        return Item("record 0", error=f"truncated or invalid JSON ({_short(exc)})")
+        return Item("record 0", error=_decode_error(exc, "truncated or invalid JSON"))
     try:
         check_shape(value)
     except ValueError as exc:
         return Item("record 0", error=str(exc))
     return Item("record 0", value)
+
+
+def _decode_error(exc: Exception, what: str) -> str:
+    text = str(exc).lower()
+    if "depth limit" in text or "recursion" in text:
+        return f"JSON nested deeper than the parser allows (limit {MAX_DEPTH} levels for a trace)"
+    return f"{what} ({_short(exc)})"
 
 
 def _too_big(n: int) -> str:
