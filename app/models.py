@@ -81,10 +81,12 @@ class Trace(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     batch_id: Mapped[int | None] = mapped_column(
-        ForeignKey("import_batches.id", ondelete="SET NULL"), index=True, nullable=True
+        ForeignKey("import_batches.id", ondelete="SET NULL"), nullable=True
     )
     external_id: Mapped[str | None] = mapped_column(String(512), index=True, nullable=True)
-    source: Mapped[str] = mapped_column(String(40), index=True)
+    # source and split have a handful of values: an index would cost every import and
+    # help no query.
+    source: Mapped[str] = mapped_column(String(40))
     task: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Hash of the task/prompt: groups runs of the same task (pair derivation, task splits).
     task_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
@@ -100,7 +102,7 @@ class Trace(Base):
     n_messages: Mapped[int] = mapped_column(Integer, default=0)
     n_tool_calls: Mapped[int] = mapped_column(Integer, default=0)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    split: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    split: Mapped[str | None] = mapped_column(String(40), nullable=True)
     imported_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
 

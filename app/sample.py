@@ -298,8 +298,14 @@ def _verdict(s: Scenario, rng: random.Random, noise: float, messages: list[dict[
     )
 
 
-def build_sample(ws: Workspace, n_traces: int = 300, overlap_items: int = 90, seed: int = 7) -> dict[str, int]:
-    """Fill `ws` with the sample; returns counts. Safe to run on an empty workspace only."""
+def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str, int]:
+    """Fill `ws` with the sample; returns counts. Safe to run on an empty workspace only.
+
+    The first 30% of traces are reviewed by all three judges (a calibration round), the next
+    40% by one judge each, and the rest are left to do.
+    """
+    overlap_items = int(n_traces * 0.3)
+    single_items = int(n_traces * 0.4)
     with ws.session() as s:
         if s.scalar(select(Trace.id).limit(1)) is not None:
             from app.errors import WorkspaceError
@@ -326,7 +332,7 @@ def build_sample(ws: Workspace, n_traces: int = 300, overlap_items: int = 90, se
         for i, (sc, trace) in enumerate(zip(scenarios, traces, strict=True)):
             if i < overlap_items:
                 reviewers = list(zip(judges, [n for _, n in JUDGES], strict=True))
-            elif i < overlap_items + 120:
+            elif i < overlap_items + single_items:
                 k = i % 3
                 reviewers = [(judges[k], JUDGES[k][1])]
             else:

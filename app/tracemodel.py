@@ -48,7 +48,7 @@ def tool_calls(msg: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def count_tool_calls(messages: list[dict[str, Any]]) -> int:
-    return sum(len(tool_calls(m)) for m in messages)
+    return sum(1 for m in messages for p in m["parts"] if p["type"] == "tool_call")
 
 
 def canonical_json(value: Any) -> bytes:
@@ -99,17 +99,17 @@ class TraceRecord:
     def task_key(self) -> str | None:
         return sha256_hex(self.task.strip().encode()) if self.task else None
 
-    def content_hash(self) -> str:
+    def encoded(self) -> dict[str, str]:
+        """The JSON columns serialised once (sorted keys), for storage and for the hash."""
+        return {
+            "messages": canonical_json(self.messages).decode(),
+            "tools": canonical_json(self.tools).decode(),
+            "metadata": orjson.dumps(self.metadata, default=str).decode(),
+            "scores": orjson.dumps(self.scores).decode(),
+        }
+
+    def content_hash(self, encoded: dict[str, str] | None = None) -> str:
         """Identity of the content: re-importing the same trace yields the same hash."""
-        return sha256_hex(
-            canonical_json(
-                [
-                    self.external_id,
-                    self.messages,
-                    self.final_output,
-                    self.tools,
-                    self.outcome,
-                    self.outcome_label,
-                ]
-            )
-        )
+        enc = encoded or self.encoded()
+        head = canonical_json([self.external_id, self.final_output, self.outcome, self.outcome_label])
+        return sha256_hex(head + enc["messages"].encode() + enc["tools"].encode())

@@ -223,9 +223,19 @@ def openai_tool_calls(calls: Any, field: str) -> list[dict[str, Any]]:
     return parts
 
 
+_PLAIN_ROLES = {"system": "system", "user": "user", "assistant": "assistant", "developer": "system"}
+
+
 def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
     """One source item -> zero or more internal messages."""
     expect(item, dict, field, "a message object")
+    if "role" in item and "lc" not in item and "data" not in item:
+        if len(item) <= 2 and type(item.get("content")) is str:  # fast path: {"role", "content"}
+            role = _PLAIN_ROLES.get(item["role"])
+            if role is not None:
+                text = item["content"]
+                return [{"role": role, "parts": [{"type": "text", "text": text}] if text else []}]
+        return role_message(item, field)
     if item.get("lc") == 1 and isinstance(item.get("kwargs"), dict):  # LangChain serialised
         cls = (item.get("id") or ["", ""])[-1]
         kwargs = dict(item["kwargs"])
@@ -256,7 +266,15 @@ def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
         if "content" in item and isinstance(item.get("content"), (str, list)) and kind in (None, "message"):
             raise RecordError(f"{field}.role", "missing")
         raise RecordError(field, "not a message: no 'role' (or 'from', 'type') field")
-    role = map_role(item["role"], f"{field}.role")
+    return role_message(item, field)
+
+
+def role_message(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    """A message with a `role`: OpenAI Chat, Anthropic, OTel GenAI, Gemini, LangChain dicts."""
+    raw = item["role"]
+    if raw == "tool" and type(item.get("content")) is str and item.get("tool_call_id"):
+        return [{"role": "tool", "parts": [{"type": "tool_result", "call_id": str(item["tool_call_id"]), "content": item["content"], "is_error": False}]}]
+    role = map_role(raw, f"{field}.role")
     raw_role = str(item["role"]).lower()
     content_field = "parts" if "parts" in item and "content" not in item else "content"
     parts = content_parts(item.get(content_field), f"{field}.{content_field}")

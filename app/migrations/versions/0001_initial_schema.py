@@ -181,10 +181,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("content_hash", name=op.f("uq_traces_content_hash")),
     )
     with op.batch_alter_table("traces", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_traces_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_traces_external_id"), ["external_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_traces_source"), ["source"], unique=False)
-        batch_op.create_index(batch_op.f("ix_traces_split"), ["split"], unique=False)
         batch_op.create_index(batch_op.f("ix_traces_task_key"), ["task_key"], unique=False)
 
     op.create_table(
@@ -489,10 +486,7 @@ def downgrade() -> None:
     op.drop_table("adjudications")
     with op.batch_alter_table("traces", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_traces_task_key"))
-        batch_op.drop_index(batch_op.f("ix_traces_split"))
-        batch_op.drop_index(batch_op.f("ix_traces_source"))
         batch_op.drop_index(batch_op.f("ix_traces_external_id"))
-        batch_op.drop_index(batch_op.f("ix_traces_batch_id"))
 
     op.drop_table("traces")
     op.drop_table("rubric_versions")

@@ -1,0 +1,114 @@
+"""Import throughput and peak memory, against a floor measured in the same run.
+
+    python benchmarks/import_bench.py [--n 100000] [--repeat 1]
+
+Generates N traces of about 12 messages (with tool calls) as JSONL, then, each in its own
+subprocess so that peak RSS is the phase's own:
+  floor:    orjson-parse every line and bulk-insert the raw line into a bare SQLite table
+  chambers: `import_paths` into a fresh workspace (detection, normalisation, hashing,
+            dedupe against the database, batched transactions)
+Prints both, then the ratio (target: chambers within 3x of the floor; peak RSS < 400 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def generate(path: Path, n: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    words = "order refund parcel shipment account password ticket status policy customer delivered warehouse".split()
+    with path.open("w") as f:
+        for i in range(n):
+            msgs = [{"role": "system", "content": "You are a support agent. Follow the policy."}, {"role": "user", "content": " ".join(rng.choices(words, k=25))}]
+            for k in range(3):
+                cid = f"call_{i}_{k}"
+                msgs.append({"role": "assistant", "content": " ".join(rng.choices(words, k=8)), "tool_calls": [{"id": cid, "type": "function", "function": {"name": rng.choice(["lookup", "refund", "track"]), "arguments": json.dumps({"id": rng.randint(1, 10**6), "note": " ".join(rng.choices(words, k=4))})}}]})
+                msgs.append({"role": "tool", "tool_call_id": cid, "content": json.dumps({"status": rng.choice(words), "detail": " ".join(rng.choices(words, k=30))})})
+                msgs.append({"role": "user", "content": " ".join(rng.choices(words, k=10))})
+            msgs.append({"role": "assistant", "content": " ".join(rng.choices(words, k=40))})
+            f.write(json.dumps({"id": f"bench-{i}", "messages": msgs, "reward": rng.random()}) + "\n")
+
+
+def phase_floor(path: Path, db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE raw (id INTEGER PRIMARY KEY, body TEXT)")
+    batch = []
+    with path.open("rb") as f:
+        for line in f:
+            orjson.loads(line)
+            batch.append((line.decode(),))
+            if len(batch) >= 500:
+                conn.executemany("INSERT INTO raw (body) VALUES (?)", batch)
+                conn.commit()
+                batch.clear()
+    conn.executemany("INSERT INTO raw (body) VALUES (?)", batch)
+    conn.commit()
+    conn.close()
+
+
+def phase_chambers(path: Path, db: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from app.db import open_workspace
+    from app.ingest import import_paths
+
+    ws = open_workspace(str(db))
+    report = import_paths(ws, [path])
+    assert report.imported > 0 and not report.errors, report.errors[:3]
+
+
+def run_phase(name: str, path: Path, db: Path) -> tuple[float, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--file", str(path), "--db", str(db)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    return data["seconds"], data["peak_mb"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--phase", choices=["floor", "chambers"])
+    ap.add_argument("--file")
+    ap.add_argument("--db")
+    args = ap.parse_args()
+    if args.phase:
+        t0 = time.perf_counter()
+        (phase_floor if args.phase == "floor" else phase_chambers)(Path(args.file), Path(args.db))
+        seconds = time.perf_counter() - t0
+        # the parser may run in a child process: count the larger of the two
+        peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+        print(json.dumps({"seconds": seconds, "peak_mb": peak}))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        path = tmpdir / "traces.jsonl"
+        t0 = time.perf_counter()
+        generate(path, args.n)
+        size_mb = path.stat().st_size / 2**20
+        print(f"generated {args.n:,} traces (~12 messages each), {size_mb:.0f} MB, in {time.perf_counter() - t0:.1f}s")
+        floor_s, floor_mb = run_phase("floor", path, tmpdir / "floor.sqlite")
+        ours_s, ours_mb = run_phase("chambers", path, tmpdir / "chambers.sqlite")
+    print(f"floor    (orjson + raw bulk insert): {floor_s:7.2f}s  {args.n / floor_s:9,.0f} traces/s  peak RSS {floor_mb:6.0f} MB")
+    print(f"chambers (import_paths):             {ours_s:7.2f}s  {args.n / ours_s:9,.0f} traces/s  peak RSS {ours_mb:6.0f} MB")
+    print(f"peak RSS target < 400 MB: {'met' if ours_mb < 400 else 'MISSED'}")
+    print(f"ratio chambers/floor: {ours_s / floor_s:.2f}x (target <= 3x: {'met' if ours_s / floor_s <= 3 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    main()
