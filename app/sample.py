@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.db import Workspace
 from app.ingest import import_paths
-from app.models import Trace
+from app.models import Assignment, Trace
 from app.reviews import ReviewInput, get_or_create_judge, submit_review
 from app.rounds import create_round
 from app.rubrics import CriterionSpec, create_rubric
@@ -301,8 +301,9 @@ def _verdict(s: Scenario, rng: random.Random, noise: float, messages: list[dict[
 def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str, int]:
     """Fill `ws` with the sample; returns counts. Safe to run on an empty workspace only.
 
-    The first 30% of traces are reviewed by all three judges (a calibration round), the next
-    40% by one judge each, and the rest are left to do.
+    The first 30% of traces go to all three judges (a calibration round) and are reviewed;
+    the rest go to one judge each (a backlog round), of which 40% of all traces are reviewed
+    and the rest left to do.
     """
     overlap_items = int(n_traces * 0.3)
     single_items = int(n_traces * 0.4)
@@ -326,14 +327,18 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
         by_ext = {t.external_id: t for t in s.scalars(select(Trace))}
         traces = [by_ext[sc.record["id"]] for sc in scenarios]
         overlap_ids = [t.id for t in traces[:overlap_items]]
-        create_round(s, "Calibration round 1", version.id, [j.id for j in judges], 3, sample_size=None, seed=seed, created_by=lead.id,
+        create_round(s, "Calibration round 1", version.id, [j.id for j in judges], 3, seed=seed, created_by=lead.id,
                      trace_filter=_ids_filter(overlap_ids))
+        backlog = [t.id for t in traces[overlap_items:]]
+        backlog_round = create_round(s, "Backlog", version.id, [j.id for j in judges], 1, seed=seed, created_by=lead.id,
+                                     trace_filter=_ids_filter(backlog))
+        owner = dict(s.execute(select(Assignment.trace_id, Assignment.judge_id).where(Assignment.round_id == backlog_round.id)).all())
         n_reviews = 0
         for i, (sc, trace) in enumerate(zip(scenarios, traces, strict=True)):
             if i < overlap_items:
                 reviewers = list(zip(judges, [n for _, n in JUDGES], strict=True))
             elif i < overlap_items + single_items:
-                k = i % 3
+                k = next(n for n, j in enumerate(judges) if j.id == owner[trace.id])
                 reviewers = [(judges[k], JUDGES[k][1])]
             else:
                 continue  # left to do

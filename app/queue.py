@@ -1,0 +1,95 @@
+"""A judge's work queue: the traces assigned to them (every trace for a lead), each with its
+status for this judge under a rubric version: to do, draft, or done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.orm import Session
+
+from app.models import Assignment, Judge, Review, Trace
+from app.traces import TraceFilter
+
+STATUSES = ("todo", "draft", "done")
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    trace_id: int
+    external_id: str | None
+    source: str
+    task: str
+    n_messages: int
+    n_tool_calls: int
+    outcome: float | None
+    outcome_label: str | None
+    status: str
+    n_reviews: int  # submitted reviews by anyone (shown to leads only)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _base(judge: Judge, version_id: int, flt: TraceFilter | None, status: str | None) -> Select:
+    mine = (
+        select(Review.trace_id, Review.status)
+        .where(Review.judge_id == judge.id, Review.rubric_version_id == version_id)
+        .subquery("mine")
+    )
+    others = (
+        select(Review.trace_id, func.count(Review.id).label("n"))
+        .where(Review.rubric_version_id == version_id, Review.status == "submitted")
+        .group_by(Review.trace_id)
+        .subquery("others")
+    )
+    status_expr = case(
+        (mine.c.status == "submitted", "done"), (mine.c.status == "draft", "draft"), else_="todo"
+    ).label("status")
+    q = (
+        select(
+            Trace.id, Trace.external_id, Trace.source, Trace.task, Trace.n_messages,
+            Trace.n_tool_calls, Trace.outcome, Trace.outcome_label, status_expr,
+            func.coalesce(others.c.n, 0).label("n_reviews"),
+        )
+        .outerjoin(mine, mine.c.trace_id == Trace.id)
+        .outerjoin(others, others.c.trace_id == Trace.id)
+    )
+    if judge.role != "lead":
+        assigned = (
+            select(Assignment.trace_id, func.min(Assignment.position).label("pos"))
+            .where(Assignment.judge_id == judge.id)
+            .group_by(Assignment.trace_id)
+            .subquery("assigned")
+        )
+        q = q.join(assigned, assigned.c.trace_id == Trace.id).order_by(assigned.c.pos, Trace.id)
+    else:
+        q = q.order_by(Trace.id)
+    q = (flt or TraceFilter()).apply(q)
+    if status is not None:
+        q = q.where(status_expr == status)
+    return q
+
+
+def queue_rows(
+    session: Session, judge: Judge, version_id: int, flt: TraceFilter | None = None,
+    status: str | None = None, limit: int = 200, offset: int = 0,
+) -> list[QueueRow]:
+    q = _base(judge, version_id, flt, status).limit(limit).offset(offset)
+    return [
+        QueueRow(r.id, r.external_id, r.source, (r.task or "").replace("\n", " ")[:300], r.n_messages,
+                 r.n_tool_calls, r.outcome, r.outcome_label, r.status, r.n_reviews)
+        for r in session.execute(q)
+    ]
+
+
+def queue_count(session: Session, judge: Judge, version_id: int, flt: TraceFilter | None = None, status: str | None = None) -> int:
+    sub = _base(judge, version_id, flt, status).order_by(None).subquery()
+    return int(session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+def queue_progress(session: Session, judge: Judge, version_id: int) -> dict[str, int]:
+    sub = _base(judge, version_id, None, None).order_by(None).subquery()
+    counts = dict(session.execute(select(sub.c.status, func.count()).group_by(sub.c.status)).all())
+    return {s: int(counts.get(s, 0)) for s in STATUSES}

@@ -1,0 +1,1 @@
+"""Chambers desktop UI (PySide6). Depends on app/, never the reverse; no ML stack here."""
