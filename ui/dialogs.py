@@ -129,7 +129,7 @@ class ModifyDialog(QDialog):
         self.tabs.addTab(edit, "Edit")
         self.diff_view = TraceBrowser()
         self.tabs.addTab(self.diff_view, "Diff")
-        self.tabs.currentChanged.connect(lambda i: i == 1 and self._show_diff())
+        self.tabs.currentChanged.connect(self._tab_changed)
 
         self.errors = QLabel()
         self.errors.setStyleSheet("color: #b42318;")
@@ -149,6 +149,10 @@ class ModifyDialog(QDialog):
         if self.targets:
             final = max(range(len(self.targets)), key=lambda i: (self.targets[i].kind == "text", self.targets[i].message_index))
             self.list.setCurrentRow(final)  # the final answer is the usual edit
+
+    def _tab_changed(self, index: int) -> None:
+        if index == 1:
+            self._show_diff()
 
     def _select(self, row: int) -> None:
         self._current = None

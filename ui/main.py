@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
             except ChambersError:
                 self.rubric_title = ""
         self.trace: dict[str, Any] | None = None
+        self.editor: ModifyDialog | None = None
         self.corrected: list[dict[str, Any]] | None = None
         self.base_seconds = 0.0
         self.clock = QElapsedTimer()
@@ -89,6 +91,16 @@ class MainWindow(QMainWindow):
         self._update_status()
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            self.focus_trace()  # keys go to the bench, not into the search box
+
+    def _digit(self, d: int) -> None:
+        # Slots return None: PySide6 mishandles a bool returned from a slot (refcount).
+        self.panel.digit(d)
 
     def _first_open_row(self) -> int:
         """Start where the work is: the first trace not done yet."""
@@ -213,8 +225,11 @@ class MainWindow(QMainWindow):
         self._action(r, "&Reject", "R", lambda: self.decide("reject"))
         self._action(r, "Next criterion", ["Down", "]"], lambda: self.panel.move(1))
         self._action(r, "Previous criterion", ["Up", "["], lambda: self.panel.move(-1))
-        for d in range(10):
-            self._action(r, f"Set criterion to {d}", str(d), lambda _=False, d=d: self.panel.digit(d)).setVisible(False)
+        for d in range(10):  # window-wide, not in the menu (a hidden action's shortcut is off)
+            act = QAction(f"Set criterion to {d}", self)
+            act.setShortcut(QKeySequence(str(d)))
+            act.triggered.connect(partial(self._digit, d))
+            self.addAction(act)
         self._action(r, "Write &rationale", "E", lambda: self.panel.rationale.setFocus())
         r.addSeparator()
         self._action(r, "&Submit", ["Ctrl+Return", "Ctrl+Enter"], self.submit)
@@ -385,14 +400,22 @@ class MainWindow(QMainWindow):
         self._update_correction_label()
 
     def open_editor(self) -> None:
+        """Open the Modify editor (window-modal, not blocking: the event loop keeps running)."""
         if self.trace is None:
             return
-        dlg = ModifyDialog(self.trace, self.corrected, self)
-        if dlg.exec():
-            self.corrected = dlg.result_messages
-            self.mark_dirty()
-            self.save_draft_if_dirty()
+        self.editor = ModifyDialog(self.trace, self.corrected, self)
+        self.editor.accepted.connect(self._editor_accepted)
+        self.editor.finished.connect(self._editor_finished)
+        self.editor.open()
+
+    def _editor_finished(self, _result: int) -> None:
         self._update_correction_label()
+        self.focus_trace()
+
+    def _editor_accepted(self) -> None:
+        self.corrected = self.editor.result_messages
+        self.mark_dirty()
+        self.save_draft_if_dirty()
 
     def _update_correction_label(self) -> None:
         d = self.panel.decision()
@@ -428,17 +451,23 @@ class MainWindow(QMainWindow):
         self.dirty = False
         trace_id = self.trace["id"]
         self.model.refresh_row(trace_id)
+        self.focus_trace()
         self._update_status()
         self.statusBar().showMessage(f"Submitted review of #{trace_id} — Ctrl+Z to undo", 5000)
         self._advance_to_next_todo()
 
     def _advance_to_next_todo(self) -> None:
-        row = self.current_row() + 1
+        """Next trace not done, after this one, wrapping to the top of the queue."""
+        start = self.current_row()
+        row = start + 1
         while True:
             while row >= self.model.rowCount() and self.model.canFetchMore():
                 self.model.fetchMore()
             if row >= self.model.rowCount():
-                self.open_row(self.current_row())  # stay; show it as submitted
+                row = 0
+            if row == start:
+                self.open_row(start)  # all done: stay, shown as submitted
+                self.statusBar().showMessage("Queue complete: every trace is done", 5000)
                 return
             if self.model.queue_row(row).status != "done":
                 self.select_row(row)
@@ -483,8 +512,12 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         dlg = ImportDialog(self.ws, list(paths), self)
-        dlg.done.connect(lambda _r: (self.model.reload(), self._update_status()))
+        dlg.done.connect(self._imported)
         dlg.exec()
+
+    def _imported(self, _report) -> None:
+        self.model.reload()
+        self._update_status()
 
     def switch_judge(self) -> None:
         self.save_draft_if_dirty()

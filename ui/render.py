@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 PREVIEW_CHARS = 3000
+EXPAND_CHARS = 200_000  # each "show more" adds this much: a whole 20 MB output would stall layout
 STEP_WINDOW = 120
 
 
@@ -37,17 +38,26 @@ class ViewState:
     """What the judge has opened: toggled sections and how many steps are shown."""
 
     expanded: set[str] = field(default_factory=set)
+    shown_chars: dict[str, int] = field(default_factory=dict)
     steps_shown: int = STEP_WINDOW
+
+    def show_more(self, key: str) -> None:
+        self.shown_chars[key] = self.shown_chars.get(key, PREVIEW_CHARS) + EXPAND_CHARS
+
+    def show_less(self, key: str) -> None:
+        self.shown_chars.pop(key, None)
 
 
 def _text(s: str, key: str, state: ViewState) -> str:
-    if len(s) > PREVIEW_CHARS and key not in state.expanded:
-        more = len(s) - PREVIEW_CHARS
+    limit = state.shown_chars.get(key, PREVIEW_CHARS)
+    if len(s) > limit:
+        more = len(s) - limit
+        less = f' · <a href="less:{key}">show less</a>' if limit > PREVIEW_CHARS else ""
         return (
-            f'<span style="white-space:pre-wrap">{escape(s[:PREVIEW_CHARS])}</span>'
-            f' <a href="toggle:{key}">… show {more:,} more characters</a>'
+            f'<span style="white-space:pre-wrap">{escape(s[:limit])}</span>'
+            f' <a href="more:{key}">… show {min(more, EXPAND_CHARS):,} of {more:,} more characters</a>{less}'
         )
-    tail = f' <a href="toggle:{key}">show less</a>' if len(s) > PREVIEW_CHARS else ""
+    tail = f' <a href="less:{key}">show less</a>' if len(s) > PREVIEW_CHARS else ""
     return f'<span style="white-space:pre-wrap">{escape(s)}</span>{tail}'
 
 

@@ -74,10 +74,14 @@ class CriterionRow(QFrame):
                 self.group.addButton(btn)
                 btn.setProperty("value", value)
                 row.addWidget(btn, n // per_row, n % per_row)
-            self.group.buttonToggled.connect(lambda _b, on: on and self.changed.emit())
+            self.group.buttonToggled.connect(self._toggled)
             row.setColumnStretch(per_row, 1)
         lay.addLayout(row)
         self.set_current(False)
+
+    def _toggled(self, _button, on: bool) -> None:
+        if on:
+            self.changed.emit()
 
     def value(self) -> Any:
         if self.combo is not None:

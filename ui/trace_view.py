@@ -94,6 +94,12 @@ class TraceView(QWidget):
         elif text == "more:steps":
             self.state.steps_shown += STEP_WINDOW_INCREMENT
             self._render()
+        elif text.startswith("more:"):
+            self.state.show_more(text[len("more:") :])
+            self._render()
+        elif text.startswith("less:"):
+            self.state.show_less(text[len("less:") :])
+            self._render()
 
     def find_next(self) -> bool:
         needle = self.find_edit.text()
