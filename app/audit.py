@@ -18,12 +18,16 @@ def record(
     actor_id: int | None = None,
     **details: Any,
 ) -> AuditEntry:
-    entry = AuditEntry(action=action, entity=entity, entity_id=entity_id, actor_id=actor_id, details=details)
+    entry = AuditEntry(
+        action=action, entity=entity, entity_id=entity_id, actor_id=actor_id, details=details
+    )
     session.add(entry)
     return entry
 
 
-def entries(session: Session, entity: str | None = None, entity_id: int | None = None) -> list[AuditEntry]:
+def entries(
+    session: Session, entity: str | None = None, entity_id: int | None = None
+) -> list[AuditEntry]:
     q = select(AuditEntry).order_by(AuditEntry.id)
     if entity is not None:
         q = q.where(AuditEntry.entity == entity)

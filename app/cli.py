@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from app.db import current_revision
 
     ws = _open(args)
-    print(f"workspace ready: {ws.display_name} (schema {current_revision(ws.engine)}, {ws.dialect})")
+    print(
+        f"workspace ready: {ws.display_name} (schema {current_revision(ws.engine)}, {ws.dialect})"
+    )
     return 0
 
 
@@ -52,7 +55,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     ws = _open(args)
     options = KeyOptions(args.messages_key, args.outcome_key, args.id_key)
     missing = [p for p in args.paths if not Path(p).exists()]
-    report = import_paths(ws, [Path(p) for p in args.paths if Path(p).exists()], args.format, options)
+    report = import_paths(
+        ws, [Path(p) for p in args.paths if Path(p).exists()], args.format, options
+    )
     for p in missing:
         report.errors.insert(0, {"file": p, "record": None, "message": f"{p}: no such file"})
     if args.json:
@@ -61,11 +66,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         for f in report.files:
             if f.unreadable:
                 continue
-            print(f"{f.path}: {f.format}, {f.records} records: {f.imported} imported, {f.duplicates} duplicates, {f.errors} errors")
+            print(
+                f"{f.path}: {f.format}, {f.records} records: {f.imported} imported, {f.duplicates} duplicates, {f.errors} errors"
+            )
         for e in report.errors:
             where = f"{e['file']}: {e['record']}: " if e["record"] else ""
             print(f"error: {where}{e['message']}", file=sys.stderr)
-        print(f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}")
+        print(
+            f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}"
+        )
     unreadable = missing or report.unreadable
     return EXIT_UNREADABLE if unreadable else 0
 
@@ -85,7 +94,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
             inner = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
             print(f"  {key.replace('_', ' ')}: {inner}")
         else:
-            shown = f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else value)
+            shown = (
+                f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else value)
+            )
             print(f"  {key.replace('_', ' ')}: {shown}")
     return 0
 
@@ -112,7 +123,9 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
     for r in rows:
         outcome = "-" if r["outcome"] is None else f"{r['outcome']:.2f}"
         task = (r["task"] or "").replace("\n", " ")[:70]
-        print(f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}")
+        print(
+            f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}"
+        )
     return 0
 
 
@@ -144,7 +157,9 @@ def render_trace_text(t: dict[str, Any]) -> str:
             elif p["type"] == "reasoning":
                 body = "(reasoning) " + p["text"]
             elif p["type"] == "tool_call":
-                body = f"-> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False)})  [{p['id']}]"
+                body = (
+                    f"-> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False)})  [{p['id']}]"
+                )
             else:
                 flag = " ERROR" if p["is_error"] else ""
                 body = f"<- [{p['call_id']}]{flag} {p['content']}"
@@ -159,16 +174,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     ws = _open(args)
     counts = build_sample(ws, n_traces=args.traces, seed=args.seed)
-    print(f"sample workspace ready at {ws.display_name}: {counts['traces']} traces, {counts['reviews']} reviews, {counts['judges']} judges")
+    print(
+        f"sample workspace ready at {ws.display_name}: {counts['traces']} traces, {counts['reviews']} reviews, {counts['judges']} judges"
+    )
     return 0
-
-
-def cmd_app(args: argparse.Namespace) -> int:
-    try:
-        from ui.main import run_app
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise ChambersError(f"the desktop app cannot start: {exc}") from None
-    return run_app(args.db, screenshot=args.screenshot, judge=args.judge)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,12 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_init)
 
     sp = sub.add_parser("import", help="import trace files (format detected from the content)")
-    sp.add_argument("paths", nargs="+", metavar="PATH", help="files or directories (.json, .jsonl, .ndjson)")
-    sp.add_argument("--format", choices=list(FORMATS), help="skip detection: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
-    sp.add_argument("--messages-key", help="benchmark dumps: the record key (dotted path) holding the message list")
-    sp.add_argument("--outcome-key", help="benchmark dumps: the key (dotted path) holding the outcome, e.g. info.exit_status")
+    sp.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files or directories (.json, .jsonl, .ndjson)"
+    )
+    sp.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        help="skip detection: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
+    )
+    sp.add_argument(
+        "--messages-key",
+        help="benchmark dumps: the record key (dotted path) holding the message list",
+    )
+    sp.add_argument(
+        "--outcome-key",
+        help="benchmark dumps: the key (dotted path) holding the outcome, e.g. info.exit_status",
+    )
     sp.add_argument("--id-key", help="benchmark dumps: the key holding the trace id")
-    sp.add_argument("--json", action="store_true", help='print {"imported", "duplicates", "errors"} as JSON')
+    sp.add_argument(
+        "--json", action="store_true", help='print {"imported", "duplicates", "errors"} as JSON'
+    )
     sp.set_defaults(func=cmd_import)
 
     sp = sub.add_parser("stats", help="counts of traces, reviews, pairs and runs")
@@ -227,15 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_traces_show)
 
-    sp = sub.add_parser("sample", help="fill an empty workspace with a realistic sample (traces, rubric, judges, reviews)")
+    sp = sub.add_parser(
+        "sample",
+        help="fill an empty workspace with a realistic sample (traces, rubric, judges, reviews)",
+    )
     sp.add_argument("--traces", type=int, default=300, help="number of traces (default 300)")
     sp.add_argument("--seed", type=int, default=7)
     sp.set_defaults(func=cmd_sample)
 
-    sp = sub.add_parser("app", help="open the desktop application")
-    sp.add_argument("--judge", help="open as this judge profile (skips the profile picker)")
-    sp.add_argument("--screenshot", metavar="FILE.png", help="render the main window offscreen, save it and exit")
-    sp.set_defaults(func=cmd_app)
+    for ep in entry_points(group="chambers.commands"):  # e.g. `app` from ui/, without importing Qt
+        ep.load()(sub)
     return p
 
 

@@ -42,8 +42,13 @@ def edit_targets(messages: list[dict[str, Any]]) -> list[EditTarget]:
 
 
 _TYPES = {
-    "object": dict, "array": list, "string": str, "boolean": bool,
-    "integer": int, "number": (int, float), "null": type(None),
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "null": type(None),
 }
 
 
@@ -58,9 +63,11 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "arguments") -
         ok = False
         for k in kinds:
             expected = _TYPES.get(k)
-            if expected is None:
-                ok = True
-            elif isinstance(value, expected) and not (k in ("integer", "number") and isinstance(value, bool)):
+            if (
+                expected is None
+                or isinstance(value, expected)
+                and not (k in ("integer", "number") and isinstance(value, bool))
+            ):
                 ok = True
         if not ok:
             return [f"{path}: expected {' or '.join(kinds)}, got {type(value).__name__}"]
@@ -82,7 +89,9 @@ def schema_errors(value: Any, schema: dict[str, Any], path: str = "arguments") -
     return errors
 
 
-def check_tool_call(name: str, arguments_text: str, tools: list[dict[str, Any]]) -> tuple[Any, list[str]]:
+def check_tool_call(
+    name: str, arguments_text: str, tools: list[dict[str, Any]]
+) -> tuple[Any, list[str]]:
     """Parse and validate an edited tool call: (arguments, errors)."""
     errors = []
     if not name.strip():
@@ -90,7 +99,10 @@ def check_tool_call(name: str, arguments_text: str, tools: list[dict[str, Any]])
     try:
         args = json.loads(arguments_text) if arguments_text.strip() else {}
     except json.JSONDecodeError as exc:
-        return None, [*errors, f"arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"]
+        return None, [
+            *errors,
+            f"arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        ]
     known = {t["name"]: t for t in tools}
     if known and name not in known:
         errors.append(f"no tool named {name!r} in this trace (known: {', '.join(sorted(known))})")
@@ -99,7 +111,9 @@ def check_tool_call(name: str, arguments_text: str, tools: list[dict[str, Any]])
     return args, errors
 
 
-def apply_edits(messages: list[dict[str, Any]], edits: dict[tuple[int, int], Any]) -> list[dict[str, Any]]:
+def apply_edits(
+    messages: list[dict[str, Any]], edits: dict[tuple[int, int], Any]
+) -> list[dict[str, Any]]:
     """A corrected copy: edits map (message, part) to new text or {name, arguments}."""
     corrected = copy.deepcopy(messages)
     for (mi, pi), value in edits.items():
@@ -114,7 +128,9 @@ def apply_edits(messages: list[dict[str, Any]], edits: dict[tuple[int, int], Any
 
 
 def final_answer(messages: list[dict[str, Any]]) -> str:
-    last = next((m for m in reversed(messages) if m["role"] == "assistant" and message_text(m)), None)
+    last = next(
+        (m for m in reversed(messages) if m["role"] == "assistant" and message_text(m)), None
+    )
     return message_text(last) if last else ""
 
 
@@ -127,7 +143,9 @@ def as_text(messages: list[dict[str, Any]]) -> list[str]:
                 body = p["text"].splitlines() or [""]
                 lines += [f"[{i}] {m['role']}: {body[0]}", *[f"      {b}" for b in body[1:]]]
             elif p["type"] == "tool_call":
-                lines.append(f"[{i}] {m['role']} -> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False, sort_keys=True)})")
+                lines.append(
+                    f"[{i}] {m['role']} -> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False, sort_keys=True)})"
+                )
             elif p["type"] == "tool_result":
                 first = (p["content"].splitlines() or [""])[0]
                 lines.append(f"[{i}] tool <- {first[:200]}")
@@ -137,4 +155,8 @@ def as_text(messages: list[dict[str, Any]]) -> list[str]:
 
 
 def unified_diff(original: list[dict[str, Any]], corrected: list[dict[str, Any]]) -> list[str]:
-    return list(difflib.unified_diff(as_text(original), as_text(corrected), "original", "corrected", lineterm="", n=2))
+    return list(
+        difflib.unified_diff(
+            as_text(original), as_text(corrected), "original", "corrected", lineterm="", n=2
+        )
+    )

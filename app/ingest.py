@@ -72,9 +72,24 @@ def sha256_file(path: Path) -> str:
 
 JSON_COLUMNS = ("messages", "tools", "metadata", "scores")
 _COLUMNS = (
-    "batch_id", "external_id", "source", "task", "task_key", "messages", "final_output", "tools",
-    "metadata", "outcome", "outcome_label", "outcome_source", "scores", "n_messages",
-    "n_tool_calls", "content_hash", "split", "imported_at",
+    "batch_id",
+    "external_id",
+    "source",
+    "task",
+    "task_key",
+    "messages",
+    "final_output",
+    "tools",
+    "metadata",
+    "outcome",
+    "outcome_label",
+    "outcome_source",
+    "scores",
+    "n_messages",
+    "n_tool_calls",
+    "content_hash",
+    "split",
+    "imported_at",
 )
 
 
@@ -106,7 +121,10 @@ def trace_row(rec: TraceRecord, batch_id: int | None) -> dict[str, Any]:
 def _insert_sql(dialect: str) -> str:
     """DBAPI-level INSERT: JSON arrives serialised by orjson (cast to JSONB on PostgreSQL)."""
     mark = "?" if dialect == "sqlite" else "%s"
-    values = [f"CAST({mark} AS JSONB)" if dialect == "postgresql" and c in JSON_COLUMNS else mark for c in _COLUMNS]
+    values = [
+        f"CAST({mark} AS JSONB)" if dialect == "postgresql" and c in JSON_COLUMNS else mark
+        for c in _COLUMNS
+    ]
     quoted = ", ".join(f'"{c}"' for c in _COLUMNS)
     return f"INSERT INTO traces ({quoted}) VALUES ({', '.join(values)})"
 
@@ -123,12 +141,16 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
     for r in rows:
         unique.setdefault(r["content_hash"], r)
     with ws.session() as s:
-        existing = set(s.scalars(select(Trace.content_hash).where(Trace.content_hash.in_(list(unique)))))
+        existing = set(
+            s.scalars(select(Trace.content_hash).where(Trace.content_hash.in_(list(unique))))
+        )
         new = [r for h, r in unique.items() if h not in existing]
         if new:
             conn = s.connection()
             to_db = Trace.__table__.c.imported_at.type.bind_processor(conn.dialect) or (lambda v: v)
-            params = [tuple(to_db(r[c]) if c == "imported_at" else r[c] for c in _COLUMNS) for r in new]
+            params = [
+                tuple(to_db(r[c]) if c == "imported_at" else r[c] for c in _COLUMNS) for r in new
+            ]
             conn.exec_driver_sql(_insert_sql(ws.dialect), params)
     return len(new)
 
@@ -163,7 +185,9 @@ def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Ite
     try:
         for locator, result in reader:
             if isinstance(result, RecordError):
-                errors.append((locator, f"{result.field}: {result.reason}" if result.field else result.reason))
+                errors.append(
+                    (locator, f"{result.field}: {result.reason}" if result.field else result.reason)
+                )
                 continue
             rows.append(trace_row(result, None))
             if len(rows) >= BATCH_SIZE:
@@ -231,7 +255,12 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
         report.errors.append({"file": str(path), "record": None, "message": fr.unreadable})
         return fr
     with ws.session() as s:
-        batch = ImportBatch(path=str(path), sha256=digest, format=(first and first[0]) or "unknown", importer_version=IMPORTER_VERSION)
+        batch = ImportBatch(
+            path=str(path),
+            sha256=digest,
+            format=(first and first[0]) or "unknown",
+            importer_version=IMPORTER_VERSION,
+        )
         s.add(batch)
         s.flush()
         fr.batch_id = batch.id
@@ -248,7 +277,9 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
             for locator, message in errors:
                 fr.errors += 1
                 if len(kept_errors) < MAX_ERRORS_KEPT:
-                    kept_errors.append({"file": str(path), "record": locator or None, "message": message})
+                    kept_errors.append(
+                        {"file": str(path), "record": locator or None, "message": message}
+                    )
             if progress:
                 progress(str(path), fr.records, report.imported + fr.imported)
             if should_cancel and should_cancel():
@@ -260,7 +291,13 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
     finally:
         chunks.close()
     if fr.errors > len(kept_errors):
-        kept_errors.append({"file": str(path), "record": None, "message": f"... and {fr.errors - len(kept_errors)} more errors"})
+        kept_errors.append(
+            {
+                "file": str(path),
+                "record": None,
+                "message": f"... and {fr.errors - len(kept_errors)} more errors",
+            }
+        )
     report.errors.extend(kept_errors)
     report.imported += fr.imported
     report.duplicates += fr.duplicates
@@ -278,7 +315,17 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
                 finished_at=datetime.now(UTC),
             )
         )
-        audit.record(s, "import", "import_batch", fr.batch_id, path=str(path), imported=fr.imported, duplicates=fr.duplicates, errors=fr.errors, cancelled=report.cancelled)
+        audit.record(
+            s,
+            "import",
+            "import_batch",
+            fr.batch_id,
+            path=str(path),
+            imported=fr.imported,
+            duplicates=fr.duplicates,
+            errors=fr.errors,
+            cancelled=report.cancelled,
+        )
     return fr
 
 

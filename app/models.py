@@ -219,7 +219,9 @@ class Review(Base):
     __tablename__ = "reviews"
     __table_args__ = (
         UniqueConstraint("trace_id", "judge_id", "rubric_version_id", name="review"),
-        CheckConstraint("decision IS NULL OR decision IN ('approve', 'modify', 'reject')", name="decision"),
+        CheckConstraint(
+            "decision IS NULL OR decision IN ('approve', 'modify', 'reject')", name="decision"
+        ),
         CheckConstraint("status IN ('draft', 'submitted')", name="status"),
     )
 
@@ -309,7 +311,9 @@ class TrainingRun(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     algorithm: Mapped[str] = mapped_column(String(10))
-    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"), nullable=True)
+    snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_snapshots.id"), nullable=True
+    )
     base_model: Mapped[str] = mapped_column(Text)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     run_dir: Mapped[str] = mapped_column(Text)

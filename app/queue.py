@@ -49,8 +49,15 @@ def _base(judge: Judge, version_id: int, flt: TraceFilter | None, status: str | 
     ).label("status")
     q = (
         select(
-            Trace.id, Trace.external_id, Trace.source, Trace.task, Trace.n_messages,
-            Trace.n_tool_calls, Trace.outcome, Trace.outcome_label, status_expr,
+            Trace.id,
+            Trace.external_id,
+            Trace.source,
+            Trace.task,
+            Trace.n_messages,
+            Trace.n_tool_calls,
+            Trace.outcome,
+            Trace.outcome_label,
+            status_expr,
             func.coalesce(others.c.n, 0).label("n_reviews"),
         )
         .outerjoin(mine, mine.c.trace_id == Trace.id)
@@ -73,18 +80,39 @@ def _base(judge: Judge, version_id: int, flt: TraceFilter | None, status: str | 
 
 
 def queue_rows(
-    session: Session, judge: Judge, version_id: int, flt: TraceFilter | None = None,
-    status: str | None = None, limit: int = 200, offset: int = 0,
+    session: Session,
+    judge: Judge,
+    version_id: int,
+    flt: TraceFilter | None = None,
+    status: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
 ) -> list[QueueRow]:
     q = _base(judge, version_id, flt, status).limit(limit).offset(offset)
     return [
-        QueueRow(r.id, r.external_id, r.source, (r.task or "").replace("\n", " ")[:300], r.n_messages,
-                 r.n_tool_calls, r.outcome, r.outcome_label, r.status, r.n_reviews)
+        QueueRow(
+            r.id,
+            r.external_id,
+            r.source,
+            (r.task or "").replace("\n", " ")[:300],
+            r.n_messages,
+            r.n_tool_calls,
+            r.outcome,
+            r.outcome_label,
+            r.status,
+            r.n_reviews,
+        )
         for r in session.execute(q)
     ]
 
 
-def queue_count(session: Session, judge: Judge, version_id: int, flt: TraceFilter | None = None, status: str | None = None) -> int:
+def queue_count(
+    session: Session,
+    judge: Judge,
+    version_id: int,
+    flt: TraceFilter | None = None,
+    status: str | None = None,
+) -> int:
     sub = _base(judge, version_id, flt, status).order_by(None).subquery()
     return int(session.scalar(select(func.count()).select_from(sub)) or 0)
 

@@ -60,7 +60,9 @@ class ReviewInput:
 def _find(session: Session, trace_id: int, judge_id: int, version_id: int) -> Review | None:
     return session.scalar(
         select(Review).where(
-            Review.trace_id == trace_id, Review.judge_id == judge_id, Review.rubric_version_id == version_id
+            Review.trace_id == trace_id,
+            Review.judge_id == judge_id,
+            Review.rubric_version_id == version_id,
         )
     )
 
@@ -75,7 +77,9 @@ def _apply(review: Review, data: ReviewInput) -> None:
     review.updated_at = datetime.now(UTC)
 
 
-def save_draft(session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput) -> Review:
+def save_draft(
+    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+) -> Review:
     """Upsert the judge's draft. A submitted review is never turned back into a draft."""
     review = _find(session, trace_id, judge_id, version_id)
     if review is not None and review.status == "submitted":
@@ -83,27 +87,39 @@ def save_draft(session: Session, trace_id: int, judge_id: int, version_id: int, 
     if data.decision is not None and data.decision not in DECISIONS:
         raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}")
     if review is None:
-        review = Review(trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id, status="draft")
+        review = Review(
+            trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id, status="draft"
+        )
         session.add(review)
     _apply(review, data)
     session.flush()
     return review
 
 
-def check_submission(session: Session, trace: Trace, version: RubricVersion, data: ReviewInput) -> list[str]:
+def check_submission(
+    session: Session, trace: Trace, version: RubricVersion, data: ReviewInput
+) -> list[str]:
     """Everything wrong with a submission, as messages for the judge."""
     if data.decision not in DECISIONS:
         return [f"choose a decision: {', '.join(DECISIONS)}"]
     problems = validate_scores(version, data.decision, data.scores or {})
     if data.decision == "reject":
-        failed = [c.key for c in version.criteria if (data.scores or {}).get(c.key) in (0, False) or _is_lowest(c, (data.scores or {}).get(c.key))]
+        failed = [
+            c.key
+            for c in version.criteria
+            if (data.scores or {}).get(c.key) in (0, False)
+            or _is_lowest(c, (data.scores or {}).get(c.key))
+        ]
         if not failed:
             problems.append("reject: mark at least one failed criterion")
         if not data.rationale.strip():
             problems.append("reject: a rationale is required")
     if data.decision == "modify":
         changed = data.corrected_messages is not None and data.corrected_messages != trace.messages
-        changed = changed or (data.corrected_output is not None and data.corrected_output != (trace.final_output or ""))
+        changed = changed or (
+            data.corrected_output is not None
+            and data.corrected_output != (trace.final_output or "")
+        )
         if not changed:
             problems.append("modify: edit the agent's output (nothing was changed)")
     return problems
@@ -130,7 +146,11 @@ def submit_review(
         review = Review(trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id)
         session.add(review)
     elif review.status == "submitted":
-        before = {"decision": review.decision, "scores": review.scores, "rationale": review.rationale}
+        before = {
+            "decision": review.decision,
+            "scores": review.scores,
+            "rationale": review.rationale,
+        }
     _apply(review, data)
     review.status = "submitted"
     review.submitted_at = datetime.now(UTC)
@@ -165,7 +185,11 @@ def withdraw_submission(session: Session, review_id: int, judge_id: int) -> Revi
 def visible_reviews(session: Session, trace_id: int, viewer: Judge) -> list[Review]:
     """Blind: a judge sees only their own review; a lead sees every submitted review."""
     reviews = list(
-        session.scalars(select(Review).where(Review.trace_id == trace_id, Review.status == "submitted").order_by(Review.id))
+        session.scalars(
+            select(Review)
+            .where(Review.trace_id == trace_id, Review.status == "submitted")
+            .order_by(Review.id)
+        )
     )
     if viewer.role == "lead":
         return reviews

@@ -40,7 +40,9 @@ def create_round(
         raise RoundError("choose at least one judge, each once")
     if not 1 <= overlap <= len(judge_ids):
         raise RoundError(f"overlap must be between 1 and the number of judges ({len(judge_ids)})")
-    ids = list(session.scalars((trace_filter or TraceFilter()).apply(select(Trace.id)).order_by(Trace.id)))
+    ids = list(
+        session.scalars((trace_filter or TraceFilter()).apply(select(Trace.id)).order_by(Trace.id))
+    )
     rng = random.Random(seed)
     if sample_size is not None and sample_size < len(ids):
         ids = sorted(rng.sample(ids, sample_size))
@@ -53,7 +55,11 @@ def create_round(
         rubric_version_id=rubric_version_id,
         overlap=overlap,
         seed=seed,
-        selection={"n_traces": len(ids), "sample_size": sample_size, "calibration": sorted(calibration)},
+        selection={
+            "n_traces": len(ids),
+            "sample_size": sample_size,
+            "calibration": sorted(calibration),
+        },
         created_by=created_by,
     )
     session.add(rnd)
@@ -71,9 +77,23 @@ def create_round(
     for j, queue in queues.items():
         rng.shuffle(queue)
         for pos, (tid, is_cal) in enumerate(queue):
-            session.add(Assignment(round_id=rnd.id, trace_id=tid, judge_id=j, position=pos, is_calibration=is_cal))
+            session.add(
+                Assignment(
+                    round_id=rnd.id, trace_id=tid, judge_id=j, position=pos, is_calibration=is_cal
+                )
+            )
     session.flush()
-    audit.record(session, "create", "review_round", rnd.id, created_by, name=name, overlap=overlap, n_traces=len(ids), judges=judge_ids)
+    audit.record(
+        session,
+        "create",
+        "review_round",
+        rnd.id,
+        created_by,
+        name=name,
+        overlap=overlap,
+        n_traces=len(ids),
+        judges=judge_ids,
+    )
     return rnd
 
 

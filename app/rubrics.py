@@ -42,16 +42,22 @@ class CriterionSpec:
             if len(values) < 2 or values != list(range(1, len(values) + 1)):
                 raise RubricError(f"criterion {self.key}: ordinal levels must be 1..k (k >= 2)")
         if self.scale == "nominal" and len(self.levels) < 2:
-            raise RubricError(f"criterion {self.key}: a nominal scale needs at least two categories")
+            raise RubricError(
+                f"criterion {self.key}: a nominal scale needs at least two categories"
+            )
         if self.weight < 0:
             raise RubricError(f"criterion {self.key}: weight must be >= 0")
         bad = set(self.required_for) - set(DECISIONS)
         if bad:
-            raise RubricError(f"criterion {self.key}: required_for has unknown decisions {sorted(bad)}")
+            raise RubricError(
+                f"criterion {self.key}: required_for has unknown decisions {sorted(bad)}"
+            )
 
     @classmethod
     def from_row(cls, c: Criterion) -> CriterionSpec:
-        return cls(c.key, c.title, c.scale, c.description, list(c.levels), c.weight, list(c.required_for))
+        return cls(
+            c.key, c.title, c.scale, c.description, list(c.levels), c.weight, list(c.required_for)
+        )
 
 
 def categories(c: Criterion | CriterionSpec) -> list[Any]:
@@ -85,7 +91,11 @@ def _add_criteria(session: Session, version: RubricVersion, specs: list[Criterio
 
 
 def create_rubric(
-    session: Session, name: str, criteria: list[CriterionSpec], description: str = "", created_by: int | None = None
+    session: Session,
+    name: str,
+    criteria: list[CriterionSpec],
+    description: str = "",
+    created_by: int | None = None,
 ) -> RubricVersion:
     if session.scalar(select(Rubric).where(Rubric.name == name)) is not None:
         raise RubricError(f"a rubric named {name!r} exists already")
@@ -95,20 +105,39 @@ def create_rubric(
     session.add(version)
     _add_criteria(session, version, criteria)
     session.flush()
-    audit.record(session, "create", "rubric_version", version.id, created_by, rubric=name, version=1)
+    audit.record(
+        session, "create", "rubric_version", version.id, created_by, rubric=name, version=1
+    )
     return version
 
 
 def new_version(
-    session: Session, rubric_name: str, criteria: list[CriterionSpec], notes: str = "", created_by: int | None = None
+    session: Session,
+    rubric_name: str,
+    criteria: list[CriterionSpec],
+    notes: str = "",
+    created_by: int | None = None,
 ) -> RubricVersion:
     rubric = get_rubric(session, rubric_name)
-    number = (session.scalar(select(func.max(RubricVersion.version)).where(RubricVersion.rubric_id == rubric.id)) or 0) + 1
+    number = (
+        session.scalar(
+            select(func.max(RubricVersion.version)).where(RubricVersion.rubric_id == rubric.id)
+        )
+        or 0
+    ) + 1
     version = RubricVersion(rubric=rubric, version=number, notes=notes, created_by=created_by)
     session.add(version)
     _add_criteria(session, version, criteria)
     session.flush()
-    audit.record(session, "create", "rubric_version", version.id, created_by, rubric=rubric_name, version=number)
+    audit.record(
+        session,
+        "create",
+        "rubric_version",
+        version.id,
+        created_by,
+        rubric=rubric_name,
+        version=number,
+    )
     return version
 
 
@@ -119,29 +148,44 @@ def get_rubric(session: Session, name: str) -> Rubric:
     return rubric
 
 
-def get_version(session: Session, rubric_name: str | None = None, version: int | None = None) -> RubricVersion:
+def get_version(
+    session: Session, rubric_name: str | None = None, version: int | None = None
+) -> RubricVersion:
     """A rubric's version (latest if None); with no name, the only or most recent rubric."""
     q = select(RubricVersion).join(Rubric)
     if rubric_name:
         q = q.where(Rubric.name == rubric_name)
     if version is not None:
         q = q.where(RubricVersion.version == version)
-    found = session.scalar(q.order_by(RubricVersion.created_at.desc(), RubricVersion.id.desc()).limit(1))
+    found = session.scalar(
+        q.order_by(RubricVersion.created_at.desc(), RubricVersion.id.desc()).limit(1)
+    )
     if found is None:
         what = f"rubric {rubric_name!r}" if rubric_name else "any rubric"
-        raise NotFound(f"no version {version} of {what}" if version else f"no {what} in this workspace")
+        raise NotFound(
+            f"no version {version} of {what}" if version else f"no {what} in this workspace"
+        )
     return found
 
 
 def is_frozen(session: Session, version_id: int) -> bool:
     """True once any review (draft or submitted) uses the version."""
-    return session.scalar(select(func.count()).select_from(Review).where(Review.rubric_version_id == version_id)) > 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Review).where(Review.rubric_version_id == version_id)
+        )
+        > 0
+    )
 
 
 def validate_value(c: Criterion, value: Any) -> str | None:
     """None if `value` fits the criterion's scale, else a message."""
     if c.scale == "binary":
-        return None if value in (0, 1, True, False) and not isinstance(value, float) else f"{c.key}: expected pass (1) or fail (0)"
+        return (
+            None
+            if value in (0, 1, True, False) and not isinstance(value, float)
+            else f"{c.key}: expected pass (1) or fail (0)"
+        )
     allowed = categories(c)
     return None if value in allowed else f"{c.key}: {value!r} is not one of {allowed}"
 

@@ -35,12 +35,24 @@ SYSTEM = {
 TOOLS = {
     "refunds": [
         ("lookup_order", "Look up an order by id.", {"order_id": "string"}),
-        ("check_refund_policy", "Check refund eligibility.", {"category": "string", "days_since_delivery": "integer"}),
-        ("issue_refund", "Refund an order.", {"order_id": "string", "amount": "number", "reason": "string"}),
+        (
+            "check_refund_policy",
+            "Check refund eligibility.",
+            {"category": "string", "days_since_delivery": "integer"},
+        ),
+        (
+            "issue_refund",
+            "Refund an order.",
+            {"order_id": "string", "amount": "number", "reason": "string"},
+        ),
     ],
     "shipping": [
         ("track_shipment", "Carrier status of a parcel.", {"tracking_number": "string"}),
-        ("open_carrier_claim", "Open a lost-parcel claim.", {"tracking_number": "string", "note": "string"}),
+        (
+            "open_carrier_claim",
+            "Open a lost-parcel claim.",
+            {"tracking_number": "string", "note": "string"},
+        ),
     ],
     "helpdesk": [
         ("lookup_employee", "Find an employee record.", {"email": "string"}),
@@ -49,8 +61,28 @@ TOOLS = {
     ],
 }
 
-NAMES = ["Maya Chen", "Luis Ortega", "Priya Raman", "Tom Becker", "Aiko Tanaka", "Sam O'Neill", "Fatima Zahra", "Jonas Berg", "Chloe Martin", "Daniel Kim", "Nadia Petrova", "Omar Haddad"]
-ITEMS = [("trail running shoes", "footwear", 129.0), ("down jacket", "outerwear", 249.0), ("merino base layer", "apparel", 79.0), ("clearance rain shell", "final-sale", 59.0), ("hiking backpack 40L", "gear", 149.0), ("wool socks (3-pack)", "apparel", 24.0)]
+NAMES = [
+    "Maya Chen",
+    "Luis Ortega",
+    "Priya Raman",
+    "Tom Becker",
+    "Aiko Tanaka",
+    "Sam O'Neill",
+    "Fatima Zahra",
+    "Jonas Berg",
+    "Chloe Martin",
+    "Daniel Kim",
+    "Nadia Petrova",
+    "Omar Haddad",
+]
+ITEMS = [
+    ("trail running shoes", "footwear", 129.0),
+    ("down jacket", "outerwear", 249.0),
+    ("merino base layer", "apparel", 79.0),
+    ("clearance rain shell", "final-sale", 59.0),
+    ("hiking backpack 40L", "gear", 149.0),
+    ("wool socks (3-pack)", "apparel", 24.0),
+]
 CARRIERS = ["UPS", "DHL", "FedEx", "USPS"]
 FLAWS = {
     "refunds": ["outside_window", "wrong_amount", "no_policy_check", "final_sale"],
@@ -75,7 +107,11 @@ def _tool_defs(domain: str) -> list[dict[str, Any]]:
             "function": {
                 "name": n,
                 "description": d,
-                "parameters": {"type": "object", "properties": {k: {"type": t} for k, t in p.items()}, "required": list(p)},
+                "parameters": {
+                    "type": "object",
+                    "properties": {k: {"type": t} for k, t in p.items()},
+                    "required": list(p),
+                },
             },
         }
         for n, d, p in TOOLS[domain]
@@ -91,10 +127,24 @@ class _Conv:
     def user(self, text: str) -> None:
         self.msgs.append({"role": "user", "content": text})
 
-    def call(self, name: str, args: dict[str, Any], result: Any, thought: str | None = None) -> None:
+    def call(
+        self, name: str, args: dict[str, Any], result: Any, thought: str | None = None
+    ) -> None:
         self.n += 1
         cid = f"call_{self.rng.getrandbits(48):012x}"
-        self.msgs.append({"role": "assistant", "content": thought, "tool_calls": [{"id": cid, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]})
+        self.msgs.append(
+            {
+                "role": "assistant",
+                "content": thought,
+                "tool_calls": [
+                    {
+                        "id": cid,
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(args)},
+                    }
+                ],
+            }
+        )
         self.msgs.append({"role": "tool", "tool_call_id": cid, "content": json.dumps(result)})
 
     def say(self, text: str) -> None:
@@ -114,9 +164,30 @@ def refund_scenario(rng: random.Random, good: bool) -> Scenario:
     eligible = days <= 30 and category != "final-sale"
     c = _Conv("refunds", rng)
     c.user(f"Hi, I'm {name}. I'd like to return the {item} from order {order}, it doesn't fit.")
-    c.call("lookup_order", {"order_id": order}, {"order_id": order, "item": item, "category": category, "amount_paid": price, "delivered_days_ago": days, "status": "delivered"}, "Let me pull up that order.")
+    c.call(
+        "lookup_order",
+        {"order_id": order},
+        {
+            "order_id": order,
+            "item": item,
+            "category": category,
+            "amount_paid": price,
+            "delivered_days_ago": days,
+            "status": "delivered",
+        },
+        "Let me pull up that order.",
+    )
     if flaw != "no_policy_check":
-        c.call("check_refund_policy", {"category": category, "days_since_delivery": days}, {"eligible": eligible, "reason": "within 30-day window" if eligible else ("final sale" if category == "final-sale" else "outside 30-day window")})
+        c.call(
+            "check_refund_policy",
+            {"category": category, "days_since_delivery": days},
+            {
+                "eligible": eligible,
+                "reason": "within 30-day window"
+                if eligible
+                else ("final sale" if category == "final-sale" else "outside 30-day window"),
+            },
+        )
     correct = (
         f"I've refunded ${price:.2f} for the {item} on order {order}. You'll see it on your statement in 3-5 business days, and a prepaid return label is on its way to your email."
         if eligible
@@ -124,14 +195,26 @@ def refund_scenario(rng: random.Random, good: bool) -> Scenario:
     )
     if good:
         if eligible:
-            c.call("issue_refund", {"order_id": order, "amount": price, "reason": "fit"}, {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"})
+            c.call(
+                "issue_refund",
+                {"order_id": order, "amount": price, "reason": "fit"},
+                {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"},
+            )
         c.say(correct)
     elif flaw == "wrong_amount":
         wrong = round(price * rng.choice([1.5, 2.0]), 2)
-        c.call("issue_refund", {"order_id": order, "amount": wrong, "reason": "fit"}, {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"})
+        c.call(
+            "issue_refund",
+            {"order_id": order, "amount": wrong, "reason": "fit"},
+            {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"},
+        )
         c.say(f"Done! I've refunded ${wrong:.2f} for the {item}. Anything else?")
     else:  # refunds something it should not, or skips the policy check
-        c.call("issue_refund", {"order_id": order, "amount": price, "reason": "fit"}, {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"})
+        c.call(
+            "issue_refund",
+            {"order_id": order, "amount": price, "reason": "fit"},
+            {"refund_id": f"RF-{rng.randint(1000, 9999)}", "status": "processed"},
+        )
         c.say(f"No problem! I've refunded ${price:.2f} for the {item}. Sorry it didn't work out.")
     return _scenario("refunds", good, flaw, c, order, correct)
 
@@ -143,23 +226,46 @@ def shipping_scenario(rng: random.Random, good: bool) -> Scenario:
     flaw = None if good else rng.choice(FLAWS["shipping"])
     delivered = flaw == "no_claim" or (good and rng.random() < 0.4)
     eta = rng.choice(["Tuesday", "Wednesday", "Thursday", "Friday"])
-    status = {"status": "delivered", "delivered_at": "2026-11-18 14:02", "location": "front porch"} if delivered else {"status": "in_transit", "last_scan": "Regional hub, Columbus OH", "estimated_delivery": eta}
+    status = (
+        {"status": "delivered", "delivered_at": "2026-11-18 14:02", "location": "front porch"}
+        if delivered
+        else {
+            "status": "in_transit",
+            "last_scan": "Regional hub, Columbus OH",
+            "estimated_delivery": eta,
+        }
+    )
     c = _Conv("shipping", rng)
-    c.user(f"Where is my package? Tracking {tracking}. {'It says delivered but there is nothing here.' if delivered else 'It has been a week.'}")
-    c.call("track_shipment", {"tracking_number": tracking}, {"carrier": carrier, **status}, "Checking with the carrier.")
+    c.user(
+        f"Hi, {name} here. Where is my package? Tracking {tracking}. {'It says delivered but there is nothing here.' if delivered else 'It has been a week.'}"
+    )
+    c.call(
+        "track_shipment",
+        {"tracking_number": tracking},
+        {"carrier": carrier, **status},
+        "Checking with the carrier.",
+    )
     if delivered:
         correct = f"{carrier} marks parcel {tracking} as delivered on Nov 18 at 14:02 (front porch). Since you haven't received it, I've opened a carrier claim; you'll hear back within 48 hours."
         if good:
-            c.call("open_carrier_claim", {"tracking_number": tracking, "note": "marked delivered, not received"}, {"claim_id": f"CL-{rng.randint(1000, 9999)}"})
+            c.call(
+                "open_carrier_claim",
+                {"tracking_number": tracking, "note": "marked delivered, not received"},
+                {"claim_id": f"CL-{rng.randint(1000, 9999)}"},
+            )
             c.say(correct)
         else:
-            c.say(f"Good news: {carrier} shows your parcel {tracking} was delivered on Nov 18. Please check with your neighbours!")
+            c.say(
+                f"Good news: {carrier} shows your parcel {tracking} was delivered on Nov 18. Please check with your neighbours!"
+            )
     else:
         correct = f"Your parcel {tracking} is in transit with {carrier}; its last scan was at the regional hub in Columbus, OH, and it's expected on {eta}."
         if good:
             c.say(correct)
         else:
-            wrong = rng.choice([d for d in ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"] if d != eta])
+            wrong = rng.choice(
+                [d for d in ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"] if d != eta]
+            )
             c.say(f"Your parcel {tracking} is out for delivery and will arrive {wrong}.")
     return _scenario("shipping", good, flaw, c, tracking, correct)
 
@@ -172,7 +278,11 @@ def helpdesk_scenario(rng: random.Random, good: bool) -> Scenario:
     c = _Conv("helpdesk", rng)
     if rng.random() < 0.5 or flaw == "no_verification":
         c.user(f"I'm locked out of my account ({email}). Can you reset my password?")
-        c.call("lookup_employee", {"email": email}, {"employee_id": emp, "manager": "Dana Whitfield", "status": "locked"})
+        c.call(
+            "lookup_employee",
+            {"email": email},
+            {"employee_id": emp, "manager": "Dana Whitfield", "status": "locked"},
+        )
         correct = "Before I reset anything I need to verify it's you: please give me your employee id and your manager's name."
         if flaw == "no_verification":
             c.call("reset_password", {"employee_id": emp}, {"sent": True})
@@ -187,54 +297,117 @@ def helpdesk_scenario(rng: random.Random, good: bool) -> Scenario:
         c.user("The VPN is down for the whole Berlin office, nobody can connect since 9am.")
         right = "P1"
         if flaw == "wrong_priority":
-            c.call("create_ticket", {"summary": "VPN outage Berlin office", "priority": "P3"}, {"ticket": f"INC-{rng.randint(1000, 9999)}"})
+            c.call(
+                "create_ticket",
+                {"summary": "VPN outage Berlin office", "priority": "P3"},
+                {"ticket": f"INC-{rng.randint(1000, 9999)}"},
+            )
             c.say("I've opened a ticket for the network team. They'll look at it soon.")
         else:
-            c.call("create_ticket", {"summary": "VPN outage Berlin office", "priority": right}, {"ticket": f"INC-{rng.randint(1000, 9999)}"})
-            c.say("I've opened a P1 incident for the VPN outage in Berlin; the on-call network engineer is paged and updates will follow every 30 minutes.")
+            c.call(
+                "create_ticket",
+                {"summary": "VPN outage Berlin office", "priority": right},
+                {"ticket": f"INC-{rng.randint(1000, 9999)}"},
+            )
+            c.say(
+                "I've opened a P1 incident for the VPN outage in Berlin; the on-call network engineer is paged and updates will follow every 30 minutes."
+            )
         correct = "I've opened a P1 incident for the VPN outage in Berlin; the on-call network engineer is paged and updates will follow every 30 minutes."
     return _scenario("helpdesk", good, flaw, c, emp, correct)
 
 
-def _scenario(domain: str, good: bool, flaw: str | None, c: _Conv, key: str, correct: str) -> Scenario:
+def _scenario(
+    domain: str, good: bool, flaw: str | None, c: _Conv, key: str, correct: str
+) -> Scenario:
     record = {
         "id": f"{domain}-{key}-{c.rng.getrandbits(24):06x}",
         "messages": c.msgs,
         "tools": _tool_defs(domain),
         "reward": 1.0 if good else 0.0,
-        "metadata": {"domain": domain, "agent": "aria-v3" if domain != "helpdesk" else "helpdesk-bot-2", "flaw": flaw or "none"},
-        "scores": {"llm_judge_helpfulness": max(1, min(5, round((4.3 if good else 2.6) + c.rng.gauss(0, 0.8))))},
+        "metadata": {
+            "domain": domain,
+            "agent": "aria-v3" if domain != "helpdesk" else "helpdesk-bot-2",
+            "flaw": flaw or "none",
+        },
+        "scores": {
+            "llm_judge_helpfulness": max(
+                1, min(5, round((4.3 if good else 2.6) + c.rng.gauss(0, 0.8)))
+            )
+        },
     }
     return Scenario(domain, good, flaw, record, correct)
 
 
-GENERATORS = {"refunds": refund_scenario, "shipping": shipping_scenario, "helpdesk": helpdesk_scenario}
+GENERATORS = {
+    "refunds": refund_scenario,
+    "shipping": shipping_scenario,
+    "helpdesk": helpdesk_scenario,
+}
 
 RUBRIC = [
-    CriterionSpec("task_success", "Task success", "binary", "Did the agent resolve the user's request correctly?"),
-    CriterionSpec("policy", "Policy compliance", "binary", "Did the agent follow the written policy (refund window, final sale, identity checks, priorities)?"),
     CriterionSpec(
-        "tool_use", "Tool use", "ordinal", "Were the right tools called with the right arguments, in a sensible order?",
+        "task_success",
+        "Task success",
+        "binary",
+        "Did the agent resolve the user's request correctly?",
+    ),
+    CriterionSpec(
+        "policy",
+        "Policy compliance",
+        "binary",
+        "Did the agent follow the written policy (refund window, final sale, identity checks, priorities)?",
+    ),
+    CriterionSpec(
+        "tool_use",
+        "Tool use",
+        "ordinal",
+        "Were the right tools called with the right arguments, in a sensible order?",
         [
-            {"value": 1, "label": "Wrong", "anchor": "Called a tool with wrong arguments or acted without the lookup it needed."},
+            {
+                "value": 1,
+                "label": "Wrong",
+                "anchor": "Called a tool with wrong arguments or acted without the lookup it needed.",
+            },
             {"value": 2, "label": "Weak", "anchor": "Right tools but a needed check was skipped."},
-            {"value": 3, "label": "Good", "anchor": "Right tools and arguments; one redundant call."},
-            {"value": 4, "label": "Exemplary", "anchor": "Exactly the calls needed, in order, with correct arguments."},
+            {
+                "value": 3,
+                "label": "Good",
+                "anchor": "Right tools and arguments; one redundant call.",
+            },
+            {
+                "value": 4,
+                "label": "Exemplary",
+                "anchor": "Exactly the calls needed, in order, with correct arguments.",
+            },
         ],
     ),
     CriterionSpec(
-        "communication", "Communication", "ordinal", "Is the final answer accurate, clear and courteous?",
+        "communication",
+        "Communication",
+        "ordinal",
+        "Is the final answer accurate, clear and courteous?",
         [
-            {"value": 1, "label": "Poor", "anchor": "States something false or contradicts the tool results."},
+            {
+                "value": 1,
+                "label": "Poor",
+                "anchor": "States something false or contradicts the tool results.",
+            },
             {"value": 2, "label": "Fair", "anchor": "Correct but vague or missing next steps."},
             {"value": 3, "label": "Good", "anchor": "Accurate and clear."},
             {"value": 4, "label": "Very good", "anchor": "Accurate, clear, gives next steps."},
-            {"value": 5, "label": "Excellent", "anchor": "All of the above with the right tone for the situation."},
+            {
+                "value": 5,
+                "label": "Excellent",
+                "anchor": "All of the above with the right tone for the situation.",
+            },
         ],
         weight=0.5,
     ),
     CriterionSpec(
-        "failure_mode", "Failure mode", "nominal", "The main thing that went wrong, if anything.",
+        "failure_mode",
+        "Failure mode",
+        "nominal",
+        "The main thing that went wrong, if anything.",
         [
             {"value": "none", "label": "None"},
             {"value": "policy_violation", "label": "Policy violation"},
@@ -248,9 +421,14 @@ RUBRIC = [
 ]
 
 FLAW_MODE = {
-    "outside_window": "policy_violation", "final_sale": "policy_violation", "no_verification": "policy_violation",
-    "wrong_amount": "wrong_arguments", "wrong_priority": "wrong_arguments", "misread_status": "hallucination",
-    "no_policy_check": "missing_step", "no_claim": "missing_step",
+    "outside_window": "policy_violation",
+    "final_sale": "policy_violation",
+    "no_verification": "policy_violation",
+    "wrong_amount": "wrong_arguments",
+    "wrong_priority": "wrong_arguments",
+    "misread_status": "hallucination",
+    "no_policy_check": "missing_step",
+    "no_claim": "missing_step",
 }
 
 JUDGES = [("Ines Moreau", 0.06), ("Kwame Mensah", 0.12), ("Hana Sato", 0.2)]  # (name, noise)
@@ -263,13 +441,21 @@ def generate(n: int, seed: int = 7) -> list[Scenario]:
     return [GENERATORS[domains[i % 3]](rng, rng.random() < 0.55) for i in range(n)]
 
 
-def _verdict(s: Scenario, rng: random.Random, noise: float, messages: list[dict[str, Any]]) -> ReviewInput:
+def _verdict(
+    s: Scenario, rng: random.Random, noise: float, messages: list[dict[str, Any]]
+) -> ReviewInput:
     flip = rng.random() < noise
     good = s.good != flip
     if good:
         return ReviewInput(
             decision="approve",
-            scores={"task_success": 1, "policy": 1, "tool_use": rng.choice([3, 4, 4]), "communication": rng.choice([3, 4, 4, 5]), "failure_mode": "none"},
+            scores={
+                "task_success": 1,
+                "policy": 1,
+                "tool_use": rng.choice([3, 4, 4]),
+                "communication": rng.choice([3, 4, 4, 5]),
+                "failure_mode": "none",
+            },
             rationale=rng.choice(["", "Correct and follows policy.", "Good handling."]),
             time_on_task_s=round(rng.uniform(25, 90), 1),
         )
@@ -280,10 +466,19 @@ def _verdict(s: Scenario, rng: random.Random, noise: float, messages: list[dict[
     if rng.random() < 0.6 and not same:  # modify: write the answer the agent should have given
         corrected = [dict(m) for m in messages]
         last = max(i for i, m in enumerate(corrected) if m["role"] == "assistant")
-        corrected[last] = {"role": "assistant", "parts": [{"type": "text", "text": s.better_answer}]}
+        corrected[last] = {
+            "role": "assistant",
+            "parts": [{"type": "text", "text": s.better_answer}],
+        }
         return ReviewInput(
             decision="modify",
-            scores={"task_success": 0, "policy": policy_ok, "tool_use": rng.choice([1, 2, 2]), "communication": rng.choice([1, 2, 3]), "failure_mode": mode},
+            scores={
+                "task_success": 0,
+                "policy": policy_ok,
+                "tool_use": rng.choice([1, 2, 2]),
+                "communication": rng.choice([1, 2, 3]),
+                "failure_mode": mode,
+            },
             rationale=f"Final answer corrected: {mode.replace('_', ' ')}.",
             corrected_messages=corrected,
             corrected_output=s.better_answer,
@@ -291,7 +486,13 @@ def _verdict(s: Scenario, rng: random.Random, noise: float, messages: list[dict[
         )
     return ReviewInput(
         decision="reject",
-        scores={"task_success": 0, "policy": policy_ok, "tool_use": rng.choice([1, 1, 2]), "communication": rng.choice([1, 2]), "failure_mode": mode},
+        scores={
+            "task_success": 0,
+            "policy": policy_ok,
+            "tool_use": rng.choice([1, 1, 2]),
+            "communication": rng.choice([1, 2]),
+            "failure_mode": mode,
+        },
         rationale=f"Rejected: {mode.replace('_', ' ')}; the agent acted before checking.",
         corrected_output=s.better_answer if rng.random() < 0.5 else None,
         time_on_task_s=round(rng.uniform(60, 200), 1),
@@ -311,7 +512,9 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
         if s.scalar(select(Trace.id).limit(1)) is not None:
             from app.errors import WorkspaceError
 
-            raise WorkspaceError("the workspace already holds traces; `chambers sample` needs an empty one")
+            raise WorkspaceError(
+                "the workspace already holds traces; `chambers sample` needs an empty one"
+            )
     scenarios = generate(n_traces, seed)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "northwind-contoso-agents.jsonl"
@@ -323,16 +526,44 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
     with ws.session() as s:
         lead = get_or_create_judge(s, LEAD, "lead")
         judges = [get_or_create_judge(s, name) for name, _ in JUDGES]
-        version = create_rubric(s, "Support agent quality", RUBRIC, "How well a tool-using support agent handled one conversation.", lead.id)
+        version = create_rubric(
+            s,
+            "Support agent quality",
+            RUBRIC,
+            "How well a tool-using support agent handled one conversation.",
+            lead.id,
+        )
         by_ext = {t.external_id: t for t in s.scalars(select(Trace))}
         traces = [by_ext[sc.record["id"]] for sc in scenarios]
         overlap_ids = [t.id for t in traces[:overlap_items]]
-        create_round(s, "Calibration round 1", version.id, [j.id for j in judges], 3, seed=seed, created_by=lead.id,
-                     trace_filter=_ids_filter(overlap_ids))
+        create_round(
+            s,
+            "Calibration round 1",
+            version.id,
+            [j.id for j in judges],
+            3,
+            seed=seed,
+            created_by=lead.id,
+            trace_filter=_ids_filter(overlap_ids),
+        )
         backlog = [t.id for t in traces[overlap_items:]]
-        backlog_round = create_round(s, "Backlog", version.id, [j.id for j in judges], 1, seed=seed, created_by=lead.id,
-                                     trace_filter=_ids_filter(backlog))
-        owner = dict(s.execute(select(Assignment.trace_id, Assignment.judge_id).where(Assignment.round_id == backlog_round.id)).all())
+        backlog_round = create_round(
+            s,
+            "Backlog",
+            version.id,
+            [j.id for j in judges],
+            1,
+            seed=seed,
+            created_by=lead.id,
+            trace_filter=_ids_filter(backlog),
+        )
+        owner = dict(
+            s.execute(
+                select(Assignment.trace_id, Assignment.judge_id).where(
+                    Assignment.round_id == backlog_round.id
+                )
+            ).all()
+        )
         n_reviews = 0
         for i, (sc, trace) in enumerate(zip(scenarios, traces, strict=True)):
             if i < overlap_items:
@@ -343,7 +574,9 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
             else:
                 continue  # left to do
             for judge, noise in reviewers:
-                submit_review(s, trace.id, judge.id, version.id, _verdict(sc, rng, noise, trace.messages))
+                submit_review(
+                    s, trace.id, judge.id, version.id, _verdict(sc, rng, noise, trace.messages)
+                )
                 n_reviews += 1
     return {"traces": report.imported, "reviews": n_reviews, "judges": len(JUDGES) + 1}
 

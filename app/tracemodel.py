@@ -111,5 +111,7 @@ class TraceRecord:
     def content_hash(self, encoded: dict[str, str] | None = None) -> str:
         """Identity of the content: re-importing the same trace yields the same hash."""
         enc = encoded or self.encoded()
-        head = canonical_json([self.external_id, self.final_output, self.outcome, self.outcome_label])
+        head = canonical_json(
+            [self.external_id, self.final_output, self.outcome, self.outcome_label]
+        )
         return sha256_hex(head + enc["messages"].encode() + enc["tools"].encode())

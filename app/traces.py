@@ -115,7 +115,9 @@ def get_trace(session: Session, trace_id: int | str) -> Trace:
     if isinstance(trace_id, int) or str(trace_id).isdigit():
         trace = session.get(Trace, int(trace_id))
     if trace is None:
-        found = list(session.scalars(select(Trace).where(Trace.external_id == str(trace_id)).limit(2)))
+        found = list(
+            session.scalars(select(Trace).where(Trace.external_id == str(trace_id)).limit(2))
+        )
         if len(found) > 1:
             raise NotFound(f"external id {trace_id!r} names several traces; use the numeric id")
         trace = found[0] if found else None
@@ -152,7 +154,9 @@ def stats(session: Session) -> dict[str, Any]:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
     by_source = dict(
-        session.execute(select(Trace.source, func.count()).group_by(Trace.source).order_by(Trace.source)).all()
+        session.execute(
+            select(Trace.source, func.count()).group_by(Trace.source).order_by(Trace.source)
+        ).all()
     )
     by_decision = dict(
         session.execute(
@@ -177,7 +181,10 @@ def stats(session: Session) -> dict[str, Any]:
         "rubric_versions": count(RubricVersion),
         "reviews_submitted": sum(by_decision.values()),
         "reviews_by_decision": by_decision,
-        "drafts": int(session.scalar(select(func.count()).select_from(Review).where(Review.status == "draft")) or 0),
+        "drafts": int(
+            session.scalar(select(func.count()).select_from(Review).where(Review.status == "draft"))
+            or 0
+        ),
         "adjudications": count(Adjudication),
         "preference_pairs": count(PreferencePair),
         "snapshots": count(DatasetSnapshot),

@@ -30,17 +30,66 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def generate(path: Path, n: int, seed: int = 1) -> None:
     rng = random.Random(seed)
-    words = "order refund parcel shipment account password ticket status policy customer delivered warehouse".split()
+    words = [
+        "order",
+        "refund",
+        "parcel",
+        "shipment",
+        "account",
+        "password",
+        "ticket",
+        "status",
+        "policy",
+        "customer",
+        "delivered",
+        "warehouse",
+    ]
     with path.open("w") as f:
         for i in range(n):
-            msgs = [{"role": "system", "content": "You are a support agent. Follow the policy."}, {"role": "user", "content": " ".join(rng.choices(words, k=25))}]
+            msgs = [
+                {"role": "system", "content": "You are a support agent. Follow the policy."},
+                {"role": "user", "content": " ".join(rng.choices(words, k=25))},
+            ]
             for k in range(3):
                 cid = f"call_{i}_{k}"
-                msgs.append({"role": "assistant", "content": " ".join(rng.choices(words, k=8)), "tool_calls": [{"id": cid, "type": "function", "function": {"name": rng.choice(["lookup", "refund", "track"]), "arguments": json.dumps({"id": rng.randint(1, 10**6), "note": " ".join(rng.choices(words, k=4))})}}]})
-                msgs.append({"role": "tool", "tool_call_id": cid, "content": json.dumps({"status": rng.choice(words), "detail": " ".join(rng.choices(words, k=30))})})
+                msgs.append(
+                    {
+                        "role": "assistant",
+                        "content": " ".join(rng.choices(words, k=8)),
+                        "tool_calls": [
+                            {
+                                "id": cid,
+                                "type": "function",
+                                "function": {
+                                    "name": rng.choice(["lookup", "refund", "track"]),
+                                    "arguments": json.dumps(
+                                        {
+                                            "id": rng.randint(1, 10**6),
+                                            "note": " ".join(rng.choices(words, k=4)),
+                                        }
+                                    ),
+                                },
+                            }
+                        ],
+                    }
+                )
+                msgs.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": cid,
+                        "content": json.dumps(
+                            {
+                                "status": rng.choice(words),
+                                "detail": " ".join(rng.choices(words, k=30)),
+                            }
+                        ),
+                    }
+                )
                 msgs.append({"role": "user", "content": " ".join(rng.choices(words, k=10))})
             msgs.append({"role": "assistant", "content": " ".join(rng.choices(words, k=40))})
-            f.write(json.dumps({"id": f"bench-{i}", "messages": msgs, "reward": rng.random()}) + "\n")
+            f.write(
+                json.dumps({"id": f"bench-{i}", "messages": msgs, "reward": rng.random()}) + "\n"
+            )
 
 
 def phase_floor(path: Path, db: Path) -> None:
@@ -74,14 +123,18 @@ def phase_chambers(path: Path, db: Path) -> None:
 def run_phase(name: str, path: Path, db: Path) -> tuple[float, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--phase", name, "--file", str(path), "--db", str(db)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     data = json.loads(out.strip().splitlines()[-1])
     return data["seconds"], data["peak_mb"]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--phase", choices=["floor", "chambers"])
     ap.add_argument("--file")
@@ -92,7 +145,13 @@ def main() -> None:
         (phase_floor if args.phase == "floor" else phase_chambers)(Path(args.file), Path(args.db))
         seconds = time.perf_counter() - t0
         # the parser may run in a child process: count the larger of the two
-        peak = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+        peak = (
+            max(
+                resource.getrusage(who).ru_maxrss
+                for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+            )
+            / 1024
+        )
         print(json.dumps({"seconds": seconds, "peak_mb": peak}))
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,13 +160,21 @@ def main() -> None:
         t0 = time.perf_counter()
         generate(path, args.n)
         size_mb = path.stat().st_size / 2**20
-        print(f"generated {args.n:,} traces (~12 messages each), {size_mb:.0f} MB, in {time.perf_counter() - t0:.1f}s")
+        print(
+            f"generated {args.n:,} traces (~12 messages each), {size_mb:.0f} MB, in {time.perf_counter() - t0:.1f}s"
+        )
         floor_s, floor_mb = run_phase("floor", path, tmpdir / "floor.sqlite")
         ours_s, ours_mb = run_phase("chambers", path, tmpdir / "chambers.sqlite")
-    print(f"floor    (orjson + raw bulk insert): {floor_s:7.2f}s  {args.n / floor_s:9,.0f} traces/s  peak RSS {floor_mb:6.0f} MB")
-    print(f"chambers (import_paths):             {ours_s:7.2f}s  {args.n / ours_s:9,.0f} traces/s  peak RSS {ours_mb:6.0f} MB")
+    print(
+        f"floor    (orjson + raw bulk insert): {floor_s:7.2f}s  {args.n / floor_s:9,.0f} traces/s  peak RSS {floor_mb:6.0f} MB"
+    )
+    print(
+        f"chambers (import_paths):             {ours_s:7.2f}s  {args.n / ours_s:9,.0f} traces/s  peak RSS {ours_mb:6.0f} MB"
+    )
     print(f"peak RSS target < 400 MB: {'met' if ours_mb < 400 else 'MISSED'}")
-    print(f"ratio chambers/floor: {ours_s / floor_s:.2f}x (target <= 3x: {'met' if ours_s / floor_s <= 3 else 'MISSED'})")
+    print(
+        f"ratio chambers/floor: {ours_s / floor_s:.2f}x (target <= 3x: {'met' if ours_s / floor_s <= 3 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def pg_url():
     try:
         admin = _pg_admin()
     except Exception as exc:  # noqa: BLE001 - any connection failure is reported loudly
-        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {exc}. Start it or set CHAMBERS_SKIP_PG=1.")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_URL}: {exc}. Start it or set CHAMBERS_SKIP_PG=1."
+        )
     name = f"chambers_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_URL.rsplit("/", 1)[0]

@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from sqlalchemy import func, select
 
 from app.cli import main
 from app.ingest import import_paths
 from app.models import Trace
 
-GOOD = {"id": "good", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+GOOD = {
+    "id": "good",
+    "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+}
 
 
 def n_traces(ws) -> int:
@@ -36,7 +40,9 @@ def test_binary_file_is_unreadable_with_a_clear_message(ws, write, capsys, tmp_p
 
 
 def test_latin1_text_is_not_utf8(ws, write):
-    path = write("latin.json", raw='{"messages": "caf\xe9 \xe9\xe9\xe9 ..."}'.encode("latin-1") + b" " * 10)
+    path = write(
+        "latin.json", raw='{"messages": "caf\xe9 \xe9\xe9\xe9 ..."}'.encode("latin-1") + b" " * 10
+    )
     report = import_paths(ws, [path])
     assert "not UTF-8 text" in report.errors[0]["message"]
 
@@ -47,7 +53,11 @@ def test_truncated_jsonl_keeps_the_good_records(ws, write):
     report = import_paths(ws, [path])
     assert report.imported == 1
     [err] = report.errors
-    assert err["file"] == str(path) and err["record"] == "line 2" and err["message"].startswith("invalid JSON")
+    assert (
+        err["file"] == str(path)
+        and err["record"] == "line 2"
+        and err["message"].startswith("invalid JSON")
+    )
     assert n_traces(ws) == 1
 
 
@@ -56,7 +66,10 @@ def test_truncated_json_array_imports_what_came_before(ws, write):
     raw = json.dumps(items)[:-40].encode()
     report = import_paths(ws, [write("trunc.json", raw=raw)])
     assert report.imported == 2
-    assert report.errors[-1]["record"] == "record 2" and "truncated or invalid JSON" in report.errors[-1]["message"]
+    assert (
+        report.errors[-1]["record"] == "record 2"
+        and "truncated or invalid JSON" in report.errors[-1]["message"]
+    )
 
 
 def test_truncated_single_object(ws, write):
@@ -70,33 +83,65 @@ def test_twenty_megabyte_string_is_refused_by_name(ws, write):
     report = import_paths(ws, [path])
     assert report.imported == 1
     [err] = report.errors
-    assert err["record"] == "line 2" and "20.0 M characters is over the 16 M limit" in err["message"]
+    assert (
+        err["record"] == "line 2" and "20.0 M characters is over the 16 M limit" in err["message"]
+    )
 
 
 def test_deeply_nested_json_jsonl_array_and_object(ws, write):
     deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    r1 = import_paths(ws, [write("deep.jsonl", raw=json.dumps(GOOD).encode() + b"\n" + deep + b"\n")])
+    r1 = import_paths(
+        ws, [write("deep.jsonl", raw=json.dumps(GOOD).encode() + b"\n" + deep + b"\n")]
+    )
     assert r1.imported == 1 and r1.errors[0]["record"] == "line 2"
     r2 = import_paths(ws, [write("deep.json", raw=deep)])
     assert r2.imported == 0 and "nested deeper" in r2.errors[0]["message"]
-    r3 = import_paths(ws, [write("deep_array.json", raw=b"[" + json.dumps({**GOOD, "id": "other"}).encode() + b"," + deep + b"]")])
+    r3 = import_paths(
+        ws,
+        [
+            write(
+                "deep_array.json",
+                raw=b"[" + json.dumps({**GOOD, "id": "other"}).encode() + b"," + deep + b"]",
+            )
+        ],
+    )
     assert r3.imported == 1 and "nested deeper" in r3.errors[0]["message"]
 
 
 def test_wrong_types_report_file_record_field_and_import_the_rest(ws, write, tmp_path, capsys):
-    rows = [GOOD, {"id": "b", "messages": [{"role": "user", "content": "x"}, {"role": None}]}, {**GOOD, "id": "c"}]
+    rows = [
+        GOOD,
+        {"id": "b", "messages": [{"role": "user", "content": "x"}, {"role": None}]},
+        {**GOOD, "id": "c"},
+    ]
     path = write("types.jsonl", lines=rows)
-    code, out, err = run_cli(capsys, "--db", str(tmp_path / "ws.sqlite"), "import", "--json", str(path))
+    code, out, err = run_cli(
+        capsys, "--db", str(tmp_path / "ws.sqlite"), "import", "--json", str(path)
+    )
     assert code == 0
     data = json.loads(out)
     assert data["imported"] == 2 and data["duplicates"] == 0
-    assert data["errors"] == [{"file": str(path), "record": "line 2", "message": "messages[1].role: expected a role string, got null"}]
+    assert data["errors"] == [
+        {
+            "file": str(path),
+            "record": "line 2",
+            "message": "messages[1].role: expected a role string, got null",
+        }
+    ]
 
 
 def test_unknown_shape_and_empty_and_missing_files(ws, write, tmp_path, capsys):
     weird = write("weird.json", {"hello": "world"})
     empty = write("empty.jsonl", raw=b"   \n")
-    code, out, err = run_cli(capsys, "--db", str(tmp_path / "ws.sqlite"), "import", str(weird), str(empty), str(tmp_path / "nope.json"))
+    code, out, err = run_cli(
+        capsys,
+        "--db",
+        str(tmp_path / "ws.sqlite"),
+        "import",
+        str(weird),
+        str(empty),
+        str(tmp_path / "nope.json"),
+    )
     assert code == 1
     assert "cannot tell the format (keys: hello)" in err
     assert "the file is empty" in err and "nope.json: no such file" in err
@@ -141,10 +186,8 @@ def test_records_before_a_crash_are_whole(ws, write, monkeypatch):
         return real(w, batch)
 
     monkeypatch.setattr(ingest, "store_traces", flaky)
-    try:
+    with pytest.raises(RuntimeError, match="disk full"):
         import_paths(ws, [path])
-    except RuntimeError:
-        pass
     assert n_traces(ws) == ingest.BATCH_SIZE  # the first batch, nothing of the second
     with ws.session() as s:
         assert all(len(m) == 2 for m in s.scalars(select(Trace.messages)))

@@ -11,7 +11,25 @@ import pytest
 
 from app.cli import main
 
-CHAT = {"id": "t1", "messages": [{"role": "user", "content": "Refund order 7?"}, {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "refund", "arguments": "{\"order\": 7}"}}]}, {"role": "tool", "tool_call_id": "c", "content": "ok"}, {"role": "assistant", "content": "Refunded."}], "reward": 0.5}
+CHAT = {
+    "id": "t1",
+    "messages": [
+        {"role": "user", "content": "Refund order 7?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c",
+                    "type": "function",
+                    "function": {"name": "refund", "arguments": '{"order": 7}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "ok"},
+        {"role": "assistant", "content": "Refunded."},
+    ],
+    "reward": 0.5,
+}
 
 
 def run(capsys, *argv):
@@ -28,26 +46,43 @@ def db(tmp_path):
 def test_init_import_stats_list_show(capsys, db, write):
     code, out, _ = run(capsys, "--db", db, "init")
     assert code == 0 and "workspace ready" in out and "schema 0002" in out
-    path = write("t.jsonl", lines=[CHAT, {**CHAT, "id": "t2", "reward": None, "messages": CHAT["messages"][:1]}])
+    path = write(
+        "t.jsonl",
+        lines=[CHAT, {**CHAT, "id": "t2", "reward": None, "messages": CHAT["messages"][:1]}],
+    )
     code, out, _ = run(capsys, "--db", db, "import", "--json", str(path))
     assert code == 0 and json.loads(out) == {"imported": 2, "duplicates": 0, "errors": []}
     code, out, _ = run(capsys, "--db", db, "traces", "list", "--json")
     rows = json.loads(out)
-    assert [(r["id"], r["external_id"], r["source"], r["n_messages"], r["n_tool_calls"], r["outcome"]) for r in rows] == [
+    assert [
+        (r["id"], r["external_id"], r["source"], r["n_messages"], r["n_tool_calls"], r["outcome"])
+        for r in rows
+    ] == [
         (1, "t1", "benchmark", 4, 1, 0.5),
         (2, "t2", "benchmark", 1, 0, None),
     ]
-    code, out, _ = run(capsys, "--db", db, "traces", "list", "--json", "--has-outcome", "--search", "refund")
+    code, out, _ = run(
+        capsys, "--db", db, "traces", "list", "--json", "--has-outcome", "--search", "refund"
+    )
     assert [r["id"] for r in json.loads(out)] == [1]
     code, out, _ = run(capsys, "--db", db, "traces", "show", "t1", "--json")
     shown = json.loads(out)
-    assert shown["messages"][1]["parts"][0] == {"type": "tool_call", "id": "c", "name": "refund", "arguments": {"order": 7}}
+    assert shown["messages"][1]["parts"][0] == {
+        "type": "tool_call",
+        "id": "c",
+        "name": "refund",
+        "arguments": {"order": 7},
+    }
     assert shown["final_output"] == "Refunded."
     code, out, _ = run(capsys, "--db", db, "traces", "show", "1")
-    assert "-> refund({\"order\": 7})" in out and "final answer:" in out
+    assert '-> refund({"order": 7})' in out and "final answer:" in out
     code, out, _ = run(capsys, "--db", db, "stats", "--json")
     stats = json.loads(out)
-    assert stats["traces"] == 2 and stats["traces_by_source"] == {"benchmark": 2} and stats["tool_calls"] == 1
+    assert (
+        stats["traces"] == 2
+        and stats["traces_by_source"] == {"benchmark": 2}
+        and stats["tool_calls"] == 1
+    )
 
 
 def test_sample_builds_a_reviewed_workspace(capsys, db):
@@ -57,7 +92,9 @@ def test_sample_builds_a_reviewed_workspace(capsys, db):
     stats = json.loads(out)
     assert stats["traces"] == 60 and stats["judges"] == 4 and stats["rubrics"] == 1
     decisions = stats["reviews_by_decision"]
-    assert set(decisions) == {"approve", "modify", "reject"} and all(n > 0 for n in decisions.values())
+    assert set(decisions) == {"approve", "modify", "reject"} and all(
+        n > 0 for n in decisions.values()
+    )
     # overlapping reviews: the first traces carry three judges' reviews each
     from sqlalchemy import func, select
 
@@ -66,11 +103,16 @@ def test_sample_builds_a_reviewed_workspace(capsys, db):
 
     ws = open_workspace(db)
     with ws.session() as s:
-        per_trace = dict(s.execute(select(Review.trace_id, func.count()).group_by(Review.trace_id)).all())
+        per_trace = dict(
+            s.execute(select(Review.trace_id, func.count()).group_by(Review.trace_id)).all()
+        )
         assert max(per_trace.values()) == 3 and min(per_trace.values()) == 1
         assert s.scalar(select(func.count(Assignment.id))) > 0
         mod = s.scalar(select(Review).where(Review.decision == "modify").limit(1))
-        assert mod.corrected_output and mod.corrected_messages[-1]["parts"][0]["text"] == mod.corrected_output
+        assert (
+            mod.corrected_output
+            and mod.corrected_messages[-1]["parts"][0]["text"] == mod.corrected_output
+        )
     ws.close()
     code, _, err = run(capsys, "--db", db, "sample")
     assert code == 2 and "already holds traces" in err
@@ -84,8 +126,21 @@ def test_errors_are_one_line(capsys, db):
 
 
 def test_help_everywhere_and_console_script():
-    for args in ([], ["import"], ["traces", "list"], ["traces", "show"], ["sample"], ["app"], ["stats"], ["init"]):
-        proc = subprocess.run([sys.executable, "-m", "app.cli", *args, "--help"], capture_output=True, text=True)
+    for args in (
+        [],
+        ["import"],
+        ["traces", "list"],
+        ["traces", "show"],
+        ["sample"],
+        ["app"],
+        ["stats"],
+        ["init"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args, "--help"], capture_output=True, text=True
+        )
         assert proc.returncode == 0 and "usage: chambers" in proc.stdout, args
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "import"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "import"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

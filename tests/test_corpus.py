@@ -45,7 +45,11 @@ def golden_outputs(path):
         if obs_id not in gens or not out.get("success"):
             continue
         for msg in out["data"]:
-            if msg.get("role") == "assistant" and isinstance(msg.get("content"), str) and msg["content"].strip():
+            if (
+                msg.get("role") == "assistant"
+                and isinstance(msg.get("content"), str)
+                and msg["content"].strip()
+            ):
                 texts.append(msg["content"].strip())
             calls += [c["name"] for c in msg.get("tool_calls") or []]
     return texts, calls
@@ -57,7 +61,13 @@ def test_langfuse_export_matches_langfuse_normalisation(corpus, name):
     fmt, rec = only_record(folder / f"{name}.trace.json")
     assert fmt == "langfuse"
     texts, calls = golden_outputs(folder / f"{name}.chatml.json")
-    ours_text = [p["text"].strip() for m in rec.messages if m["role"] == "assistant" for p in m["parts"] if p["type"] == "text"]
+    ours_text = [
+        p["text"].strip()
+        for m in rec.messages
+        if m["role"] == "assistant"
+        for p in m["parts"]
+        if p["type"] == "text"
+    ]
     ours_calls = [p["name"] for m in rec.messages for p in m["parts"] if p["type"] == "tool_call"]
     joined = "\n".join(ours_text)
     for text in texts:
@@ -78,10 +88,16 @@ def test_langfuse_export_matches_langfuse_normalisation(corpus, name):
 
 
 def test_langfuse_openai_agents_exact_conversation(corpus):
-    _, rec = only_record(corpus / "langfuse_framework_traces" / "openai-agents-2025-09-30.trace.json")
+    _, rec = only_record(
+        corpus / "langfuse_framework_traces" / "openai-agents-2025-09-30.trace.json"
+    )
     assert [m["role"] for m in rec.messages] == ["user", "assistant", "tool", "assistant"]
     call = rec.messages[1]["parts"][0]
-    assert (call["name"], call["arguments"], call["id"]) == ("get_weather", {"city": "Tokyo"}, "call_Kud0j0DxWSmLzv9W5m6qVqXn")
+    assert (call["name"], call["arguments"], call["id"]) == (
+        "get_weather",
+        {"city": "Tokyo"},
+        "call_Kud0j0DxWSmLzv9W5m6qVqXn",
+    )
     assert rec.messages[2]["parts"][0]["content"] == "The weather in Tokyo is sunny."
     assert rec.final_output.startswith("The weather in Tokyo is currently sunny.")
     assert rec.external_id == "fee618f96dc31e0ca38b2f7b26eb8b29"
@@ -90,9 +106,13 @@ def test_langfuse_openai_agents_exact_conversation(corpus):
 
 
 def test_langfuse_claude_agent_two_parallel_calls(corpus):
-    _, rec = only_record(corpus / "langfuse_framework_traces" / "claude-agent-2025-12-22.trace.json")
+    _, rec = only_record(
+        corpus / "langfuse_framework_traces" / "claude-agent-2025-12-22.trace.json"
+    )
     calls = [p for m in rec.messages for p in m["parts"] if p["type"] == "tool_call"]
-    assert [c["arguments"] for c in calls] == [{"city": "Berlin"}, {"city": "New York"}] or len(calls) == 2
+    assert [c["arguments"] for c in calls] == [{"city": "Berlin"}, {"city": "New York"}] or len(
+        calls
+    ) == 2
     assert rec.scores and rec.scores[0]["name"] == "correctness" and rec.scores[0]["comment"]
 
 
@@ -110,7 +130,13 @@ def test_openinference_vercel_ai_sdk_spans(corpus):
     assert haiku.task == "Write a haiku about programming."
     assert haiku.final_output.startswith("Lines of code align")
     multi = by_id["edff2fc5854be6170e8cccccec0c82cf"]
-    assert [m["role"] for m in multi.messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert [m["role"] for m in multi.messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
 
 
 def test_mini_swe_agent_trajectories(corpus):

@@ -68,7 +68,11 @@ def press(qtbot, w, *keys):
 
 def submitted(ws, judge_id):
     with ws.session() as s:
-        return list(s.scalars(select(Review).where(Review.judge_id == judge_id, Review.status == "submitted")))
+        return list(
+            s.scalars(
+                select(Review).where(Review.judge_id == judge_id, Review.status == "submitted")
+            )
+        )
 
 
 def test_ten_reviews_with_the_keyboard_only(qtbot, sample_db):
@@ -80,14 +84,29 @@ def test_ten_reviews_with_the_keyboard_only(qtbot, sample_db):
         opened.append(w.trace["id"])
         assert w.model.queue_row(w.current_row()).status != "done"
         # task_success=pass, policy=pass, tool_use=4, communication=5, failure_mode=1st category
-        press(qtbot, w, Qt.Key.Key_1, Qt.Key.Key_1, Qt.Key.Key_4, Qt.Key.Key_5, Qt.Key.Key_1, Qt.Key.Key_A)
+        press(
+            qtbot,
+            w,
+            Qt.Key.Key_1,
+            Qt.Key.Key_1,
+            Qt.Key.Key_4,
+            Qt.Key.Key_5,
+            Qt.Key.Key_1,
+            Qt.Key.Key_A,
+        )
         press(qtbot, w, (Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier))
     after = submitted(ws, w.judge.id)
     new = [r for r in after if r.trace_id not in before]
     assert sorted(r.trace_id for r in new) == sorted(opened) and len(set(opened)) == 10
     for r in new:
         assert r.decision == "approve"
-        assert r.scores == {"task_success": 1, "policy": 1, "tool_use": 4, "communication": 5, "failure_mode": "none"}
+        assert r.scores == {
+            "task_success": 1,
+            "policy": 1,
+            "tool_use": 4,
+            "communication": 5,
+            "failure_mode": "none",
+        }
         assert r.rubric_version_id == w.version.id and r.time_on_task_s >= 0
     # j/k move through the queue
     row = w.current_row()
@@ -118,7 +137,10 @@ def test_modify_stores_the_correction(qtbot, sample_db):
     dlg.text_edit.selectAll()
     qtbot.keyClicks(dlg.text_edit, "Corrected: the parcel is in transit, expected Wednesday.")
     dlg.tabs.setCurrentIndex(1)
-    assert "+" in dlg.diff_view.toPlainText() and "Corrected: the parcel" in dlg.diff_view.toPlainText()
+    assert (
+        "+" in dlg.diff_view.toPlainText()
+        and "Corrected: the parcel" in dlg.diff_view.toPlainText()
+    )
     dlg._accept()
     assert not dlg.isVisible()
     assert "1 edit" in w.panel.correction_label.text()
@@ -158,9 +180,9 @@ def test_blind_judges_and_leads_see_all(qtbot, sample_db):
         from app.models import Assignment
 
         assigned = set(s.scalars(select(Assignment.trace_id).where(Assignment.judge_id == ines.id)))
-        others_only = set(s.scalars(select(Review.trace_id).where(Review.judge_id == kwame.id))) - set(
-            s.scalars(select(Review.trace_id).where(Review.judge_id == ines.id))
-        )
+        others_only = set(
+            s.scalars(select(Review.trace_id).where(Review.judge_id == kwame.id))
+        ) - set(s.scalars(select(Review.trace_id).where(Review.judge_id == ines.id)))
     # the queue holds exactly this judge's assignments
     while w.model.canFetchMore():
         w.model.fetchMore()
@@ -180,15 +202,25 @@ def test_blind_judges_and_leads_see_all(qtbot, sample_db):
 def test_undo_last_submission(qtbot, sample_db):
     w = window_for(qtbot, sample_db, "Kwame Mensah")
     trace_id = w.trace["id"]
-    press(qtbot, w, Qt.Key.Key_1, Qt.Key.Key_1, Qt.Key.Key_4, Qt.Key.Key_5, Qt.Key.Key_1, Qt.Key.Key_A)
+    press(
+        qtbot, w, Qt.Key.Key_1, Qt.Key.Key_1, Qt.Key.Key_4, Qt.Key.Key_5, Qt.Key.Key_1, Qt.Key.Key_A
+    )
     press(qtbot, w, (Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier))
     assert w.trace["id"] != trace_id
     press(qtbot, w, (Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier))
     assert w.trace["id"] == trace_id
     with w.ws.session() as s:
-        r = s.scalar(select(Review).where(Review.trace_id == trace_id, Review.judge_id == w.judge.id))
+        r = s.scalar(
+            select(Review).where(Review.trace_id == trace_id, Review.judge_id == w.judge.id)
+        )
         assert r.status == "draft" and r.decision == "approve"
-        actions = list(s.scalars(select(AuditEntry.action).where(AuditEntry.entity == "review", AuditEntry.entity_id == r.id)))
+        actions = list(
+            s.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.entity == "review", AuditEntry.entity_id == r.id
+                )
+            )
+        )
         assert actions == ["submit", "withdraw"]
     assert w.panel.decision() == "approve"
 
@@ -228,7 +260,10 @@ def test_a_draft_survives_the_app_being_killed(qtbot, sample_db, tmp_path):
     rationale = "Refund exceeds the amount paid"
     proc = subprocess.run(
         [sys.executable, "-c", KILL_SCRIPT, sample_db, rationale, str(tmp_path / "s")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     trace_id = int(proc.stdout.split()[0])
@@ -236,7 +271,12 @@ def test_a_draft_survives_the_app_being_killed(qtbot, sample_db, tmp_path):
     with ws.session() as s:
         hana = judge(ws, "Hana Sato")
         r = s.scalar(select(Review).where(Review.trace_id == trace_id, Review.judge_id == hana.id))
-        assert (r.status, r.decision, r.rationale, r.scores) == ("draft", "reject", rationale, {"task_success": 0})
+        assert (r.status, r.decision, r.rationale, r.scores) == (
+            "draft",
+            "reject",
+            rationale,
+            {"task_success": 0},
+        )
     # reopening the app restores the draft into the panel
     w = window_for(qtbot, sample_db, "Hana Sato")
     w.select_row(w.model.row_of(trace_id))
@@ -249,7 +289,9 @@ def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
     from ui.trace_view import TraceBrowser
 
     loads = []
-    monkeypatch.setattr(TraceBrowser, "loadResource", lambda self, t, url: loads.append(url.toString()))
+    monkeypatch.setattr(
+        TraceBrowser, "loadResource", lambda self, t, url: loads.append(url.toString())
+    )
     huge = "A" * 2_000_000
     evil = '<script>alert("x")</script><img src="http://evil.example/pixel.png"><b>bold?</b>'
     conv = {
@@ -257,7 +299,16 @@ def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
         "messages": [
             {"role": "system", "content": evil},
             {"role": "user", "content": evil + " [link](javascript:alert(1))"},
-            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "<i>tool</i>", "arguments": "{broken json"}}]},
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "<i>tool</i>", "arguments": "{broken json"},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": "c1", "content": huge},
             {"role": "assistant", "content": evil},
         ],
@@ -316,7 +367,13 @@ def test_lazy_loading_in_batches(qtbot, tmp_path):
     from ui.queue_model import BATCH, QueueModel
 
     path = tmp_path / "many.jsonl"
-    path.write_text("".join(json.dumps({"id": f"t{i}", "messages": [{"role": "user", "content": f"task {i}"}]}) + "\n" for i in range(BATCH * 2 + 17)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"t{i}", "messages": [{"role": "user", "content": f"task {i}"}]})
+            + "\n"
+            for i in range(BATCH * 2 + 17)
+        )
+    )
     ws = open_workspace(str(tmp_path / "m.sqlite"))
     import_paths(ws, [path])
     with ws.session() as s:
@@ -328,7 +385,10 @@ def test_lazy_loading_in_batches(qtbot, tmp_path):
     model.fetchMore()
     assert model.rowCount() == BATCH * 2 + 17 and not model.canFetchMore()
     model.set_filter(search="task 1")
-    assert model.total == 1 + 10 + 100 + (BATCH * 2 + 17 - 1000 if BATCH * 2 + 17 > 1000 else 0) or model.total > 0
+    assert (
+        model.total == 1 + 10 + 100 + (BATCH * 2 + 17 - 1000 if BATCH * 2 + 17 > 1000 else 0)
+        or model.total > 0
+    )
 
 
 def test_import_dialog_runs_off_the_ui_thread_and_lists_errors(qtbot, sample_db, tmp_path):
@@ -354,7 +414,14 @@ def test_import_dialog_runs_off_the_ui_thread_and_lists_errors(qtbot, sample_db,
 def test_screenshot_command(sample_db, tmp_path):
     out = tmp_path / "main.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "--db", sample_db, "app", "--screenshot", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--db", sample_db, "app", "--screenshot", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

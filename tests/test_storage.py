@@ -7,14 +7,32 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app import audit
-from app.db import current_revision, head_revision, make_engine, open_workspace, resolve_url, upgrade
+from app.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    open_workspace,
+    resolve_url,
+    upgrade,
+)
 from app.errors import WorkspaceError
 from app.ingest import import_paths
 from app.models import AuditEntry, Base, ImportBatch, Review, Trace
-from app.reviews import ReviewError, ReviewInput, get_or_create_judge, save_draft, submit_review, visible_reviews
+from app.reviews import (
+    ReviewError,
+    ReviewInput,
+    get_or_create_judge,
+    save_draft,
+    submit_review,
+    visible_reviews,
+)
 from app.rubrics import CriterionSpec, create_rubric, is_frozen
 
-CHAT = {"id": "t1", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "reward": 1}
+CHAT = {
+    "id": "t1",
+    "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+    "reward": 1,
+}
 
 
 def test_open_creates_schema_at_head(db_url):
@@ -39,7 +57,9 @@ def test_models_and_migrations_agree(db_url):
     ws = open_workspace(db_url)
     try:
         with ws.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata
+            )
         assert diff == []
     finally:
         ws.close()
@@ -56,7 +76,10 @@ def test_reimport_is_idempotent_and_batches_are_recorded(db_url, write):
         with ws.session() as s:
             assert s.scalar(select(func.count(Trace.id))) == 2
             batches = list(s.scalars(select(ImportBatch).order_by(ImportBatch.id)))
-            assert [(b.n_records, b.n_imported, b.n_duplicates, b.format) for b in batches] == [(3, 2, 1, "benchmark"), (3, 0, 3, "benchmark")]
+            assert [(b.n_records, b.n_imported, b.n_duplicates, b.format) for b in batches] == [
+                (3, 2, 1, "benchmark"),
+                (3, 0, 3, "benchmark"),
+            ]
             assert batches[0].sha256 == batches[1].sha256 and len(batches[0].sha256) == 64
             t = s.scalar(select(Trace).where(Trace.external_id == "t1"))
             assert t.outcome == 1.0 and t.messages[0]["parts"][0]["text"] == "hi"
@@ -87,7 +110,13 @@ def _rubric(s):
         "R",
         [
             CriterionSpec("ok", "Correct", "binary"),
-            CriterionSpec("style", "Style", "ordinal", levels=[{"value": v, "label": str(v)} for v in (1, 2, 3)], required_for=["approve"]),
+            CriterionSpec(
+                "style",
+                "Style",
+                "ordinal",
+                levels=[{"value": v, "label": str(v)} for v in (1, 2, 3)],
+                required_for=["approve"],
+            ),
         ],
     )
 
@@ -105,25 +134,57 @@ def test_reviews_drafts_submissions_and_blindness(db_url, write):
             save_draft(s, trace.id, a.id, v.id, ReviewInput(decision="approve", scores={"ok": 1}))
             assert is_frozen(s, v.id)
             with pytest.raises(ReviewError, match="style: required for approve"):
-                submit_review(s, trace.id, a.id, v.id, ReviewInput(decision="approve", scores={"ok": 1}))
+                submit_review(
+                    s, trace.id, a.id, v.id, ReviewInput(decision="approve", scores={"ok": 1})
+                )
         with ws.session() as s:
-            submit_review(s, trace.id, a.id, v.id, ReviewInput(decision="approve", scores={"ok": 1, "style": 3}, time_on_task_s=12.5))
+            submit_review(
+                s,
+                trace.id,
+                a.id,
+                v.id,
+                ReviewInput(decision="approve", scores={"ok": 1, "style": 3}, time_on_task_s=12.5),
+            )
             with pytest.raises(ReviewError, match="rationale is required"):
-                submit_review(s, trace.id, b.id, v.id, ReviewInput(decision="reject", scores={"ok": 0}))
-            submit_review(s, trace.id, b.id, v.id, ReviewInput(decision="reject", scores={"ok": 0}, rationale="wrong"))
+                submit_review(
+                    s, trace.id, b.id, v.id, ReviewInput(decision="reject", scores={"ok": 0})
+                )
+            submit_review(
+                s,
+                trace.id,
+                b.id,
+                v.id,
+                ReviewInput(decision="reject", scores={"ok": 0}, rationale="wrong"),
+            )
             assert [r.judge_id for r in visible_reviews(s, trace.id, a)] == [a.id]
             assert [r.judge_id for r in visible_reviews(s, trace.id, b)] == [b.id]
             assert {r.judge_id for r in visible_reviews(s, trace.id, lead)} == {a.id, b.id}
         with ws.session() as s:  # a draft save after submission never demotes the review
             save_draft(s, trace.id, a.id, v.id, ReviewInput(decision="reject"))
             r = s.scalar(select(Review).where(Review.judge_id == a.id))
-            assert (r.status, r.decision, r.scores, r.time_on_task_s) == ("submitted", "approve", {"ok": 1, "style": 3}, 12.5)
+            assert (r.status, r.decision, r.scores, r.time_on_task_s) == (
+                "submitted",
+                "approve",
+                {"ok": 1, "style": 3},
+                12.5,
+            )
             # amendment is audited with the previous values
-            submit_review(s, trace.id, a.id, v.id, ReviewInput(decision="approve", scores={"ok": 1, "style": 2}))
-            actions = [(e.action, e.details.get("before", {}).get("scores")) for e in audit.entries(s, "review", r.id)]
+            submit_review(
+                s,
+                trace.id,
+                a.id,
+                v.id,
+                ReviewInput(decision="approve", scores={"ok": 1, "style": 2}),
+            )
+            actions = [
+                (e.action, e.details.get("before", {}).get("scores"))
+                for e in audit.entries(s, "review", r.id)
+            ]
             assert actions == [("submit", None), ("amend", {"ok": 1, "style": 3})]
             with pytest.raises(IntegrityError), s.begin_nested():
-                s.add(Review(trace_id=trace.id, judge_id=a.id, rubric_version_id=v.id, status="draft"))
+                s.add(
+                    Review(trace_id=trace.id, judge_id=a.id, rubric_version_id=v.id, status="draft")
+                )
                 s.flush()
     finally:
         ws.close()
@@ -134,8 +195,16 @@ def test_migration_from_first_revision_keeps_rows(tmp_path, pg_url):
         engine = make_engine(url)
         upgrade(engine, "0001")  # an "older workspace"
         with engine.begin() as c:
-            c.execute(text("INSERT INTO judges (name, role, active, created_at) VALUES ('old judge', 'lead', true, CURRENT_TIMESTAMP)"))
-            c.execute(text("INSERT INTO audit_log (at, action, entity, details) VALUES (CURRENT_TIMESTAMP, 'legacy', 'x', '{}')"))
+            c.execute(
+                text(
+                    "INSERT INTO judges (name, role, active, created_at) VALUES ('old judge', 'lead', true, CURRENT_TIMESTAMP)"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO audit_log (at, action, entity, details) VALUES (CURRENT_TIMESTAMP, 'legacy', 'x', '{}')"
+                )
+            )
             c.execute(text("UPDATE audit_log SET action = 'still mutable at 0001'"))
         assert current_revision(engine) == "0001"
         engine.dispose()
@@ -143,7 +212,9 @@ def test_migration_from_first_revision_keeps_rows(tmp_path, pg_url):
         try:
             assert current_revision(ws.engine) == head_revision()
             with ws.session() as s:
-                assert s.execute(text("SELECT name, role FROM judges")).all() == [("old judge", "lead")]
+                assert s.execute(text("SELECT name, role FROM judges")).all() == [
+                    ("old judge", "lead")
+                ]
                 assert s.scalar(text("SELECT action FROM audit_log")) == "still mutable at 0001"
             with pytest.raises((DBAPIError, IntegrityError)), ws.session() as s:
                 s.execute(text("UPDATE audit_log SET action = 'now refused'"))

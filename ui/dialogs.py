@@ -61,7 +61,9 @@ class ProfileDialog(QDialog):
         hint = QLabel("Type a new name to create a profile.")
         hint.setStyleSheet("color: palette(placeholder-text);")
         lay.addRow(hint)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay.addRow(buttons)
@@ -96,7 +98,12 @@ class ModifyDialog(QDialog):
             if t.kind == "text":
                 self.values[(t.message_index, t.part_index)] = part["text"]
             else:
-                self.values[(t.message_index, t.part_index)] = {"name": part["name"], "arguments_text": json.dumps(part["arguments"], indent=2, ensure_ascii=False) if not isinstance(part["arguments"], str) else part["arguments"]}
+                self.values[(t.message_index, t.part_index)] = {
+                    "name": part["name"],
+                    "arguments_text": json.dumps(part["arguments"], indent=2, ensure_ascii=False)
+                    if not isinstance(part["arguments"], str)
+                    else part["arguments"],
+                }
         lay = QVBoxLayout(self)
         self.tabs = QTabWidget()
         lay.addWidget(self.tabs, 1)
@@ -135,7 +142,9 @@ class ModifyDialog(QDialog):
         self.errors.setStyleSheet("color: #b42318;")
         self.errors.setWordWrap(True)
         lay.addWidget(self.errors)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Keep correction")
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
@@ -147,7 +156,10 @@ class ModifyDialog(QDialog):
         self.name_edit.textChanged.connect(self._store)
         self.args_edit.textChanged.connect(self._store)
         if self.targets:
-            final = max(range(len(self.targets)), key=lambda i: (self.targets[i].kind == "text", self.targets[i].message_index))
+            final = max(
+                range(len(self.targets)),
+                key=lambda i: (self.targets[i].kind == "text", self.targets[i].message_index),
+            )
             self.list.setCurrentRow(final)  # the final answer is the usual edit
 
     def _tab_changed(self, index: int) -> None:
@@ -178,7 +190,10 @@ class ModifyDialog(QDialog):
         if isinstance(self.values[self._current], str):
             self.values[self._current] = self.text_edit.toPlainText()
         else:
-            self.values[self._current] = {"name": self.name_edit.text(), "arguments_text": self.args_edit.toPlainText()}
+            self.values[self._current] = {
+                "name": self.name_edit.text(),
+                "arguments_text": self.args_edit.toPlainText(),
+            }
             self._validate_current()
 
     def _validate_current(self) -> None:
@@ -199,7 +214,9 @@ class ModifyDialog(QDialog):
             if t.kind == "text":
                 edits[key] = v
             else:
-                args, errs = check_tool_call(v["name"], v["arguments_text"], self.trace.get("tools") or [])
+                args, errs = check_tool_call(
+                    v["name"], v["arguments_text"], self.trace.get("tools") or []
+                )
                 errors += [f"{t.label}: {e}" for e in errs]
                 edits[key] = {"name": v["name"].strip(), "arguments": args}
         if errors:
@@ -209,9 +226,15 @@ class ModifyDialog(QDialog):
     def _show_diff(self) -> None:
         corrected, errors = self.corrected()
         if corrected is None:
-            self.diff_view.setHtml("<p>Fix these first:</p><ul>" + "".join(f"<li>{_esc(e)}</li>" for e in errors) + "</ul>")
+            self.diff_view.setHtml(
+                "<p>Fix these first:</p><ul>"
+                + "".join(f"<li>{_esc(e)}</li>" for e in errors)
+                + "</ul>"
+            )
             return
-        self.diff_view.setHtml(render_diff(unified_diff(self.original, corrected), palette_colors(self.palette())))
+        self.diff_view.setHtml(
+            render_diff(unified_diff(self.original, corrected), palette_colors(self.palette()))
+        )
 
     def _accept(self) -> None:
         corrected, errors = self.corrected()
@@ -251,7 +274,12 @@ class ImportWorker(QObject):
         try:
             ws = open_workspace(self.ws_url)  # a connection of this thread's own
             try:
-                report = import_paths(ws, [Path(p) for p in self.paths], progress=lambda f, r, n: self.progress.emit(f, r, n), should_cancel=lambda: self.cancelled)
+                report = import_paths(
+                    ws,
+                    [Path(p) for p in self.paths],
+                    progress=lambda f, r, n: self.progress.emit(f, r, n),
+                    should_cancel=lambda: self.cancelled,
+                )
             finally:
                 ws.close()
             self.finished.emit(report)
@@ -301,7 +329,9 @@ class ImportDialog(QDialog):
         self.thread.start()
 
     def _progress(self, file: str, records: int, imported: int) -> None:
-        self.label.setText(f"{Path(file).name}: {records:,} records read · {imported:,} traces imported")
+        self.label.setText(
+            f"{Path(file).name}: {records:,} records read · {imported:,} traces imported"
+        )
 
     def _cancel(self) -> None:
         self.worker.cancelled = True
@@ -321,10 +351,17 @@ class ImportDialog(QDialog):
         self._stop_thread()
         self.report = report
         verb = "Cancelled" if report.cancelled else "Done"
-        self.label.setText(f"{verb}: {report.imported:,} imported, {report.duplicates:,} duplicates, {len(report.errors):,} errors.")
+        self.label.setText(
+            f"{verb}: {report.imported:,} imported, {report.duplicates:,} duplicates, {len(report.errors):,} errors."
+        )
         if report.errors:
             self.errors.setVisible(True)
-            self.errors.setPlainText("\n".join(f"{e['file']}: {e['record'] + ': ' if e['record'] else ''}{e['message']}" for e in report.errors))
+            self.errors.setPlainText(
+                "\n".join(
+                    f"{e['file']}: {e['record'] + ': ' if e['record'] else ''}{e['message']}"
+                    for e in report.errors
+                )
+            )
         self.done.emit(report)
 
     def _failed(self, message: str) -> None:
@@ -346,7 +383,10 @@ SHORTCUTS = [
     ("j / k", "next / previous trace"),
     ("a / m / r", "approve / modify (opens the editor) / reject"),
     ("↓ / ↑  or  ] / [", "next / previous criterion"),
-    ("0–9", "set the current criterion (binary: 1 pass, 0 fail; ordinal: the level; nominal: the n-th category) and move on"),
+    (
+        "0–9",
+        "set the current criterion (binary: 1 pass, 0 fail; ordinal: the level; nominal: the n-th category) and move on",
+    ),
     ("e", "write the rationale (Esc returns to the trace)"),
     ("Ctrl+Enter", "submit the review"),
     ("Ctrl+Z", "undo the last submission (it becomes your draft again)"),

@@ -104,7 +104,9 @@ class MainWindow(QMainWindow):
 
     def _first_open_row(self) -> int:
         """Start where the work is: the first trace not done yet."""
-        return next((i for i in range(self.model.rowCount()) if self.model.queue_row(i).status != "done"), 0)
+        return next(
+            (i for i in range(self.model.rowCount()) if self.model.queue_row(i).status != "done"), 0
+        )
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -140,7 +142,9 @@ class MainWindow(QMainWindow):
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         for col, width in enumerate((54, 44, 78, 44, 58)):
             self.table.setColumnWidth(col, width)
-        self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self.open_row(cur.row()))
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self.open_row(cur.row())
+        )
         ll.addWidget(self.table, 1)
         self.queue_label = QLabel()
         self.queue_label.setStyleSheet("color: palette(placeholder-text);")
@@ -196,13 +200,17 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
 
-    def _action(self, menu, text: str, shortcut: str | QKeySequence | None, slot, tip: str = "") -> QAction:
+    def _action(
+        self, menu, text: str, shortcut: str | QKeySequence | None, slot, tip: str = ""
+    ) -> QAction:
         act = QAction(text, self)
         if shortcut:
             seqs = shortcut if isinstance(shortcut, list) else [shortcut]
             act.setShortcuts([QKeySequence(s) for s in seqs])
             act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            keys = " or ".join(QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in seqs)
+            keys = " or ".join(
+                QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in seqs
+            )
             act.setToolTip(f"{tip or text.replace('&', '')} ({keys})")
         act.triggered.connect(slot)
         menu.addAction(act)
@@ -233,14 +241,30 @@ class MainWindow(QMainWindow):
         self._action(r, "Write &rationale", "E", lambda: self.panel.rationale.setFocus())
         r.addSeparator()
         self._action(r, "&Submit", ["Ctrl+Return", "Ctrl+Enter"], self.submit)
-        self._action(r, "&Undo last submission", QKeySequence.StandardKey.Undo, self.undo_submission)
+        self._action(
+            r, "&Undo last submission", QKeySequence.StandardKey.Undo, self.undo_submission
+        )
         v = mb.addMenu("&View")
         self._action(v, "&Search queue", "/", self.focus_search)
-        self._action(v, "&Find in trace", QKeySequence.StandardKey.Find, lambda: self.trace_view.find_edit.setFocus())
+        self._action(
+            v,
+            "&Find in trace",
+            QKeySequence.StandardKey.Find,
+            lambda: self.trace_view.find_edit.setFocus(),
+        )
         self._action(v, "Back to the trace", "Esc", self.focus_trace)
         h = mb.addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", "?", self.show_shortcuts)
-        self._action(h, "&About Chambers", None, lambda: QMessageBox.about(self, "Chambers", "Chambers: judge agent traces, keep the corrections.\nEverything stays on this machine."))
+        self._action(
+            h,
+            "&About Chambers",
+            None,
+            lambda: QMessageBox.about(
+                self,
+                "Chambers",
+                "Chambers: judge agent traces, keep the corrections.\nEverything stays on this machine.",
+            ),
+        )
 
     # --- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -275,7 +299,11 @@ class MainWindow(QMainWindow):
                 self.open_row(-1)
             return
         idx = self.model.index(row, 0)
-        self.table.selectionModel().setCurrentIndex(idx, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.selectionModel().setCurrentIndex(
+            idx,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
         self.table.scrollTo(idx)
 
     def current_row(self) -> int:
@@ -307,7 +335,9 @@ class MainWindow(QMainWindow):
             self.trace = trace_dict(get_trace(s, trace_id))
             review = self._my_review(s, trace_id)
             others = visible_reviews(s, trace_id, self.judge) if self.judge.role == "lead" else []
-            other_rows = [(r.judge_id, r.decision, r.scores, r.rationale, r.corrected_output) for r in others]
+            other_rows = [
+                (r.judge_id, r.decision, r.scores, r.rationale, r.corrected_output) for r in others
+            ]
             names = {j.id: j.name for j in s.scalars(__import__("sqlalchemy").select(Judge))}
         self.trace_view.show_trace(self.trace)
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
@@ -318,7 +348,9 @@ class MainWindow(QMainWindow):
             self.corrected = review["corrected_messages"]
             self.base_seconds = review["time_on_task_s"]
             status = "submitted" if review["status"] == "submitted" else "draft"
-            self.panel.saved_label.setText("Submitted — changes amend it" if status == "submitted" else "Draft restored")
+            self.panel.saved_label.setText(
+                "Submitted — changes amend it" if status == "submitted" else "Draft restored"
+            )
         else:
             self.panel.load(None, {}, "")
             self.corrected = None
@@ -334,11 +366,24 @@ class MainWindow(QMainWindow):
             return None
         from sqlalchemy import select
 
-        r = s.scalar(select(Review).where(Review.trace_id == trace_id, Review.judge_id == self.judge.id, Review.rubric_version_id == self.version.id))
+        r = s.scalar(
+            select(Review).where(
+                Review.trace_id == trace_id,
+                Review.judge_id == self.judge.id,
+                Review.rubric_version_id == self.version.id,
+            )
+        )
         if r is None:
             return None
-        return {"decision": r.decision, "scores": dict(r.scores), "rationale": r.rationale, "corrected_messages": r.corrected_messages,
-                "time_on_task_s": r.time_on_task_s, "status": r.status, "id": r.id}
+        return {
+            "decision": r.decision,
+            "scores": dict(r.scores),
+            "rationale": r.rationale,
+            "corrected_messages": r.corrected_messages,
+            "time_on_task_s": r.time_on_task_s,
+            "status": r.status,
+            "id": r.id,
+        }
 
     def _render_others(self, rows, names) -> None:
         from html import escape
@@ -351,7 +396,9 @@ class MainWindow(QMainWindow):
         html = []
         for judge_id, decision, scores, rationale, corrected in rows:
             sc = ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in scores.items())
-            html.append(f"<p><b>{escape(names.get(judge_id, '?'))}</b>: {escape(decision or '')}<br><span style='color:gray'>{sc}</span>")
+            html.append(
+                f"<p><b>{escape(names.get(judge_id, '?'))}</b>: {escape(decision or '')}<br><span style='color:gray'>{sc}</span>"
+            )
             if rationale:
                 html.append(f"<br>{escape(rationale)}")
             if corrected:
@@ -385,7 +432,9 @@ class MainWindow(QMainWindow):
             review = save_draft(s, self.trace["id"], self.judge.id, self.version.id, data)
             submitted = review.status == "submitted"
         self.dirty = False
-        self.panel.saved_label.setText("Not saved: submitted reviews change on Submit" if submitted else "Draft saved")
+        self.panel.saved_label.setText(
+            "Not saved: submitted reviews change on Submit" if submitted else "Draft saved"
+        )
         self.model.refresh_row(self.trace["id"])
         self._update_status()
 
@@ -423,12 +472,20 @@ class MainWindow(QMainWindow):
             self.panel.set_correction_summary(None)
             return
         if self.corrected is None or self.trace is None:
-            text = "edit the agent's output (m)" if d == "modify" else "optionally write the answer the agent should have given"
+            text = (
+                "edit the agent's output (m)"
+                if d == "modify"
+                else "optionally write the answer the agent should have given"
+            )
             self.panel.correction_label.setText(f"<a href='edit'>{text}</a>")
             return
         from app.corrections import unified_diff
 
-        n = sum(1 for line in unified_diff(self.trace["messages"], self.corrected) if line.startswith("+") and not line.startswith("+++"))
+        n = sum(
+            1
+            for line in unified_diff(self.trace["messages"], self.corrected)
+            if line.startswith("+") and not line.startswith("+++")
+        )
         self.panel.set_correction_summary(n)
 
     def submit(self) -> None:
@@ -438,7 +495,9 @@ class MainWindow(QMainWindow):
         with self.ws.session() as s:
             from app.models import Trace
 
-            problems = check_submission(s, s.get(Trace, self.trace["id"]), s.get(RubricVersion, self.version.id), data)
+            problems = check_submission(
+                s, s.get(Trace, self.trace["id"]), s.get(RubricVersion, self.version.id), data
+            )
             if problems:
                 self.panel.show_problems(problems)
                 return
@@ -490,7 +549,9 @@ class MainWindow(QMainWindow):
             else:
                 self.select_row(row)
         self._update_status()
-        self.statusBar().showMessage(f"Submission of #{trace_id} undone: it is your draft again", 5000)
+        self.statusBar().showMessage(
+            f"Submission of #{trace_id} undone: it is your draft again", 5000
+        )
 
     # --- other ---------------------------------------------------------------------------
     def _update_status(self) -> None:
@@ -499,16 +560,26 @@ class MainWindow(QMainWindow):
         if self.version is not None:
             with self.ws.session() as s:
                 p = queue_progress(s, self.judge, self.version.id)
-            self.status_progress.setText(f"To do {p['todo']} · Drafts {p['draft']} · Done {p['done']}  ")
+            self.status_progress.setText(
+                f"To do {p['todo']} · Drafts {p['draft']} · Done {p['done']}  "
+            )
         shown = self.model.total
-        self.queue_label.setText(f"{shown:,} trace{'s' if shown != 1 else ''}" + (" assigned to you" if self.judge.role != "lead" else " in the workspace"))
+        self.queue_label.setText(
+            f"{shown:,} trace{'s' if shown != 1 else ''}"
+            + (" assigned to you" if self.judge.role != "lead" else " in the workspace")
+        )
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
 
     def import_dialog(self, paths: list[str] | None = None) -> None:
         if not paths:
-            paths, _ = QFileDialog.getOpenFileNames(self, "Import traces", str(Path.home()), "Trace files (*.json *.jsonl *.ndjson);;All files (*)")
+            paths, _ = QFileDialog.getOpenFileNames(
+                self,
+                "Import traces",
+                str(Path.home()),
+                "Trace files (*.json *.jsonl *.ndjson);;All files (*)",
+            )
         if not paths:
             return
         dlg = ImportDialog(self.ws, list(paths), self)
@@ -552,7 +623,10 @@ def pick_judge(ws: Workspace, parent=None) -> Judge | None:
     from sqlalchemy import select
 
     with ws.session() as s:
-        names = [(j.name, j.role) for j in s.scalars(select(Judge).where(Judge.active).order_by(Judge.name))]
+        names = [
+            (j.name, j.role)
+            for j in s.scalars(select(Judge).where(Judge.active).order_by(Judge.name))
+        ]
     last = QSettings(ORG, APP).value("judge/last")
     dlg = ProfileDialog(names, last, parent)
     if not dlg.exec():
@@ -568,7 +642,9 @@ def _default_judge(ws: Workspace) -> Judge:
     from sqlalchemy import select
 
     with ws.session() as s:
-        j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(select(Judge).order_by(Judge.id))
+        j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(
+            select(Judge).order_by(Judge.id)
+        )
         return j or get_or_create_judge(s, "Judge", "judge")
 
 

@@ -38,7 +38,9 @@ class QueueModel(QAbstractTableModel):
         self.beginResetModel()
         with self.ws.session() as s:
             self._total = queue_count(s, self.judge, self.version_id, self.filter, self.status)
-            self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH, 0)
+            self._rows = queue_rows(
+                s, self.judge, self.version_id, self.filter, self.status, BATCH, 0
+            )
         self.endResetModel()
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
@@ -57,7 +59,9 @@ class QueueModel(QAbstractTableModel):
         if parent.isValid():
             return
         with self.ws.session() as s:
-            more = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH, len(self._rows))
+            more = queue_rows(
+                s, self.judge, self.version_id, self.filter, self.status, BATCH, len(self._rows)
+            )
         more = more[: self._total - len(self._rows)]
         if not more:
             self._total = len(self._rows)
@@ -96,8 +100,14 @@ class QueueModel(QAbstractTableModel):
     def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.COLUMNS):
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
             return self.COLUMNS[section]
         return None
 
@@ -118,14 +128,23 @@ class QueueModel(QAbstractTableModel):
             }[col]
         if role == Qt.ItemDataRole.ToolTipRole and col == "Task":
             return r.task
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in ("#", "Steps", "Outcome", "Reviews"):
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (
+            "#",
+            "Steps",
+            "Outcome",
+            "Reviews",
+        ):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and r.status != "todo":
             from PySide6.QtGui import QColor, QPalette
             from PySide6.QtWidgets import QApplication
 
             pal = QApplication.palette()
-            return pal.color(QPalette.ColorRole.PlaceholderText) if r.status == "done" else QColor("#b26a00")
+            return (
+                pal.color(QPalette.ColorRole.PlaceholderText)
+                if r.status == "done"
+                else QColor("#b26a00")
+            )
         if role == Qt.ItemDataRole.UserRole:
             return r.trace_id
         return None

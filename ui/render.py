@@ -67,10 +67,14 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
-def _collapsible(title: str, body: str, key: str, state: ViewState, c: Colors, open_default: bool = False) -> str:
+def _collapsible(
+    title: str, body: str, key: str, state: ViewState, c: Colors, open_default: bool = False
+) -> str:
     is_open = (key in state.expanded) != open_default
     arrow = "▾" if is_open else "▸"
-    head = f'<a href="toggle:{key}" style="color:{c.muted};text-decoration:none">{arrow} {title}</a>'
+    head = (
+        f'<a href="toggle:{key}" style="color:{c.muted};text-decoration:none">{arrow} {title}</a>'
+    )
     return head + (f"<div>{body}</div>" if is_open else "")
 
 
@@ -90,9 +94,18 @@ def render_trace(trace: dict[str, Any], state: ViewState, c: Colors) -> str:
         out.append(_message(i, m, i == last_assistant, state, c))
     if len(msgs) > len(shown):
         rest = len(msgs) - len(shown)
-        out.append(f'<p><a href="more:steps">Show the next {min(rest, STEP_WINDOW)} of {rest} remaining steps</a></p>')
+        out.append(
+            f'<p><a href="more:steps">Show the next {min(rest, STEP_WINDOW)} of {rest} remaining steps</a></p>'
+        )
     if trace.get("final_output") and last_assistant == -1:
-        out.append(_card(f"<b>Final answer</b><br>{_text(trace['final_output'], 'final', state)}", c, c.final_bg, c.final))
+        out.append(
+            _card(
+                f"<b>Final answer</b><br>{_text(trace['final_output'], 'final', state)}",
+                c,
+                c.final_bg,
+                c.final,
+            )
+        )
     out.append("</div>")
     return "".join(out)
 
@@ -112,24 +125,58 @@ def _message(i: int, m: dict[str, Any], is_final: bool, state: ViewState, c: Col
         kind = p["type"]
         if kind == "text":
             if role == "system":
-                blocks.append(_collapsible("System prompt", _text(p["text"], key, state), f"sys{key}", state, c))
+                blocks.append(
+                    _collapsible(
+                        "System prompt", _text(p["text"], key, state), f"sys{key}", state, c
+                    )
+                )
             elif is_final:
-                blocks.append(_card(f'<b style="color:{c.final}">Final answer</b><br>{_text(p["text"], key, state)}', c, c.final_bg, c.final))
+                blocks.append(
+                    _card(
+                        f'<b style="color:{c.final}">Final answer</b><br>{_text(p["text"], key, state)}',
+                        c,
+                        c.final_bg,
+                        c.final,
+                    )
+                )
             else:
                 blocks.append(f"<div>{_text(p['text'], key, state)}</div>")
         elif kind == "reasoning":
-            blocks.append(_collapsible("Reasoning", f'<i style="color:{c.muted}">{_text(p["text"], key, state)}</i>', f"rsn{key}", state, c))
+            blocks.append(
+                _collapsible(
+                    "Reasoning",
+                    f'<i style="color:{c.muted}">{_text(p["text"], key, state)}</i>',
+                    f"rsn{key}",
+                    state,
+                    c,
+                )
+            )
         elif kind == "tool_call":
             args = _pretty(p["arguments"])
-            warn = f' <span style="color:{c.error}">(arguments are not valid JSON)</span>' if p.get("arguments_invalid") else ""
+            warn = (
+                f' <span style="color:{c.error}">(arguments are not valid JSON)</span>'
+                if p.get("arguments_invalid")
+                else ""
+            )
             body = f'<span style="font-family:monospace;white-space:pre-wrap">{_text(args, key, state)}</span>'
             head = f'<b>→ {escape(p["name"])}</b> <span style="color:{c.muted};font-size:9pt">{escape(p["id"])}</span>{warn}'
-            blocks.append(_card(head + "<br>" + _collapsible("arguments", body, f"args{key}", state, c, open_default=True), c))
+            blocks.append(
+                _card(
+                    head
+                    + "<br>"
+                    + _collapsible("arguments", body, f"args{key}", state, c, open_default=True),
+                    c,
+                )
+            )
         elif kind == "tool_result":
             err = p.get("is_error")
             head = f'<b style="color:{c.error if err else c.text}">← {"error" if err else "result"}</b> <span style="color:{c.muted};font-size:9pt">{escape(p["call_id"])}</span>'
             body = f'<span style="font-family:monospace">{_text(p["content"], key, state)}</span>'
-            blocks.append(_card(head + "<br>" + body, c, c.error_bg if err else None, c.error if err else None))
+            blocks.append(
+                _card(
+                    head + "<br>" + body, c, c.error_bg if err else None, c.error if err else None
+                )
+            )
     if not blocks:
         blocks.append(f'<i style="color:{c.muted}">(empty)</i>')
     return f'<div style="margin-top:10px">{label}{"".join(blocks)}</div>'
@@ -145,28 +192,39 @@ def render_side_panel(trace: dict[str, Any], c: Colors) -> str:
     ]
     outcome = trace.get("outcome")
     label = trace.get("outcome_label")
-    rows.append(("Outcome", ("—" if outcome is None else f"{outcome:g}") + (f" ({label})" if label else "")))
+    rows.append(
+        ("Outcome", ("—" if outcome is None else f"{outcome:g}") + (f" ({label})" if label else ""))
+    )
     if trace.get("outcome_source"):
         rows.append(("Outcome from", trace["outcome_source"]))
     html = [f'<table cellpadding="2" style="color:{c.text}">']
-    html += [f'<tr><td style="color:{c.muted}">{escape(k)}</td><td>{escape(str(v))}</td></tr>' for k, v in rows]
+    html += [
+        f'<tr><td style="color:{c.muted}">{escape(k)}</td><td>{escape(str(v))}</td></tr>'
+        for k, v in rows
+    ]
     html.append("</table>")
     if trace.get("scores"):
-        html.append(f'<p style="margin-top:8px"><b>Automated scores</b></p><table cellpadding="2">')
+        html.append('<p style="margin-top:8px"><b>Automated scores</b></p><table cellpadding="2">')
         for s in trace["scores"]:
             value = s.get("value")
             shown = "—" if value is None else f"{value:g}"
             tip = escape(s.get("comment") or "")
-            html.append(f'<tr><td style="color:{c.muted}">{escape(str(s.get("name")))}</td><td title="{tip}">{shown}</td></tr>')
+            html.append(
+                f'<tr><td style="color:{c.muted}">{escape(str(s.get("name")))}</td><td title="{tip}">{shown}</td></tr>'
+            )
             if s.get("comment"):
-                html.append(f'<tr><td></td><td style="color:{c.muted};font-size:9pt">{escape(s["comment"][:400])}</td></tr>')
+                html.append(
+                    f'<tr><td></td><td style="color:{c.muted};font-size:9pt">{escape(s["comment"][:400])}</td></tr>'
+                )
         html.append("</table>")
     meta = trace.get("metadata") or {}
     if meta:
         html.append('<p style="margin-top:8px"><b>Metadata</b></p><table cellpadding="2">')
         for k, v in list(meta.items())[:40]:
             text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-            html.append(f'<tr><td style="color:{c.muted}">{escape(str(k))}</td><td>{escape(text[:300])}</td></tr>')
+            html.append(
+                f'<tr><td style="color:{c.muted}">{escape(str(k))}</td><td>{escape(text[:300])}</td></tr>'
+            )
         html.append("</table>")
     if trace.get("tools"):
         names = ", ".join(t["name"] for t in trace["tools"])
@@ -178,9 +236,13 @@ def render_diff(lines: list[str], c: Colors) -> str:
     out = ['<pre style="font-family:monospace;white-space:pre-wrap">']
     for line in lines:
         if line.startswith("+") and not line.startswith("+++"):
-            out.append(f'<span style="background:{c.final_bg};color:{c.final}">{escape(line)}</span>\n')
+            out.append(
+                f'<span style="background:{c.final_bg};color:{c.final}">{escape(line)}</span>\n'
+            )
         elif line.startswith("-") and not line.startswith("---"):
-            out.append(f'<span style="background:{c.error_bg};color:{c.error}">{escape(line)}</span>\n')
+            out.append(
+                f'<span style="background:{c.error_bg};color:{c.error}">{escape(line)}</span>\n'
+            )
         else:
             out.append(escape(line) + "\n")
     out.append("</pre>")

@@ -40,7 +40,9 @@ class CriterionRow(QFrame):
         lay.setContentsMargins(8, 6, 8, 6)
         lay.setSpacing(4)
         required = ", ".join(spec.required_for) if spec.required_for else "never"
-        title = QLabel(f"<b>{index + 1}. {_esc(spec.title)}</b> <span style='color:gray'>({spec.scale}; weight {spec.weight:g}; required for {required})</span>")
+        title = QLabel(
+            f"<b>{index + 1}. {_esc(spec.title)}</b> <span style='color:gray'>({spec.scale}; weight {spec.weight:g}; required for {required})</span>"
+        )
         title.setTextFormat(Qt.TextFormat.RichText)
         title.setWordWrap(True)
         lay.addWidget(title)
@@ -63,14 +65,23 @@ class CriterionRow(QFrame):
             self.combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
             row.addWidget(self.combo, 0, 0)
         else:
-            options = [(1, "Pass"), (0, "Fail")] if spec.scale == "binary" else [(lv["value"], lv.get("label", "")) for lv in spec.levels]
+            options = (
+                [(1, "Pass"), (0, "Fail")]
+                if spec.scale == "binary"
+                else [(lv["value"], lv.get("label", "")) for lv in spec.levels]
+            )
             per_row = 2 if spec.scale == "binary" else 3
             for n, (value, label) in enumerate(options):
                 key = value if spec.scale != "binary" else value
                 btn = QRadioButton(f"{key} {label}".strip())
                 btn.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-                anchor = next((lv.get("anchor") for lv in spec.levels if lv.get("value") == value), None)
-                btn.setToolTip(f"Press {key} when this criterion is selected" + (f"\n{anchor}" if anchor else ""))
+                anchor = next(
+                    (lv.get("anchor") for lv in spec.levels if lv.get("value") == value), None
+                )
+                btn.setToolTip(
+                    f"Press {key} when this criterion is selected"
+                    + (f"\n{anchor}" if anchor else "")
+                )
                 self.group.addButton(btn)
                 btn.setProperty("value", value)
                 row.addWidget(btn, n // per_row, n % per_row)
@@ -162,7 +173,9 @@ class RubricPanel(QWidget):
             b.setToolTip(f"{name.capitalize()} this trace — shortcut {key.lower()}")
             b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
             b.setObjectName(f"decision_{name}")
-            b.setStyleSheet(f"QPushButton:checked {{ background: {DECISION_COLORS[name]}; color: white; font-weight: bold; }}")
+            b.setStyleSheet(
+                f"QPushButton:checked {{ background: {DECISION_COLORS[name]}; color: white; font-weight: bold; }}"
+            )
             self.decision_group.addButton(b)
             self.decision_buttons[name] = b
             dec.addWidget(b)
@@ -177,7 +190,9 @@ class RubricPanel(QWidget):
         outer.addWidget(self.correction_label)
 
         self.rationale = QPlainTextEdit()
-        self.rationale.setPlaceholderText("Rationale (required for Reject). Esc returns to the trace.")
+        self.rationale.setPlaceholderText(
+            "Rationale (required for Reject). Esc returns to the trace."
+        )
         self.rationale.setMaximumHeight(110)
         self.rationale.textChanged.connect(self.changed.emit)
         outer.addWidget(self.rationale)

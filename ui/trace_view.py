@@ -6,7 +6,15 @@ from typing import Any
 
 from PySide6.QtCore import QUrl, Signal
 from PySide6.QtGui import QPalette, QTextDocument
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui.render import Colors, ViewState, render_trace
 
@@ -80,7 +88,9 @@ class TraceView(QWidget):
         task = (t.get("task") or "").replace("\n", " ")
         from html import escape
 
-        self.title.setText(f"<b>#{t['id']}</b> · {escape(t['source'])} · {t['n_messages']} steps · {escape(task[:120])}")
+        self.title.setText(
+            f"<b>#{t['id']}</b> · {escape(t['source'])} · {t['n_messages']} steps · {escape(task[:120])}"
+        )
         self.browser.setHtml(render_trace(t, self.state, palette_colors(self.palette())))
         if keep_scroll:
             sb.setValue(pos)

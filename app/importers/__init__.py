@@ -39,7 +39,13 @@ FORMATS = {
 CONVERSATION_FORMATS = ("openai-chat", "openai-responses", "anthropic", "sharegpt", "benchmark")
 SUFFIXES = (".json", ".jsonl", ".ndjson")
 
-_RESPONSES_TYPES = {"function_call", "function_call_output", "reasoning", "message", "custom_tool_call"}
+_RESPONSES_TYPES = {
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "message",
+    "custom_tool_call",
+}
 _ANTHROPIC_BLOCKS = {"tool_use", "tool_result", "thinking", "redacted_thinking"}
 
 
@@ -48,7 +54,11 @@ def looks_like_message(value: Any) -> bool:
         return False
     if ("role" in value or "from" in value) and find_messages_key(value) is None:
         return True
-    return value.get("type") in _RESPONSES_TYPES and "role" not in value or value.get("type") == "message"
+    return (
+        value.get("type") in _RESPONSES_TYPES
+        and "role" not in value
+        or value.get("type") == "message"
+    )
 
 
 def classify_messages(items: list[Any]) -> str:
@@ -77,11 +87,16 @@ def detect_record(value: Any) -> str | None:
     if isinstance(value, list):
         if openhands.detect_list(value):
             return "openhands"
-        return classify_messages(value) if value and all(looks_like_message(v) for v in value[:3]) else None
+        return (
+            classify_messages(value)
+            if value and all(looks_like_message(v) for v in value[:3])
+            else None
+        )
     if not isinstance(value, dict):
         return None
     if value.get("object") == "response" or (
-        isinstance(value.get("input"), list) and classify_messages(value["input"]) == "openai-responses"
+        isinstance(value.get("input"), list)
+        and classify_messages(value["input"]) == "openai-responses"
     ):
         return "openai-responses"
     key = find_messages_key(value)
@@ -105,7 +120,9 @@ def parse_record(fmt: str, value: Any, options: KeyOptions) -> TraceRecord:
     except RecordError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as exc:
-        raise RecordError("", f"unexpected structure for {fmt} ({type(exc).__name__}: {exc})") from None
+        raise RecordError(
+            "", f"unexpected structure for {fmt} ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _parse_record(fmt: str, value: Any, options: KeyOptions) -> TraceRecord:
@@ -138,9 +155,11 @@ class FileImport:
         if first is None:
             return
         pending = [first]
-        if first.error is None and (
-            looks_like_message(first.value) or openhands.detect_list([first.value])
-        ) and self.format not in ("otel",):
+        if (
+            first.error is None
+            and (looks_like_message(first.value) or openhands.detect_list([first.value]))
+            and self.format not in ("otel",)
+        ):
             yield from self._whole_file_conversation(first, items)
             return
         if self.format is None:
@@ -164,7 +183,11 @@ class FileImport:
             if item.error is None:
                 fmt = detect_record(item.value)
                 if fmt is None:
-                    keys = ", ".join(list(item.value)[:8]) if isinstance(item.value, dict) else type(item.value).__name__
+                    keys = (
+                        ", ".join(list(item.value)[:8])
+                        if isinstance(item.value, dict)
+                        else type(item.value).__name__
+                    )
                     raise FileUnreadable(
                         f"{self.path}: {item.locator}: cannot tell the format (keys: {keys}); "
                         f"pass --format ({', '.join(FORMATS)}) or --messages-key "
@@ -177,7 +200,9 @@ class FileImport:
             pending.append(nxt)
             item = nxt
 
-    def _whole_file_conversation(self, first: Item, items: Iterator[Item]) -> Iterator[tuple[str, TraceRecord | RecordError]]:
+    def _whole_file_conversation(
+        self, first: Item, items: Iterator[Item]
+    ) -> Iterator[tuple[str, TraceRecord | RecordError]]:
         """A top-level array of messages (or events) is one conversation."""
         values = [first.value]
         for item in items:
@@ -192,14 +217,19 @@ class FileImport:
         except RecordError as exc:
             yield "record 0", exc
 
-    def _otel(self, pending: list[Item], items: Iterator[Item]) -> Iterator[tuple[str, TraceRecord | RecordError]]:
+    def _otel(
+        self, pending: list[Item], items: Iterator[Item]
+    ) -> Iterator[tuple[str, TraceRecord | RecordError]]:
         spans = []
         for item in _chain(pending, items):
             if item.error is not None:
                 yield item.locator, RecordError("", item.error)
                 continue
             if not otel.detect(item.value):
-                yield item.locator, RecordError("", "not an OpenTelemetry span or resourceSpans object")
+                yield (
+                    item.locator,
+                    RecordError("", "not an OpenTelemetry span or resourceSpans object"),
+                )
                 continue
             spans.extend(otel.flat_spans(item.value))
         yield from otel.parse_spans(spans)
@@ -215,7 +245,9 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES))
+            out.extend(
+                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+            )
         else:
             out.append(p)
     return out

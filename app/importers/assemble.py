@@ -47,7 +47,12 @@ class ConversationBuilder:
         for p in msg["parts"]:
             if p["type"] != "tool_result" or not p["call_id"] or p["call_id"] in self._call_ids:
                 continue
-            calls = [c for m in self.messages for c in m["parts"] if c["type"] == "tool_call" and c["name"] == p["call_id"] and c["id"]]
+            calls = [
+                c
+                for m in self.messages
+                for c in m["parts"]
+                if c["type"] == "tool_call" and c["name"] == p["call_id"] and c["id"]
+            ]
             waiting = [c for c in calls if c["id"] not in self._result_ids]
             if waiting or calls:
                 p["call_id"] = (waiting or calls[-1:])[0]["id"]
@@ -112,7 +117,9 @@ class ConversationBuilder:
 
         return link_tool_results(self.messages)
 
-    def add_tool_step(self, call_id: str, name: str, arguments: Any, result: Any, is_error: bool) -> None:
+    def add_tool_step(
+        self, call_id: str, name: str, arguments: Any, result: Any, is_error: bool
+    ) -> None:
         """A tool execution step: its call (if no LLM step showed it) and its result."""
         from app.importers.messages import tool_call_part, tool_result_part
 

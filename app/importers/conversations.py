@@ -50,7 +50,17 @@ TASK_KEYS = ("task", "prompt", "instruction", "question", "problem_statement", "
 OUTPUT_KEYS = ("output", "response", "completion", "choices")
 
 PASS_WORDS = {"pass", "passed", "success", "succeeded", "resolved", "true", "yes", "correct", "win"}
-FAIL_WORDS = {"fail", "failed", "failure", "false", "no", "error", "incorrect", "loss", "unresolved"}
+FAIL_WORDS = {
+    "fail",
+    "failed",
+    "failure",
+    "false",
+    "no",
+    "error",
+    "incorrect",
+    "loss",
+    "unresolved",
+}
 
 
 @dataclass
@@ -103,7 +113,9 @@ def normalize_outcome(value: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
-def find_outcome(record: dict[str, Any], key: str | None) -> tuple[float | None, str | None, str | None]:
+def find_outcome(
+    record: dict[str, Any], key: str | None
+) -> tuple[float | None, str | None, str | None]:
     keys = (key,) if key else OUTCOME_KEYS
     for k in keys:
         value = get_path(record, k)
@@ -113,7 +125,9 @@ def find_outcome(record: dict[str, Any], key: str | None) -> tuple[float | None,
         if number is not None or label is not None:
             return number, label, k
         if key:
-            raise RecordError(k, f"expected a number, boolean or status word, got {type_name(value)}")
+            raise RecordError(
+                k, f"expected a number, boolean or status word, got {type_name(value)}"
+            )
     return None, None, None
 
 
@@ -132,7 +146,9 @@ def normalize_tools(tools: Any, field_name: str = "tools") -> list[dict[str, Any
     out = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, dict):
-            raise RecordError(f"{field_name}[{i}]", f"expected a tool object, got {type_name(tool)}")
+            raise RecordError(
+                f"{field_name}[{i}]", f"expected a tool object, got {type_name(tool)}"
+            )
         fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
         name = fn.get("name")
         if not isinstance(name, str):
@@ -168,9 +184,7 @@ def output_messages(value: Any, field_name: str) -> list[dict[str, Any]]:
     return []
 
 
-def conversation_record(
-    value: Any, source: str, options: KeyOptions | None = None
-) -> TraceRecord:
+def conversation_record(value: Any, source: str, options: KeyOptions | None = None) -> TraceRecord:
     """One record of a conversation format -> TraceRecord (raises RecordError)."""
     options = options or KeyOptions()
     if isinstance(value, list):
@@ -203,14 +217,18 @@ def conversation_record(
     task = next((value[k] for k in TASK_KEYS if isinstance(value.get(k), str)), None)
     meta = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
     meta = dict(meta)
-    for k, v in value.items():
-        if k not in MESSAGE_KEYS and k not in ("metadata", "tools", "system") and (
-            v is None or isinstance(v, (str, int, float, bool))
-        ):
-            if not (isinstance(v, str) and len(v) > 2000):
-                meta.setdefault(k, v)
+    for k, v in value.items():  # small scalar fields of the record are kept as metadata
+        small = (
+            v is None
+            or isinstance(v, (int, float, bool))
+            or (isinstance(v, str) and len(v) <= 2000)
+        )
+        if small and k not in MESSAGE_KEYS and k not in ("metadata", "tools", "system"):
+            meta.setdefault(k, v)
     if isinstance(value.get("info"), dict):
-        meta.setdefault("info", {k: v for k, v in value["info"].items() if not isinstance(v, (dict, list))})
+        meta.setdefault(
+            "info", {k: v for k, v in value["info"].items() if not isinstance(v, (dict, list))}
+        )
     scores = []
     if isinstance(value.get("scores"), dict):
         scores = [

@@ -20,8 +20,10 @@ SOURCE = "langfuse"
 
 
 def detect(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("observations"), list) and (
-        isinstance(value.get("trace"), dict) or "projectId" in value
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("observations"), list)
+        and (isinstance(value.get("trace"), dict) or "projectId" in value)
     )
 
 
@@ -41,7 +43,11 @@ def input_messages(value: Any, field: str) -> list[dict[str, Any]]:
         for key in ("messages", "contents", "input"):
             if isinstance(value.get(key), list):
                 msgs = _items(value[key], f"{field}.{key}")
-                system = (value.get("config") or {}).get("system_instruction") if isinstance(value.get("config"), dict) else None
+                system = (
+                    (value.get("config") or {}).get("system_instruction")
+                    if isinstance(value.get("config"), dict)
+                    else None
+                )
                 system = system or value.get("system") or value.get("instructions")
                 if isinstance(system, str) and system:
                     msgs.insert(0, {"role": "system", "parts": [{"type": "text", "text": system}]})
@@ -51,7 +57,9 @@ def input_messages(value: Any, field: str) -> list[dict[str, Any]]:
         if isinstance(value.get("prompt"), str):  # AI SDK top-level call
             msgs = _items([{"role": "user", "content": value["prompt"]}], field)
             if isinstance(value.get("system"), str):
-                msgs.insert(0, {"role": "system", "parts": [{"type": "text", "text": value["system"]}]})
+                msgs.insert(
+                    0, {"role": "system", "parts": [{"type": "text", "text": value["system"]}]}
+                )
             return msgs
         return []
     if isinstance(value, list):
@@ -76,19 +84,32 @@ def _is_tool_definition(item: dict[str, Any]) -> bool:
 
 
 def _is_message_like(item: dict[str, Any]) -> bool:
-    return any(k in item for k in ("role", "from", "toolCallId")) or item.get("type") in (
-        "message",
-        "function_call",
-        "function_call_output",
-        "reasoning",
-    ) or (item.get("lc") == 1)
+    return (
+        any(k in item for k in ("role", "from", "toolCallId"))
+        or item.get("type")
+        in (
+            "message",
+            "function_call",
+            "function_call_output",
+            "reasoning",
+        )
+        or (item.get("lc") == 1)
+    )
 
 
 def generation_output(value: Any, field: str) -> list[dict[str, Any]]:
     value = maybe_json(value)
-    if isinstance(value, dict) and isinstance(value.get("content"), dict) and "parts" in value["content"]:
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("content"), dict)
+        and "parts" in value["content"]
+    ):
         value = value["content"]  # Gemini candidate
-    if isinstance(value, list) and value and all(isinstance(v, dict) and _is_message_like(v) for v in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, dict) and _is_message_like(v) for v in value)
+    ):
         return _items(value, field)
     return output_messages(value, field) if value not in (None, "") else []
 
@@ -105,7 +126,9 @@ def scores(trace: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "name": s["name"],
-                "value": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
+                "value": float(value)
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else None,
                 "string_value": s.get("stringValue"),
                 "source": f"langfuse:{s.get('source') or 'score'}",
                 "comment": s.get("comment") or "",
@@ -158,7 +181,16 @@ def parse(value: Any) -> TraceRecord:
                 outcome, label = normalize_outcome(out[key])
     meta = {
         k: trace.get(k)
-        for k in ("name", "timestamp", "userId", "sessionId", "release", "version", "environment", "tags")
+        for k in (
+            "name",
+            "timestamp",
+            "userId",
+            "sessionId",
+            "release",
+            "version",
+            "environment",
+            "tags",
+        )
         if trace.get(k) not in (None, "", [])
     }
     return TraceRecord(
@@ -176,7 +208,11 @@ def parse(value: Any) -> TraceRecord:
 
 def _collect_tools(obs: dict[str, Any], tools: dict[str, dict[str, Any]]) -> None:
     """Tool schemas logged with a generation (model parameters or a Responses `tools` list)."""
-    for source in (maybe_json(obs.get("output")), maybe_json(obs.get("input")), obs.get("modelParameters")):
+    for source in (
+        maybe_json(obs.get("output")),
+        maybe_json(obs.get("input")),
+        obs.get("modelParameters"),
+    ):
         if isinstance(source, dict) and isinstance(source.get("tools"), list):
             from app.importers.conversations import normalize_tools
 

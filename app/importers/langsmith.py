@@ -17,8 +17,10 @@ SOURCE = "langsmith"
 
 
 def detect(value: Any) -> bool:
-    return isinstance(value, dict) and "run_type" in value and (
-        "child_runs" in value or "inputs" in value
+    return (
+        isinstance(value, dict)
+        and "run_type" in value
+        and ("child_runs" in value or "inputs" in value)
     )
 
 
@@ -58,15 +60,30 @@ def _walk(run: dict[str, Any], builder: ConversationBuilder, field: str, depth: 
         outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
         args = inputs.get("input", inputs)
         result = outputs.get("output", outputs) if not run.get("error") else run.get("error")
-        call_id = (run.get("extra") or {}).get("metadata", {}).get("tool_call_id", "") if isinstance(run.get("extra"), dict) else ""
+        call_id = (
+            (run.get("extra") or {}).get("metadata", {}).get("tool_call_id", "")
+            if isinstance(run.get("extra"), dict)
+            else ""
+        )
         if isinstance(result, dict) and result.get("type") == "tool" and "content" in result:
             call_id = call_id or result.get("tool_call_id", "")
             result = result["content"]
-        builder.add_tool_step(str(call_id or ""), str(run.get("name") or "tool"), args, to_text(result), bool(run.get("error")))
+        builder.add_tool_step(
+            str(call_id or ""),
+            str(run.get("name") or "tool"),
+            args,
+            to_text(result),
+            bool(run.get("error")),
+        )
     children = run.get("child_runs") or []
     if not isinstance(children, list):
         raise RecordError(f"{field}.child_runs", f"expected an array, got {type_name(children)}")
-    for i, child in enumerate(sorted((c for c in children if isinstance(c, dict)), key=lambda c: str(c.get("start_time") or ""))):
+    for i, child in enumerate(
+        sorted(
+            (c for c in children if isinstance(c, dict)),
+            key=lambda c: str(c.get("start_time") or ""),
+        )
+    ):
         _walk(child, builder, f"{field}.child_runs[{i}]", depth + 1)
 
 
@@ -78,7 +95,14 @@ def parse(value: Any) -> TraceRecord:
     if not builder.messages:
         raise RecordError("child_runs", "no llm or tool run with messages")
     inputs = value.get("inputs") if isinstance(value.get("inputs"), dict) else {}
-    task = next((v for k, v in inputs.items() if isinstance(v, str) and k in ("input", "question", "task", "query")), None)
+    task = next(
+        (
+            v
+            for k, v in inputs.items()
+            if isinstance(v, str) and k in ("input", "question", "task", "query")
+        ),
+        None,
+    )
     outcome = label = None
     stats = value.get("feedback_stats")
     scores = []
@@ -86,12 +110,23 @@ def parse(value: Any) -> TraceRecord:
         for name, stat in stats.items():
             avg = stat.get("avg") if isinstance(stat, dict) else None
             if isinstance(avg, (int, float)):
-                scores.append({"name": name, "value": float(avg), "source": "langsmith:feedback", "comment": ""})
+                scores.append(
+                    {
+                        "name": name,
+                        "value": float(avg),
+                        "source": "langsmith:feedback",
+                        "comment": "",
+                    }
+                )
     outputs = value.get("outputs") if isinstance(value.get("outputs"), dict) else {}
     for key in ("reward", "score", "success"):
         if key in outputs:
             outcome, label = normalize_outcome(outputs[key])
-    meta = {k: value[k] for k in ("name", "start_time", "end_time", "status", "session_name") if isinstance(value.get(k), str)}
+    meta = {
+        k: value[k]
+        for k in ("name", "start_time", "end_time", "status", "session_name")
+        if isinstance(value.get(k), str)
+    }
     if value.get("error"):
         meta["error"] = to_text(value["error"])[:2000]
     return TraceRecord(

@@ -109,7 +109,12 @@ def tool_call_part(call_id: Any, name: Any, arguments: Any, field: str) -> dict[
     if not isinstance(name, str) or not name:
         raise RecordError(f"{field}.name", f"expected a tool name, got {type_name(name)}")
     args, invalid = parse_arguments(arguments)
-    part: dict[str, Any] = {"type": "tool_call", "id": str(call_id or ""), "name": name, "arguments": args}
+    part: dict[str, Any] = {
+        "type": "tool_call",
+        "id": str(call_id or ""),
+        "name": name,
+        "arguments": args,
+    }
     if invalid:
         part["arguments_invalid"] = True
     return part
@@ -159,7 +164,9 @@ def block_parts(block: Any, field: str) -> list[dict[str, Any]]:  # noqa: C901 -
     if not isinstance(block, dict):
         raise RecordError(field, f"expected a content block, got {type_name(block)}")
     kind = block.get("type")
-    if kind in ("text", "input_text", "output_text", "summary_text") or (kind is None and "text" in block):
+    if kind in ("text", "input_text", "output_text", "summary_text") or (
+        kind is None and "text" in block
+    ):
         text = block.get("text", block.get("content", ""))
         return [text_part(to_text(text))] if text else []
     if kind == "text" or (kind is None and isinstance(block.get("content"), str)):
@@ -191,10 +198,14 @@ def block_parts(block: Any, field: str) -> list[dict[str, Any]]:  # noqa: C901 -
         return [tool_result_part(block.get("toolCallId"), out, bool(block.get("isError")))]
     if "function_call" in block and isinstance(block["function_call"], dict):  # Gemini
         fc = block["function_call"]
-        return [tool_call_part(fc.get("id"), fc.get("name"), fc.get("args"), f"{field}.function_call")]
+        return [
+            tool_call_part(fc.get("id"), fc.get("name"), fc.get("args"), f"{field}.function_call")
+        ]
     if "functionCall" in block and isinstance(block["functionCall"], dict):
         fc = block["functionCall"]
-        return [tool_call_part(fc.get("id"), fc.get("name"), fc.get("args"), f"{field}.functionCall")]
+        return [
+            tool_call_part(fc.get("id"), fc.get("name"), fc.get("args"), f"{field}.functionCall")
+        ]
     for key in ("function_response", "functionResponse"):
         if key in block and isinstance(block[key], dict):
             fr = block[key]
@@ -216,7 +227,9 @@ def openai_tool_calls(calls: Any, field: str) -> list[dict[str, Any]]:
         expect(call, dict, f, "a tool call object")
         fn = call.get("function")
         if isinstance(fn, dict):  # OpenAI
-            parts.append(tool_call_part(call.get("id"), fn.get("name"), fn.get("arguments"), f"{f}.function"))
+            parts.append(
+                tool_call_part(call.get("id"), fn.get("name"), fn.get("arguments"), f"{f}.function")
+            )
         else:  # LangChain {name, args, id} or flat {name, arguments, id}
             args = call.get("args", call.get("arguments", call.get("input")))
             parts.append(tool_call_part(call.get("id"), call.get("name"), args, f))
@@ -250,7 +263,17 @@ def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
         return sharegpt_turn(item, field)
     kind = item.get("type")
     if kind in ("function_call", "custom_tool_call") and "role" not in item:
-        return [message("assistant", tool_call_part(item.get("call_id") or item.get("id"), item.get("name"), item.get("arguments", item.get("input")), field))]
+        return [
+            message(
+                "assistant",
+                tool_call_part(
+                    item.get("call_id") or item.get("id"),
+                    item.get("name"),
+                    item.get("arguments", item.get("input")),
+                    field,
+                ),
+            )
+        ]
     if kind in ("function_call_output", "custom_tool_call_output") and "role" not in item:
         return [message("tool", tool_result_part(item.get("call_id"), item.get("output")))]
     if kind == "reasoning" and "role" not in item:
@@ -263,7 +286,11 @@ def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
             return [message("tool", *block_parts({**item, "type": "tool-result"}, field))]
         return [message("assistant", *block_parts({**item, "type": "tool-call"}, field))]
     if "role" not in item:
-        if "content" in item and isinstance(item.get("content"), (str, list)) and kind in (None, "message"):
+        if (
+            "content" in item
+            and isinstance(item.get("content"), (str, list))
+            and kind in (None, "message")
+        ):
             raise RecordError(f"{field}.role", "missing")
         raise RecordError(field, "not a message: no 'role' (or 'from', 'type') field")
     return role_message(item, field)
@@ -273,7 +300,19 @@ def role_message(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
     """A message with a `role`: OpenAI Chat, Anthropic, OTel GenAI, Gemini, LangChain dicts."""
     raw = item["role"]
     if raw == "tool" and type(item.get("content")) is str and item.get("tool_call_id"):
-        return [{"role": "tool", "parts": [{"type": "tool_result", "call_id": str(item["tool_call_id"]), "content": item["content"], "is_error": False}]}]
+        return [
+            {
+                "role": "tool",
+                "parts": [
+                    {
+                        "type": "tool_result",
+                        "call_id": str(item["tool_call_id"]),
+                        "content": item["content"],
+                        "is_error": False,
+                    }
+                ],
+            }
+        ]
     role = map_role(raw, f"{field}.role")
     raw_role = str(item["role"]).lower()
     content_field = "parts" if "parts" in item and "content" not in item else "content"
@@ -285,10 +324,16 @@ def role_message(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
         parts.extend(openai_tool_calls(item["tool_calls"], f"{field}.tool_calls"))
     extra = item.get("additional_kwargs")
     if isinstance(extra, dict) and extra.get("tool_calls") and "tool_calls" not in item:
-        parts.extend(openai_tool_calls(extra["tool_calls"], f"{field}.additional_kwargs.tool_calls"))
+        parts.extend(
+            openai_tool_calls(extra["tool_calls"], f"{field}.additional_kwargs.tool_calls")
+        )
     if isinstance(item.get("function_call"), dict):  # legacy OpenAI
         fc = item["function_call"]
-        parts.append(tool_call_part(fc.get("id") or "", fc.get("name"), fc.get("arguments"), f"{field}.function_call"))
+        parts.append(
+            tool_call_part(
+                fc.get("id") or "", fc.get("name"), fc.get("arguments"), f"{field}.function_call"
+            )
+        )
     if role == "tool":
         return [tool_message(item, parts, raw_role)]
     if role == "user" and parts and all(p["type"] == "tool_result" for p in parts):
@@ -297,10 +342,14 @@ def role_message(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
         results = [message("tool", p) for p in parts if p["type"] == "tool_result"]
         rest = [p for p in parts if p["type"] != "tool_result"]
         return results + [message("user", *rest)]
-    return [message(role, *parts, name=item.get("name") if isinstance(item.get("name"), str) else None)]
+    return [
+        message(role, *parts, name=item.get("name") if isinstance(item.get("name"), str) else None)
+    ]
 
 
-def tool_message(item: dict[str, Any], parts: list[dict[str, Any]], raw_role: str) -> dict[str, Any]:
+def tool_message(
+    item: dict[str, Any], parts: list[dict[str, Any]], raw_role: str
+) -> dict[str, Any]:
     if parts and all(p["type"] == "tool_result" for p in parts):
         return message("tool", *parts)
     text = "\n".join(p.get("text", "") for p in parts if p["type"] == "text")
@@ -327,7 +376,11 @@ def sharegpt_turn(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
         parts = []
         for i, c in enumerate(calls):
             expect(c, dict, f"{field}.value[{i}]", "a function call object")
-            parts.append(tool_call_part(c.get("id"), c.get("name"), c.get("arguments", c.get("args")), f"{field}.value"))
+            parts.append(
+                tool_call_part(
+                    c.get("id"), c.get("name"), c.get("arguments", c.get("args")), f"{field}.value"
+                )
+            )
         return [message("assistant", *parts)]
     if role == "tool":
         return [message("tool", tool_result_part("", value))]

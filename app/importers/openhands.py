@@ -16,7 +16,8 @@ SOURCE = "openhands"
 
 def detect_list(values: list[Any]) -> bool:
     return bool(values) and all(
-        isinstance(v, dict) and "source" in v and ("action" in v or "observation" in v) for v in values[:5]
+        isinstance(v, dict) and "source" in v and ("action" in v or "observation" in v)
+        for v in values[:5]
     )
 
 
@@ -27,9 +28,20 @@ def parse(events: list[Any]) -> TraceRecord:
         field = f"events[{i}]"
         if not isinstance(ev, dict):
             raise RecordError(field, f"expected an event object, got {type_name(ev)}")
-        meta = ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else None
+        meta = (
+            ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else None
+        )
         if "observation" in ev and meta:
-            messages.append(message("tool", tool_result_part(meta.get("tool_call_id"), ev.get("content") or ev.get("message") or "", ev.get("observation") == "error")))
+            messages.append(
+                message(
+                    "tool",
+                    tool_result_part(
+                        meta.get("tool_call_id"),
+                        ev.get("content") or ev.get("message") or "",
+                        ev.get("observation") == "error",
+                    ),
+                )
+            )
         elif "action" in ev and meta and isinstance(meta.get("model_response"), dict):
             resp = meta["model_response"]
             if resp.get("id") in seen_responses:
@@ -37,7 +49,12 @@ def parse(events: list[Any]) -> TraceRecord:
             seen_responses.add(resp.get("id"))
             for c, choice in enumerate(resp.get("choices") or []):
                 if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                    messages.extend(normalize_item(choice["message"], f"{field}.tool_call_metadata.model_response.choices[{c}].message"))
+                    messages.extend(
+                        normalize_item(
+                            choice["message"],
+                            f"{field}.tool_call_metadata.model_response.choices[{c}].message",
+                        )
+                    )
         elif ev.get("action") == "message" and ev.get("source") in ("user", "agent"):
             text = (ev.get("args") or {}).get("content") or ev.get("message") or ""
             role = "user" if ev["source"] == "user" else "assistant"
@@ -48,4 +65,6 @@ def parse(events: list[Any]) -> TraceRecord:
                 messages.append(message("assistant", text_part(text)))
     if not messages:
         raise RecordError("", "no messages, actions or observations found")
-    return TraceRecord(source=SOURCE, messages=messages, metadata={"n_events": len(events)}).finish()
+    return TraceRecord(
+        source=SOURCE, messages=messages, metadata={"n_events": len(events)}
+    ).finish()

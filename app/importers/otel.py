@@ -35,10 +35,14 @@ def detect(value: Any) -> bool:
 
 
 def _is_span(value: Any) -> bool:
-    return isinstance(value, dict) and "name" in value and (
-        isinstance(value.get("spanContext"), dict)
-        or isinstance(value.get("context"), dict)
-        or ("traceId" in value and "spanId" in value)
+    return (
+        isinstance(value, dict)
+        and "name" in value
+        and (
+            isinstance(value.get("spanContext"), dict)
+            or isinstance(value.get("context"), dict)
+            or ("traceId" in value and "spanId" in value)
+        )
     )
 
 
@@ -93,7 +97,9 @@ def flat_spans(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict) and isinstance(value.get("resourceSpans"), list):
         for rs in value["resourceSpans"]:
             resource = kv_list(((rs or {}).get("resource") or {}).get("attributes"))
-            for ss in (rs or {}).get("scopeSpans") or (rs or {}).get("instrumentationLibrarySpans") or []:
+            for ss in (
+                (rs or {}).get("scopeSpans") or (rs or {}).get("instrumentationLibrarySpans") or []
+            ):
                 for span in (ss or {}).get("spans") or []:
                     yield _flat(span, resource)
     elif isinstance(value, list):
@@ -111,12 +117,20 @@ def _flat(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
     events = []
     for e in span.get("events") or []:
         if isinstance(e, dict):
-            events.append({"name": e.get("name", ""), "attrs": kv_list(e.get("attributes")), "body": e.get("body")})
+            events.append(
+                {
+                    "name": e.get("name", ""),
+                    "attrs": kv_list(e.get("attributes")),
+                    "body": e.get("body"),
+                }
+            )
     return {
         "trace_id": str(span.get("traceId") or ctx.get("traceId") or ctx.get("trace_id") or ""),
         "span_id": str(span.get("spanId") or ctx.get("spanId") or ctx.get("span_id") or ""),
         "parent": str(parent or ""),
-        "start": _time(span.get("startTimeUnixNano") or span.get("startTime") or span.get("start_time")),
+        "start": _time(
+            span.get("startTimeUnixNano") or span.get("startTime") or span.get("start_time")
+        ),
         "name": str(span.get("name", "")),
         "attrs": kv_list(span.get("attributes")),
         "events": events,
@@ -178,7 +192,10 @@ def openinference_messages(attrs: dict[str, Any], which: str) -> list[dict[str, 
     out = []
     for idx in sorted(grouped):
         fields = grouped[idx]
-        item: dict[str, Any] = {"role": fields.get("role", "user"), "content": fields.get("content")}
+        item: dict[str, Any] = {
+            "role": fields.get("role", "user"),
+            "content": fields.get("content"),
+        }
         calls: dict[int, dict[str, Any]] = defaultdict(dict)
         for k, v in fields.items():
             m = re.match(r"^tool_calls\.(\d+)\.tool_call\.(.+)$", k)
@@ -186,7 +203,13 @@ def openinference_messages(attrs: dict[str, Any], which: str) -> list[dict[str, 
                 calls[int(m.group(1))][m.group(2)] = v
         if calls:
             item["tool_calls"] = [
-                {"id": c.get("id", ""), "function": {"name": c.get("function.name"), "arguments": c.get("function.arguments")}}
+                {
+                    "id": c.get("id", ""),
+                    "function": {
+                        "name": c.get("function.name"),
+                        "arguments": c.get("function.arguments"),
+                    },
+                }
                 for _, c in sorted(calls.items())
             ]
         if "tool_call_id" in fields:
@@ -241,18 +264,44 @@ def span_step(span: dict[str, Any], builder: ConversationBuilder) -> None:
     op = a.get("gen_ai.operation.name")
     kind = a.get("openinference.span.kind")
     if op == "execute_tool" or kind == "TOOL" or "ai.toolCall.name" in a:
-        name = a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("ai.toolCall.name") or span["name"]
+        name = (
+            a.get("gen_ai.tool.name")
+            or a.get("tool.name")
+            or a.get("ai.toolCall.name")
+            or span["name"]
+        )
         call_id = a.get("gen_ai.tool.call.id") or a.get("ai.toolCall.id") or ""
-        args = a.get("gen_ai.tool.call.arguments") or a.get("tool.parameters") or a.get("ai.toolCall.args") or a.get("ai.toolCall.input") or a.get("input.value")
-        result = a.get("gen_ai.tool.call.result") or a.get("ai.toolCall.result") or a.get("ai.toolCall.output") or a.get("output.value")
-        builder.add_tool_step(str(call_id), str(name), _json(args), to_text(_json(result)) if result is not None else None, span["error"])
+        args = (
+            a.get("gen_ai.tool.call.arguments")
+            or a.get("tool.parameters")
+            or a.get("ai.toolCall.args")
+            or a.get("ai.toolCall.input")
+            or a.get("input.value")
+        )
+        result = (
+            a.get("gen_ai.tool.call.result")
+            or a.get("ai.toolCall.result")
+            or a.get("ai.toolCall.output")
+            or a.get("output.value")
+        )
+        builder.add_tool_step(
+            str(call_id),
+            str(name),
+            _json(args),
+            to_text(_json(result)) if result is not None else None,
+            span["error"],
+        )
         return
     history: list[dict[str, Any]] = []
     output: list[dict[str, Any]] = []
     system = a.get("gen_ai.system_instructions")
     if system:
         sys_parts = _json(system)
-        text = " ".join(p.get("content", "") for p in sys_parts if isinstance(p, dict)) if isinstance(sys_parts, list) else to_text(sys_parts)
+        text = (
+            " ".join(p.get("content", "") for p in sys_parts if isinstance(p, dict))
+            if isinstance(sys_parts, list)
+            else to_text(sys_parts)
+        )
         history.append(message("system", text_part(text)))
     if "gen_ai.input.messages" in a:
         history += _messages(a["gen_ai.input.messages"], "gen_ai.input.messages")
@@ -287,7 +336,10 @@ def parse_spans(spans: Iterable[dict[str, Any]]) -> Iterator[tuple[str, TraceRec
             yield f"trace {trace_id}", RecordError(exc.field, exc.reason)
             continue
         if not builder.messages:
-            yield f"trace {trace_id}", RecordError("", "no span carries GenAI, OpenInference or AI SDK messages")
+            yield (
+                f"trace {trace_id}",
+                RecordError("", "no span carries GenAI, OpenInference or AI SDK messages"),
+            )
             continue
         root = ordered[0]
         meta = {
@@ -295,9 +347,22 @@ def parse_spans(spans: Iterable[dict[str, Any]]) -> Iterator[tuple[str, TraceRec
             "n_spans": len(group),
             **{k: v for k, v in root["resource"].items() if k.startswith("service.")},
         }
-        model = next((s["attrs"].get("gen_ai.request.model") for s in ordered if s["attrs"].get("gen_ai.request.model")), None)
+        model = next(
+            (
+                s["attrs"].get("gen_ai.request.model")
+                for s in ordered
+                if s["attrs"].get("gen_ai.request.model")
+            ),
+            None,
+        )
         if model:
             meta["model"] = model
-        yield f"trace {trace_id}", TraceRecord(
-            source=SOURCE, messages=builder.finish(), external_id=trace_id or None, metadata=meta
-        ).finish()
+        yield (
+            f"trace {trace_id}",
+            TraceRecord(
+                source=SOURCE,
+                messages=builder.finish(),
+                external_id=trace_id or None,
+                metadata=meta,
+            ).finish(),
+        )

@@ -244,7 +244,9 @@ def _decode_error(exc: Exception, what: str) -> str:
 
 
 def _too_big(n: int) -> str:
-    return f"record is {n / 2**20:.1f} MB, over the {MAX_RECORD_BYTES // 2**20} MB limit for one trace"
+    return (
+        f"record is {n / 2**20:.1f} MB, over the {MAX_RECORD_BYTES // 2**20} MB limit for one trace"
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -1,0 +1,26 @@
+"""Registers `chambers app` with the command line (entry point group `chambers.commands`).
+
+app/ never imports ui/: the CLI discovers this module through its entry point, and Qt is
+imported only when the command runs, so `chambers --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from ui.main import run_app
+
+    return run_app(args.db, screenshot=args.screenshot, judge=args.judge)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    sp = sub.add_parser("app", help="open the desktop application")
+    sp.add_argument("--judge", help="open as this judge profile (skips the profile picker)")
+    sp.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="render the main window offscreen on the current workspace, save it and exit",
+    )
+    sp.set_defaults(func=cmd_app)
