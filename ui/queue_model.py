@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
 
 from app.db import Workspace
 from app.models import Judge
@@ -15,6 +17,13 @@ STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
 BATCH = 200
 
 AnyIndex = QModelIndex | QPersistentModelIndex
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_OTHER_ROLES = {_TOOLTIP, _ALIGN, _FOREGROUND, Qt.ItemDataRole.UserRole}
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_DRAFT_COLOR = QColor("#b26a00")
 
 
 class QueueModel(QAbstractTableModel):
@@ -28,6 +37,7 @@ class QueueModel(QAbstractTableModel):
         self.filter = TraceFilter()
         self.status: str | None = None
         self._rows: list[QueueRow] = []
+        self._cache: dict[int, tuple[str, ...]] = {}  # row -> display cells
         self._total = 0
         if judge.role == "lead":
             self.COLUMNS = (*QueueModel.COLUMNS[:5], "Reviews", "Task")
@@ -36,11 +46,10 @@ class QueueModel(QAbstractTableModel):
     # --- loading -------------------------------------------------------------------------
     def reload(self) -> None:
         self.beginResetModel()
+        self._cache.clear()
         with self.ws.session() as s:
             self._total = queue_count(s, self.judge, self.version_id, self.filter, self.status)
-            self._rows = queue_rows(
-                s, self.judge, self.version_id, self.filter, self.status, BATCH, 0
-            )
+            self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
         self.endResetModel()
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
@@ -59,9 +68,8 @@ class QueueModel(QAbstractTableModel):
         if parent.isValid():
             return
         with self.ws.session() as s:
-            more = queue_rows(
-                s, self.judge, self.version_id, self.filter, self.status, BATCH, len(self._rows)
-            )
+            after = self._rows[-1].sort_key if self._rows else None
+            more = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH, after)
         more = more[: self._total - len(self._rows)]
         if not more:
             self._total = len(self._rows)
@@ -78,9 +86,10 @@ class QueueModel(QAbstractTableModel):
             return
         with self.ws.session() as s:
             flt = TraceFilter(ids=[trace_id])
-            fresh = queue_rows(s, self.judge, self.version_id, flt, None, 1, 0)
+            fresh = queue_rows(s, self.judge, self.version_id, flt, None, 1)
         if fresh:
             self._rows[row] = fresh[0]
+            self._cache.pop(row, None)
             self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
     # --- access --------------------------------------------------------------------------
@@ -111,40 +120,38 @@ class QueueModel(QAbstractTableModel):
             return self.COLUMNS[section]
         return None
 
+    def _cells(self, r: QueueRow) -> tuple[str, ...]:
+        values = {
+            "Status": STATUS_LABEL[r.status],
+            "#": str(r.trace_id),
+            "Source": r.source,
+            "Steps": str(r.n_messages),
+            "Outcome": "—" if r.outcome is None else f"{r.outcome:g}",
+            "Reviews": str(r.n_reviews),
+            "Task": r.task,
+        }
+        return tuple(values[c] for c in self.COLUMNS)
+
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
+        # Called thousands of times per repaint: cheap checks first, no allocation.
+        if role == _DISPLAY:
+            row = index.row()
+            if 0 <= row < len(self._rows):
+                cells = self._cache.get(row)
+                if cells is None:
+                    cells = self._cache[row] = self._cells(self._rows[row])
+                return cells[index.column()]
+            return None
+        if role not in _OTHER_ROLES or not index.isValid() or not (0 <= index.row() < len(self._rows)):
             return None
         r = self._rows[index.row()]
         col = self.COLUMNS[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return {
-                "Status": STATUS_LABEL[r.status],
-                "#": str(r.trace_id),
-                "Source": r.source,
-                "Steps": str(r.n_messages),
-                "Outcome": "—" if r.outcome is None else f"{r.outcome:g}",
-                "Reviews": str(r.n_reviews),
-                "Task": r.task,
-            }[col]
-        if role == Qt.ItemDataRole.ToolTipRole and col == "Task":
-            return r.task
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (
-            "#",
-            "Steps",
-            "Outcome",
-            "Reviews",
-        ):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and r.status != "todo":
-            from PySide6.QtGui import QColor, QPalette
-            from PySide6.QtWidgets import QApplication
-
-            pal = QApplication.palette()
-            return (
-                pal.color(QPalette.ColorRole.PlaceholderText)
-                if r.status == "done"
-                else QColor("#b26a00")
-            )
-        if role == Qt.ItemDataRole.UserRole:
-            return r.trace_id
-        return None
+        if role == _TOOLTIP:
+            return r.task if col == "Task" else None
+        if role == _ALIGN:
+            return _RIGHT if col in ("#", "Steps", "Outcome", "Reviews") else None
+        if role == _FOREGROUND:
+            if r.status == "done":
+                return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
+            return _DRAFT_COLOR if r.status == "draft" else None
+        return r.trace_id  # UserRole

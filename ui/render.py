@@ -15,7 +15,7 @@ from typing import Any
 
 PREVIEW_CHARS = 3000
 EXPAND_CHARS = 200_000  # each "show more" adds this much: a whole 20 MB output would stall layout
-STEP_WINDOW = 120
+STEP_WINDOW = 60  # steps rendered at first; "show more" adds as many
 
 
 @dataclass

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from ui.render import Colors, ViewState, render_trace
 
-STEP_WINDOW_INCREMENT = 120
+STEP_WINDOW_INCREMENT = 60
 
 
 class TraceBrowser(QTextBrowser):
