@@ -140,8 +140,10 @@ class MainWindow(QMainWindow):
         hh = self.table.horizontalHeader()
         hh.setStretchLastSection(True)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for col, width in enumerate((54, 44, 78, 44, 58)):
-            self.table.setColumnWidth(col, width)
+        widths = {"Status": 54, "#": 44, "Source": 78, "Steps": 44, "Outcome": 58, "Reviews": 58}
+        for col, name in enumerate(self.model.COLUMNS):
+            if name in widths:
+                self.table.setColumnWidth(col, widths[name])
         self.table.selectionModel().currentRowChanged.connect(
             lambda cur, _prev: self.open_row(cur.row())
         )

@@ -1,0 +1,87 @@
+"""Render the README's screenshots offscreen: `python -m ui.screenshots DIR`.
+
+Builds the sample workspace in a temporary file, then captures the judge's main window, the
+Modify editor's diff, the lead's view with every judge's review, and the keyboard help.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main(out_dir: str) -> int:
+    from PySide6.QtCore import QSettings
+    from sqlalchemy import select
+
+    from app.db import open_workspace
+    from app.models import Judge
+    from app.sample import build_sample
+    from ui.dialogs import ShortcutsDialog
+    from ui.main import MainWindow, make_app
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, tmp)
+        app = make_app()
+        ws = open_workspace(str(Path(tmp) / "sample.sqlite"))
+        build_sample(ws)
+        with ws.session() as s:
+            judge = s.scalar(select(Judge).where(Judge.name == "Hana Sato"))
+            lead = s.scalar(select(Judge).where(Judge.role == "lead"))
+
+        def settle() -> None:
+            for _ in range(5):
+                app.processEvents()
+
+        w = MainWindow(ws, judge)
+        w.resize(1500, 920)
+        w.show()
+        settle()
+        misread = next(i for i in range(w.model.rowCount()) if w.model.queue_row(i).status == "todo" and "package" in w.model.queue_row(i).task and w.model.queue_row(i).outcome == 0)
+        w.select_row(misread)
+        settle()
+        w.panel.digit(0)
+        w.panel.digit(1)
+        w.panel.digit(2)
+        w.panel.digit(2)
+        w.panel.set_decision("reject")
+        w.panel.rationale.setPlainText("The agent contradicts the carrier's status: the tool result says otherwise.")
+        settle()
+        w.grab().save(str(out / "review-bench.png"))
+        w.decide("modify")
+        settle()
+        dlg = w.editor
+        dlg.text_edit.setPlainText(dlg.text_edit.toPlainText() + "\n\n(Corrected to match the carrier's status and next steps.)")
+        dlg.tabs.setCurrentIndex(1)
+        settle()
+        dlg.grab().save(str(out / "modify-diff.png"))
+        dlg.reject()
+        w.dirty = False
+        w.close()
+
+        lw = MainWindow(ws, lead)
+        lw.resize(1500, 920)
+        lw.show()
+        lw.select_row(lw.model.row_of(4) or 0)
+        lw.tabs.setCurrentIndex(2)
+        settle()
+        lw.grab().save(str(out / "lead-all-reviews.png"))
+        lw.close()
+
+        help_dialog = ShortcutsDialog()
+        help_dialog.show()
+        settle()
+        help_dialog.grab().save(str(out / "shortcuts.png"))
+        ws.close()
+    print(f"screenshots written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "resources/screenshots"))
