@@ -3,8 +3,7 @@ status for this judge under a rubric version: to do, draft, or done."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, case, func, literal, select, tuple_
 from sqlalchemy.orm import Session
@@ -15,8 +14,10 @@ from app.traces import TraceFilter
 STATUSES = ("todo", "draft", "done")
 
 
-@dataclass(frozen=True)
-class QueueRow:
+class QueueRow(NamedTuple):
+    """A tuple of plain values: the garbage collector stops tracking such tuples, so holding
+    100,000 rows costs no collector pauses while the judge scrolls."""
+
     trace_id: int
     external_id: str | None
     source: str
@@ -30,7 +31,7 @@ class QueueRow:
     sort_key: tuple[int, int]  # (queue position, trace id): where the next page starts
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return self._asdict()
 
 
 def _base(

@@ -239,16 +239,43 @@ def openai_tool_calls(calls: Any, field: str) -> list[dict[str, Any]]:
 _PLAIN_ROLES = {"system": "system", "user": "user", "assistant": "assistant", "developer": "system"}
 
 
+_OPENAI_ASSISTANT_KEYS = {"role", "content", "tool_calls"}
+
+
+def _fast_openai_assistant(item: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The most common shape in real exports, without the general machinery; None if the
+    item is anything else (then the general path handles it, with its error messages)."""
+    if item["role"] != "assistant" or not item.keys() <= _OPENAI_ASSISTANT_KEYS:
+        return None
+    content = item.get("content")
+    calls = item.get("tool_calls")
+    if not (content is None or type(content) is str) or not (calls is None or type(calls) is list):
+        return None
+    parts: list[dict[str, Any]] = [{"type": "text", "text": content}] if content else []
+    for call in calls or ():
+        fn = call.get("function") if type(call) is dict else None
+        name = fn.get("name") if type(fn) is dict else None
+        if type(name) is not str or not name:
+            return None
+        args, invalid = parse_arguments(fn.get("arguments"))
+        part = {"type": "tool_call", "id": str(call.get("id") or ""), "name": name, "arguments": args}
+        if invalid:
+            part["arguments_invalid"] = True
+        parts.append(part)
+    return [{"role": "assistant", "parts": parts}]
+
+
 def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
     """One source item -> zero or more internal messages."""
-    expect(item, dict, field, "a message object")
+    if type(item) is not dict:
+        expect(item, dict, field, "a message object")
     if "role" in item and "lc" not in item and "data" not in item:
         if len(item) <= 2 and type(item.get("content")) is str:  # fast path: {"role", "content"}
             role = _PLAIN_ROLES.get(item["role"])
             if role is not None:
                 text = item["content"]
                 return [{"role": role, "parts": [{"type": "text", "text": text}] if text else []}]
-        return role_message(item, field)
+        return _fast_openai_assistant(item) or role_message(item, field)
     if item.get("lc") == 1 and isinstance(item.get("kwargs"), dict):  # LangChain serialised
         cls = (item.get("id") or ["", ""])[-1]
         kwargs = dict(item["kwargs"])
