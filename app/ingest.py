@@ -147,7 +147,8 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
         new = [r for h, r in unique.items() if h not in existing]
         if new:
             conn = s.connection()
-            to_db = Trace.__table__.c.imported_at.type.bind_processor(conn.dialect) or (lambda v: v)
+            ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
+            to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
             params = [
                 tuple(to_db(r[c]) if c == "imported_at" else r[c] for c in _COLUMNS) for r in new
             ]
