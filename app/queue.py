@@ -9,7 +9,7 @@ from sqlalchemy import Select, case, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.models import Assignment, Judge, Review, Trace
-from app.traces import TraceFilter
+from app.traces import SUMMARY_COLUMNS, TraceFilter
 
 STATUSES = ("todo", "draft", "done")
 
@@ -55,14 +55,7 @@ def _base(
     ).label("status")
     q = (
         select(
-            Trace.id,
-            Trace.external_id,
-            Trace.source,
-            Trace.task,
-            Trace.n_messages,
-            Trace.n_tool_calls,
-            Trace.outcome,
-            Trace.outcome_label,
+            *SUMMARY_COLUMNS,
             status_expr,
             func.coalesce(others.c.n, 0).label("n_reviews"),
         )
