@@ -139,10 +139,26 @@ def main() -> None:
         w.select_row(0)
         settle(app)
         sb = w.table.verticalScrollBar()
+        import gc
+
+        gc_pauses: list[float] = []
+        gc_start = [0.0]
+
+        def gc_watch(phase: str, info: dict) -> None:
+            if info.get("generation") == 2:
+                if phase == "start":
+                    gc_start[0] = time.perf_counter()
+                else:
+                    gc_pauses.append(time.perf_counter() - gc_start[0])
+
+        gc.callbacks.append(gc_watch)
         steps = []
         while sb.value() < sb.maximum() and len(steps) < 2000:
             steps.append(timed(lambda: (sb.setValue(sb.value() + sb.pageStep()), settle(app))))
+        gc.callbacks.remove(gc_watch)
         pages = len(steps)
+        if gc_pauses:
+            print(f"full garbage collections while scrolling: {len(gc_pauses)}, longest {max(gc_pauses) * 1000:.1f} ms")
         scroll_worst = max(steps)
         slow = sorted(((t, i) for i, t in enumerate(steps)), reverse=True)[:3]
         print("slowest scroll steps: " + ", ".join(f"page {i}: {t * 1000:.1f} ms" for t, i in slow) + f"; median {sorted(steps)[len(steps) // 2] * 1000:.1f} ms")
