@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -412,6 +412,3 @@ class ShortcutsDialog(QDialog):
         close.accepted.connect(self.accept)
         lay.addRow(close)
         self.setMinimumWidth(560)
-
-
-__all__ = ["ProfileDialog", "ModifyDialog", "ImportDialog", "ShortcutsDialog", "Qt"]

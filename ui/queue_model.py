@@ -69,7 +69,9 @@ class QueueModel(QAbstractTableModel):
             return
         with self.ws.session() as s:
             after = self._rows[-1].sort_key if self._rows else None
-            more = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH, after)
+            more = queue_rows(
+                s, self.judge, self.version_id, self.filter, self.status, BATCH, after
+            )
         more = more[: self._total - len(self._rows)]
         if not more:
             self._total = len(self._rows)
@@ -142,7 +144,11 @@ class QueueModel(QAbstractTableModel):
                     cells = self._cache[row] = self._cells(self._rows[row])
                 return cells[index.column()]
             return None
-        if role not in _OTHER_ROLES or not index.isValid() or not (0 <= index.row() < len(self._rows)):
+        if (
+            role not in _OTHER_ROLES
+            or not index.isValid()
+            or not (0 <= index.row() < len(self._rows))
+        ):
             return None
         r = self._rows[index.row()]
         col = self.COLUMNS[index.column()]

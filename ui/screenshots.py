@@ -43,7 +43,13 @@ def main(out_dir: str) -> int:
         w.resize(1500, 920)
         w.show()
         settle()
-        misread = next(i for i in range(w.model.rowCount()) if w.model.queue_row(i).status == "todo" and "package" in w.model.queue_row(i).task and w.model.queue_row(i).outcome == 0)
+        misread = next(
+            i
+            for i in range(w.model.rowCount())
+            if w.model.queue_row(i).status == "todo"
+            and "package" in w.model.queue_row(i).task
+            and w.model.queue_row(i).outcome == 0
+        )
         w.select_row(misread)
         settle()
         w.panel.digit(0)
@@ -51,13 +57,18 @@ def main(out_dir: str) -> int:
         w.panel.digit(2)
         w.panel.digit(2)
         w.panel.set_decision("reject")
-        w.panel.rationale.setPlainText("The agent contradicts the carrier's status: the tool result says otherwise.")
+        w.panel.rationale.setPlainText(
+            "The agent contradicts the carrier's status: the tool result says otherwise."
+        )
         settle()
         w.grab().save(str(out / "review-bench.png"))
         w.decide("modify")
         settle()
         dlg = w.editor
-        dlg.text_edit.setPlainText(dlg.text_edit.toPlainText() + "\n\n(Corrected to match the carrier's status and next steps.)")
+        dlg.text_edit.setPlainText(
+            dlg.text_edit.toPlainText()
+            + "\n\n(Corrected to match the carrier's status and next steps.)"
+        )
         dlg.tabs.setCurrentIndex(1)
         settle()
         dlg.grab().save(str(out / "modify-diff.png"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QPalette, QTextDocument
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -133,6 +133,3 @@ class TraceView(QWidget):
         if event.type() == QEvent.Type.PaletteChange and self.trace is not None:
             self._render()
         super().changeEvent(event)
-
-
-__all__ = ["TraceView", "TraceBrowser", "palette_colors", "QTextDocument"]
