@@ -144,3 +144,22 @@ def test_help_everywhere_and_console_script():
         [sys.executable, "-m", "app.cli", "import"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_app_without_a_display_says_so(tmp_path):
+    import os
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--db", str(tmp_path / "w.sqlite"), "app"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "no display to open a window on" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -10,6 +10,23 @@ import argparse
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from app.errors import ChambersError
+
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
+    headless = not (
+        os.environ.get("DISPLAY")
+        or os.environ.get("WAYLAND_DISPLAY")
+        or os.environ.get("QT_QPA_PLATFORM")
+    )
+    if sys.platform.startswith("linux") and headless:
+        raise ChambersError(
+            "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "run it in a desktop session, or use --screenshot FILE.png"
+        )
     from ui.main import run_app
 
     return run_app(args.db, screenshot=args.screenshot, judge=args.judge)
