@@ -53,7 +53,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA cache_size=-65536")  # 64 MB: random-key indexes (content hash) outgrow the 2 MB default
+    cur.execute(
+        "PRAGMA cache_size=-65536"
+    )  # 64 MB: random-key indexes (content hash) outgrow the 2 MB default
     cur.close()
 
 

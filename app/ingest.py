@@ -12,6 +12,7 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -267,7 +268,7 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
         fr.batch_id = batch.id
     kept_errors: list[dict[str, Any]] = []
     try:
-        for fmt_seen, rows, errors in _chain([first] if first else [], chunks):
+        for fmt_seen, rows, errors in chain([first] if first else [], chunks):
             fr.format = fmt_seen
             for row in rows:
                 row["batch_id"] = fr.batch_id
@@ -328,8 +329,3 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
             cancelled=report.cancelled,
         )
     return fr
-
-
-def _chain(first, rest):
-    yield from first
-    yield from rest

@@ -35,7 +35,11 @@ class QueueRow(NamedTuple):
 
 
 def _base(
-    judge: Judge, version_id: int, flt: TraceFilter | None, status: str | None, after: tuple[int, int] | None = None
+    judge: Judge,
+    version_id: int,
+    flt: TraceFilter | None,
+    status: str | None,
+    after: tuple[int, int] | None = None,
 ) -> Select:
     """The queue query; `after` continues from a row's sort key (keyset paging: a page deep
     in a 100,000-row queue costs what the first page costs, unlike OFFSET)."""
@@ -69,10 +73,14 @@ def _base(
             .group_by(Assignment.trace_id)
             .subquery("assigned")
         )
-        q = q.join(assigned, assigned.c.trace_id == Trace.id).add_columns(assigned.c.pos.label("pos"))
+        q = q.join(assigned, assigned.c.trace_id == Trace.id).add_columns(
+            assigned.c.pos.label("pos")
+        )
         q = q.order_by(assigned.c.pos, Trace.id)
         if after is not None:
-            q = q.where(tuple_(assigned.c.pos, Trace.id) > tuple_(literal(after[0]), literal(after[1])))
+            q = q.where(
+                tuple_(assigned.c.pos, Trace.id) > tuple_(literal(after[0]), literal(after[1]))
+            )
     else:
         q = q.add_columns(literal(0).label("pos")).order_by(Trace.id)
         if after is not None:

@@ -20,7 +20,9 @@ from app.rubrics import validate_scores
 
 
 class ReviewError(ChambersError):
-    pass
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 def get_or_create_judge(session: Session, name: str, role: str = "judge") -> Judge:
@@ -139,7 +141,7 @@ def submit_review(
         raise NotFound("trace or rubric version no longer exists")
     problems = check_submission(session, trace, version, data)
     if problems:
-        raise ReviewError("; ".join(problems))
+        raise ReviewError("; ".join(problems), problems)
     review = _find(session, trace_id, judge_id, version_id)
     before = None
     if review is None:

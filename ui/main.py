@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy import select
 
 from app.corrections import final_answer
 from app.db import Workspace, open_workspace
@@ -37,7 +38,6 @@ from app.queue import queue_progress
 from app.reviews import (
     ReviewError,
     ReviewInput,
-    check_submission,
     get_or_create_judge,
     save_draft,
     submit_review,
@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
                 self.rubric_title = ""
         self.trace: dict[str, Any] | None = None
         self.editor: ModifyDialog | None = None
+        self._judge_names: dict[int, str] | None = None  # for leads' "All reviews", read once
         self.corrected: list[dict[str, Any]] | None = None
         self.base_seconds = 0.0
         self.clock = QElapsedTimer()
@@ -345,7 +346,9 @@ class MainWindow(QMainWindow):
             other_rows = [
                 (r.judge_id, r.decision, r.scores, r.rationale, r.corrected_output) for r in others
             ]
-            names = {j.id: j.name for j in s.scalars(__import__("sqlalchemy").select(Judge))}
+            if other_rows and self._judge_names is None:
+                self._judge_names = {j.id: j.name for j in s.scalars(select(Judge))}
+        names = self._judge_names or {}
         self.trace_view.show_trace(self.trace)
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
         self._render_others(other_rows, names)
@@ -371,8 +374,6 @@ class MainWindow(QMainWindow):
     def _my_review(self, s, trace_id: int) -> dict[str, Any] | None:
         if self.version is None:
             return None
-        from sqlalchemy import select
-
         r = s.scalar(
             select(Review).where(
                 Review.trace_id == trace_id,
@@ -499,21 +500,13 @@ class MainWindow(QMainWindow):
         if self.version is None or self.trace is None:
             return
         data = self.current_input()
-        with self.ws.session() as s:
-            from app.models import Trace
-
-            problems = check_submission(
-                s, s.get(Trace, self.trace["id"]), s.get(RubricVersion, self.version.id), data
-            )
-            if problems:
-                self.panel.show_problems(problems)
-                return
-            try:
+        try:
+            with self.ws.session() as s:  # validated once, inside submit_review
                 review = submit_review(s, self.trace["id"], self.judge.id, self.version.id, data)
-            except ReviewError as exc:
-                self.panel.show_problems([str(exc)])
-                return
-            self.undo_stack.append((review.id, self.trace["id"]))
+                self.undo_stack.append((review.id, self.trace["id"]))
+        except ReviewError as exc:
+            self.panel.show_problems(exc.problems)
+            return
         self.dirty = False
         trace_id = self.trace["id"]
         self.model.refresh_row(trace_id)
@@ -627,8 +620,6 @@ class MainWindow(QMainWindow):
 
 
 def pick_judge(ws: Workspace, parent=None) -> Judge | None:
-    from sqlalchemy import select
-
     with ws.session() as s:
         names = [
             (j.name, j.role)
@@ -646,8 +637,6 @@ def pick_judge(ws: Workspace, parent=None) -> Judge | None:
 
 
 def _default_judge(ws: Workspace) -> Judge:
-    from sqlalchemy import select
-
     with ws.session() as s:
         j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(
             select(Judge).order_by(Judge.id)

@@ -7,6 +7,7 @@ record of a file, detecting the format from the first record unless `fmt` is giv
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +168,7 @@ class FileImport:
         if self.format == "otel":
             yield from self._otel(pending, items)
             return
-        for item in _chain(pending, items):
+        for item in chain(pending, items):
             if item.error is not None:
                 yield item.locator, RecordError("", item.error)
                 continue
@@ -221,7 +222,7 @@ class FileImport:
         self, pending: list[Item], items: Iterator[Item]
     ) -> Iterator[tuple[str, TraceRecord | RecordError]]:
         spans = []
-        for item in _chain(pending, items):
+        for item in chain(pending, items):
             if item.error is not None:
                 yield item.locator, RecordError("", item.error)
                 continue
@@ -233,11 +234,6 @@ class FileImport:
                 continue
             spans.extend(otel.flat_spans(item.value))
         yield from otel.parse_spans(spans)
-
-
-def _chain(pending: list[Item], rest: Iterator[Item]) -> Iterator[Item]:
-    yield from pending
-    yield from rest
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

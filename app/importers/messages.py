@@ -258,7 +258,12 @@ def _fast_openai_assistant(item: dict[str, Any]) -> list[dict[str, Any]] | None:
         if type(name) is not str or not name:
             return None
         args, invalid = parse_arguments(fn.get("arguments"))
-        part = {"type": "tool_call", "id": str(call.get("id") or ""), "name": name, "arguments": args}
+        part = {
+            "type": "tool_call",
+            "id": str(call.get("id") or ""),
+            "name": name,
+            "arguments": args,
+        }
         if invalid:
             part["arguments_invalid"] = True
         parts.append(part)
