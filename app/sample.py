@@ -24,7 +24,8 @@ from app.ingest import import_paths
 from app.models import Assignment, Trace
 from app.reviews import ReviewInput, get_or_create_judge, submit_review
 from app.rounds import create_round
-from app.rubrics import CriterionSpec, create_rubric
+from app.reliability import adjudicate
+from app.rubrics import CriterionSpec, create_rubric, new_version
 
 SYSTEM = {
     "refunds": "You are Aria, a support agent for Northwind Outfitters. Refunds are allowed within 30 days of delivery for unworn items; final-sale items are not refundable. Always look up the order and check the policy before issuing a refund. Never refund more than the amount paid.",
@@ -332,7 +333,10 @@ def _scenario(
         "scores": {
             "llm_judge_helpfulness": max(
                 1, min(5, round((4.3 if good else 2.6) + c.rng.gauss(0, 0.8)))
-            )
+            ),
+            # An automated outcome check: named after the rubric criterion it grades, so the
+            # agreement dashboard shows it as one more judge ("auto:task_success").
+            "task_success": int(good != (c.rng.random() < 0.1)),
         },
     }
     return Scenario(domain, good, flaw, record, correct)
@@ -442,8 +446,14 @@ def generate(n: int, seed: int = 7) -> list[Scenario]:
 
 
 def _verdict(
-    s: Scenario, rng: random.Random, noise: float, messages: list[dict[str, Any]]
+    s: Scenario,
+    rng: random.Random,
+    noise: float,
+    messages: list[dict[str, Any]],
+    clear_anchors: bool = False,
 ) -> ReviewInput:
+    """A judge's review. `clear_anchors`: rubric v2's reworded communication anchors, which
+    judges apply consistently (the effect a lead looks for in the trend chart)."""
     flip = rng.random() < noise
     good = s.good != flip
     if good:
@@ -453,7 +463,7 @@ def _verdict(
                 "task_success": 1,
                 "policy": 1,
                 "tool_use": rng.choice([3, 4, 4]),
-                "communication": rng.choice([3, 4, 4, 5]),
+                "communication": 4 if clear_anchors and rng.random() < 0.9 else rng.choice([3, 4, 4, 5]),
                 "failure_mode": "none",
             },
             rationale=rng.choice(["", "Correct and follows policy.", "Good handling."]),
@@ -476,7 +486,7 @@ def _verdict(
                 "task_success": 0,
                 "policy": policy_ok,
                 "tool_use": rng.choice([1, 2, 2]),
-                "communication": rng.choice([1, 2, 3]),
+                "communication": 2 if clear_anchors and rng.random() < 0.9 else rng.choice([1, 2, 3]),
                 "failure_mode": mode,
             },
             rationale=f"Final answer corrected: {mode.replace('_', ' ')}.",
@@ -490,7 +500,7 @@ def _verdict(
             "task_success": 0,
             "policy": policy_ok,
             "tool_use": rng.choice([1, 1, 2]),
-            "communication": rng.choice([1, 2]),
+            "communication": 1 if clear_anchors and rng.random() < 0.9 else rng.choice([1, 2]),
             "failure_mode": mode,
         },
         rationale=f"Rejected: {mode.replace('_', ' ')}; the agent acted before checking.",
@@ -502,11 +512,15 @@ def _verdict(
 def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str, int]:
     """Fill `ws` with the sample; returns counts. Safe to run on an empty workspace only.
 
-    The first 30% of traces go to all three judges (a calibration round) and are reviewed;
-    the rest go to one judge each (a backlog round), of which 40% of all traces are reviewed
-    and the rest left to do.
+    - "Calibration round 1" (rubric v1): the first 30% of traces, all three judges, reviewed;
+      the lead has adjudicated a third of them (gold).
+    - "Backlog" (v1): the next 60%, one judge each; two thirds of it reviewed, the rest to do.
+    - Rubric v2 rewords the communication anchors, and "Calibration round 2" (v2) puts the
+      last 10% to all three judges, who now agree more on communication: the trend the
+      agreement dashboard shows.
     """
     overlap_items = int(n_traces * 0.3)
+    backlog_items = int(n_traces * 0.6)
     single_items = int(n_traces * 0.4)
     with ws.session() as s:
         if s.scalar(select(Trace.id).limit(1)) is not None:
@@ -526,6 +540,7 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
     with ws.session() as s:
         lead = get_or_create_judge(s, LEAD, "lead")
         judges = [get_or_create_judge(s, name) for name, _ in JUDGES]
+        judge_ids = [j.id for j in judges]
         version = create_rubric(
             s,
             "Support agent quality",
@@ -535,28 +550,14 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
         )
         by_ext = {t.external_id: t for t in s.scalars(select(Trace))}
         traces = [by_ext[sc.record["id"]] for sc in scenarios]
-        overlap_ids = [t.id for t in traces[:overlap_items]]
-        create_round(
-            s,
-            "Calibration round 1",
-            version.id,
-            [j.id for j in judges],
-            3,
-            seed=seed,
-            created_by=lead.id,
-            trace_filter=_ids_filter(overlap_ids),
-        )
-        backlog = [t.id for t in traces[overlap_items:]]
-        backlog_round = create_round(
-            s,
-            "Backlog",
-            version.id,
-            [j.id for j in judges],
-            1,
-            seed=seed,
-            created_by=lead.id,
-            trace_filter=_ids_filter(backlog),
-        )
+        cal = traces[:overlap_items]
+        backlog = traces[overlap_items : overlap_items + backlog_items]
+        cal2 = traces[overlap_items + backlog_items :]
+        create_round(s, "Calibration round 1", version.id, judge_ids, 3, seed=seed,
+                     created_by=lead.id, trace_filter=_ids_filter([t.id for t in cal]))
+        backlog_round = create_round(s, "Backlog", version.id, judge_ids, 1, seed=seed,
+                                     created_by=lead.id,
+                                     trace_filter=_ids_filter([t.id for t in backlog]))
         owner = dict(
             s.execute(
                 select(Assignment.trace_id, Assignment.judge_id).where(
@@ -572,13 +573,49 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
                 k = next(n for n, j in enumerate(judges) if j.id == owner[trace.id])
                 reviewers = [(judges[k], JUDGES[k][1])]
             else:
-                continue  # left to do
+                continue
             for judge, noise in reviewers:
                 submit_review(
                     s, trace.id, judge.id, version.id, _verdict(sc, rng, noise, trace.messages)
                 )
                 n_reviews += 1
-    return {"traces": report.imported, "reviews": n_reviews, "judges": len(JUDGES) + 1}
+        n_gold = 0
+        for sc, trace in list(zip(scenarios, traces, strict=True))[: overlap_items : 3]:
+            truth = _verdict(sc, rng, 0.0, trace.messages)
+            adjudicate(s, trace.id, version.id, lead.id, truth.decision, truth.scores,
+                       "Lead's verdict after reading all three reviews.",
+                       truth.corrected_output, truth.corrected_messages)
+            n_gold += 1
+        v2_specs = [CriterionSpec.from_row(c) for c in version.criteria]
+        for spec in v2_specs:
+            if spec.key == "communication":
+                spec.description = (
+                    "Judge only the final answer: is it accurate against the tool results, "
+                    "and does it tell the user what happens next?"
+                )
+                spec.levels = COMMUNICATION_V2
+        v2 = new_version(s, "Support agent quality", v2_specs,
+                         "Communication reworded: one anchor per level, tied to the final answer.",
+                         lead.id)
+        create_round(s, "Calibration round 2", v2.id, judge_ids, 3, seed=seed + 1,
+                     created_by=lead.id, trace_filter=_ids_filter([t.id for t in cal2]))
+        offset = overlap_items + backlog_items
+        for sc, trace in zip(scenarios[offset:], cal2, strict=True):
+            for judge, (_, noise) in zip(judges, JUDGES, strict=True):
+                submit_review(s, trace.id, judge.id, v2.id,
+                              _verdict(sc, rng, noise, trace.messages, clear_anchors=True))
+                n_reviews += 1
+    return {"traces": report.imported, "reviews": n_reviews, "judges": len(JUDGES) + 1,
+            "adjudications": n_gold}
+
+
+COMMUNICATION_V2 = [
+    {"value": 1, "label": "Wrong", "anchor": "The final answer states something the tools contradict."},
+    {"value": 2, "label": "Incomplete", "anchor": "Accurate, but the user does not learn what happens next."},
+    {"value": 3, "label": "Adequate", "anchor": "Accurate and gives next steps, with a gap in clarity."},
+    {"value": 4, "label": "Clear", "anchor": "Accurate, complete next steps, plainly worded."},
+    {"value": 5, "label": "Exemplary", "anchor": "Clear, and handles the user's tone or urgency well."},
+]
 
 
 def _ids_filter(ids: list[int]):
