@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, case, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
-from app.models import Assignment, Judge, Review, Trace
+from app.models import Assignment, Judge, Review, ReviewRound, RubricVersion, Trace
 from app.traces import SUMMARY_COLUMNS, TraceFilter
 
 STATUSES = ("todo", "draft", "done")
@@ -69,7 +69,13 @@ def _base(
     if judge.role != "lead":
         assigned = (
             select(Assignment.trace_id, func.min(Assignment.position).label("pos"))
-            .where(Assignment.judge_id == judge.id)
+            .where(
+                Assignment.judge_id == judge.id,
+                Assignment.round_id.is_(None)
+                | Assignment.round_id.in_(
+                    select(ReviewRound.id).where(ReviewRound.rubric_version_id == version_id)
+                ),
+            )
             .group_by(Assignment.trace_id)
             .subquery("assigned")
         )
@@ -134,3 +140,37 @@ def queue_progress(session: Session, judge: Judge, version_id: int) -> dict[str,
     sub = _base(judge, version_id, None, None).order_by(None).subquery()
     counts = dict(session.execute(select(sub.c.status, func.count()).group_by(sub.c.status)).all())
     return {s: int(counts.get(s, 0)) for s in STATUSES}
+
+
+def default_version_id(session: Session, judge: Judge) -> int | None:
+    """The rubric version a judge starts on: that of their most recent round with work still
+    to do, else of their most recent round, else (leads, or no rounds) the newest version."""
+    rounds = session.execute(
+        select(ReviewRound.id, ReviewRound.rubric_version_id)
+        .join(Assignment, Assignment.round_id == ReviewRound.id)
+        .where(Assignment.judge_id == judge.id)
+        .group_by(ReviewRound.id, ReviewRound.rubric_version_id, ReviewRound.created_at)
+        .order_by(ReviewRound.created_at.desc(), ReviewRound.id.desc())
+    ).all()
+    if judge.role != "lead":
+        for round_id, version_id in rounds:
+            open_work = session.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .outerjoin(
+                    Review,
+                    (Review.trace_id == Assignment.trace_id)
+                    & (Review.judge_id == judge.id)
+                    & (Review.rubric_version_id == version_id)
+                    & (Review.status == "submitted"),
+                )
+                .where(Assignment.round_id == round_id, Assignment.judge_id == judge.id,
+                       Review.id.is_(None))
+            )
+            if open_work:
+                return version_id
+        if rounds:
+            return rounds[0][1]
+    return session.scalar(
+        select(RubricVersion.id).order_by(RubricVersion.created_at.desc(), RubricVersion.id.desc())
+    )

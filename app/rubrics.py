@@ -205,3 +205,85 @@ def validate_scores(version: RubricVersion, decision: str, scores: dict[str, Any
         elif decision in c.required_for:
             problems.append(f"{c.key}: required for {decision}")
     return problems
+
+
+def specs_of(version: RubricVersion) -> list[CriterionSpec]:
+    return [CriterionSpec.from_row(c) for c in version.criteria]
+
+
+def save_rubric(
+    session: Session,
+    name: str,
+    specs: list[CriterionSpec],
+    description: str | None = None,
+    notes: str = "",
+    created_by: int | None = None,
+) -> tuple[RubricVersion, str]:
+    """Save edits: creates the rubric, edits an unused latest version in place, or (once a
+    review uses the latest version) creates a new version. Returns (version, what happened):
+    "created", "unchanged", "edited" or "new version"."""
+    rubric = session.scalar(select(Rubric).where(Rubric.name == name))
+    if rubric is None:
+        return create_rubric(session, name, specs, description or "", created_by), "created"
+    if description is not None:
+        rubric.description = description
+    latest = get_version(session, name)
+    if specs_of(latest) == specs:
+        return latest, "unchanged"
+    if not is_frozen(session, latest.id):
+        for c in list(latest.criteria):
+            session.delete(c)
+        session.flush()
+        session.expire(latest, ["criteria"])
+        _add_criteria(session, latest, specs)
+        if notes:
+            latest.notes = notes
+        session.flush()
+        session.expire(latest, ["criteria"])
+        audit.record(session, "edit", "rubric_version", latest.id, created_by, rubric=name,
+                     version=latest.version)
+        return latest, "edited"
+    return new_version(session, name, specs, notes, created_by), "new version"
+
+
+def diff_versions(old: list[CriterionSpec], new: list[CriterionSpec]) -> list[str]:
+    """What changed between two versions, one line per change, in reading order."""
+    out: list[str] = []
+    old_by = {c.key: c for c in old}
+    new_by = {c.key: c for c in new}
+    for c in old:
+        if c.key not in new_by:
+            out.append(f"- removed criterion {c.key} ({c.title})")
+    for c in new:
+        if c.key not in old_by:
+            out.append(f"+ added criterion {c.key} ({c.title}, {c.scale})")
+            continue
+        o = old_by[c.key]
+        for attr in ("title", "description", "scale", "weight", "required_for"):
+            a, b = getattr(o, attr), getattr(c, attr)
+            if a != b:
+                out.append(f"~ {c.key}.{attr}: {_show(a)} → {_show(b)}")
+        if o.levels != c.levels:
+            o_lv = {str(lv.get("value")): lv for lv in o.levels}
+            n_lv = {str(lv.get("value")): lv for lv in c.levels}
+            for v in o_lv:
+                if v not in n_lv:
+                    out.append(f"- {c.key}: level {v} removed")
+            for v, lv in n_lv.items():
+                if v not in o_lv:
+                    out.append(f"+ {c.key}: level {v} added ({lv.get('label', '')})")
+                    continue
+                for field_ in ("label", "anchor"):
+                    a, b = o_lv[v].get(field_, ""), lv.get(field_, "")
+                    if a != b:
+                        out.append(f"~ {c.key}.levels[{v}].{field_}: {_show(a)} → {_show(b)}")
+    common_old = [c.key for c in old if c.key in new_by]
+    common_new = [c.key for c in new if c.key in old_by]
+    if common_old != common_new:
+        out.append(f"~ order: {', '.join(common_old)} → {', '.join(common_new)}")
+    return out
+
+
+def _show(v: Any) -> str:
+    s = repr(v) if not isinstance(v, str) else f'"{v}"'
+    return s if len(s) <= 120 else s[:117] + '…"'

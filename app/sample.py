@@ -22,9 +22,9 @@ from sqlalchemy import select
 from app.db import Workspace
 from app.ingest import import_paths
 from app.models import Assignment, Trace
+from app.reliability import adjudicate
 from app.reviews import ReviewInput, get_or_create_judge, submit_review
 from app.rounds import create_round
-from app.reliability import adjudicate
 from app.rubrics import CriterionSpec, create_rubric, new_version
 
 SYSTEM = {

@@ -177,9 +177,13 @@ def test_blind_judges_and_leads_see_all(qtbot, sample_db):
     with ws.session() as s:
         ines = judge(ws, "Ines Moreau")
         kwame = judge(ws, "Kwame Mensah")
-        from app.models import Assignment
+        from app.models import Assignment, ReviewRound
 
-        assigned = set(s.scalars(select(Assignment.trace_id).where(Assignment.judge_id == ines.id)))
+        # the judge starts on the version of their latest round with work to do (the backlog,
+        # rubric v1); the queue holds that version's assignments only
+        assert w.version.version == 1
+        assigned = set(s.scalars(select(Assignment.trace_id).join(ReviewRound).where(
+            Assignment.judge_id == ines.id, ReviewRound.rubric_version_id == w.version.id)))
         others_only = set(
             s.scalars(select(Review.trace_id).where(Review.judge_id == kwame.id))
         ) - set(s.scalars(select(Review.trace_id).where(Review.judge_id == ines.id)))
@@ -348,7 +352,7 @@ def test_queue_model_passes_qtmodeltester(qtmodeltester, sample_db):
         lead = judge(ws, "Rosa Lindqvist")
         from app.rubrics import get_version
 
-        v = get_version(s)
+        v = get_version(s, version=1)  # v1: the calibration round and the backlog
     model = QueueModel(ws, lead, v.id)
     qtmodeltester.check(model)
     assert model.total == 150 and model.rowCount() == 150

@@ -34,7 +34,7 @@ from app.corrections import final_answer
 from app.db import Workspace, open_workspace
 from app.errors import ChambersError
 from app.models import Judge, Review, RubricVersion
-from app.queue import queue_progress
+from app.queue import default_version_id, queue_progress
 from app.reviews import (
     ReviewError,
     ReviewInput,
@@ -44,7 +44,7 @@ from app.reviews import (
     visible_reviews,
     withdraw_submission,
 )
-from app.rubrics import CriterionSpec, get_version
+from app.rubrics import CriterionSpec
 from app.traces import get_trace, trace_dict
 from ui.dialogs import ImportDialog, ModifyDialog, ProfileDialog, ShortcutsDialog
 from ui.queue_model import QueueModel
@@ -64,14 +64,11 @@ class MainWindow(QMainWindow):
         self.judge = judge
         self.version: RubricVersion | None = None
         self.specs: list[CriterionSpec] = []
+        self.rubric_title = ""
         with ws.session() as s:
-            try:
-                v = get_version(s)
-                self.version = v
-                self.specs = [CriterionSpec.from_row(c) for c in v.criteria]
-                self.rubric_title = f"{v.rubric.name} · v{v.version}"
-            except ChambersError:
-                self.rubric_title = ""
+            vid = default_version_id(s, judge)
+            if vid is not None:
+                self._set_version(s.get(RubricVersion, vid))
         self.trace: dict[str, Any] | None = None
         self.editor: ModifyDialog | None = None
         self._judge_names: dict[int, str] | None = None  # for leads' "All reviews", read once
@@ -97,6 +94,41 @@ class MainWindow(QMainWindow):
         # app: move it out of the collector's reach, so full collections stay short and never
         # stall scrolling (they took 90 ms with a large queue loaded; see benchmarks/ui_bench.py).
         gc.freeze()
+
+    def _set_version(self, v: RubricVersion) -> None:
+        self.version = v
+        self.specs = [CriterionSpec.from_row(c) for c in v.criteria]
+        self.rubric_title = f"{v.rubric.name} · v{v.version}"
+
+    def _fill_versions(self) -> None:
+        self.version_combo.blockSignals(True)
+        self.version_combo.clear()
+        with self.ws.session() as s:
+            for v in s.scalars(select(RubricVersion).order_by(RubricVersion.rubric_id,
+                                                               RubricVersion.version.desc())):
+                self.version_combo.addItem(f"{v.rubric.name} · v{v.version}", v.id)
+        if self.version is not None:
+            self.version_combo.setCurrentIndex(self.version_combo.findData(self.version.id))
+        self.version_combo.blockSignals(False)
+
+    def switch_version(self, version_id: int) -> None:
+        """Review under another rubric version: its queue and its criteria."""
+        if self.version is not None and version_id == self.version.id:
+            return
+        self.save_draft_if_dirty()
+        with self.ws.session() as s:
+            v = s.get(RubricVersion, version_id)
+            if v is None:
+                return
+            self._set_version(v)
+            s.expunge(v)
+        self.panel.set_rubric(self.rubric_title, self.specs)
+        self.model.set_version(version_id)
+        self._update_status()
+        if self.model.rowCount() > 0:
+            self.select_row(self._first_open_row())
+        else:
+            self.open_row(-1)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
@@ -132,6 +164,17 @@ class MainWindow(QMainWindow):
         self.status_filter.currentIndexChanged.connect(self.apply_filter)
         filters.addWidget(self.status_filter)
         ll.addLayout(filters)
+        vrow = QHBoxLayout()
+        vrow.addWidget(QLabel("Rubric"))
+        self.version_combo = QComboBox()
+        self.version_combo.setToolTip("Review under this rubric version (its rounds' traces)")
+        self._fill_versions()
+        self.version_combo.currentIndexChanged.connect(
+            lambda _i: self.switch_version(self.version_combo.currentData())
+            if self.version_combo.currentData() is not None else None
+        )
+        vrow.addWidget(self.version_combo, 1)
+        ll.addLayout(vrow)
         self.table = QTableView()
         self.table.setObjectName("queue")
         self.model = QueueModel(self.ws, self.judge, self.version.id if self.version else -1, self)
@@ -261,6 +304,13 @@ class MainWindow(QMainWindow):
             lambda: self.trace_view.find_edit.setFocus(),
         )
         self._action(v, "Back to the trace", "Esc", self.focus_trace)
+        if self.judge.role == "lead":
+            lead = mb.addMenu("&Lead")
+            self._action(lead, "&Rubrics…", "Ctrl+Shift+R", self.open_rubrics)
+            self._action(lead, "Review &rounds…", "Ctrl+Shift+N", self.open_rounds)
+            self._action(lead, "&Agreement dashboard…", "Ctrl+Shift+A", self.open_agreement)
+            self._action(lead, "A&djudicate this trace…", "Ctrl+Shift+D",
+                         self.adjudicate_current)
         h = mb.addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", "?", self.show_shortcuts)
         self._action(
@@ -273,6 +323,47 @@ class MainWindow(QMainWindow):
                 "Chambers: judge agent traces, keep the corrections.\nEverything stays on this machine.",
             ),
         )
+
+    # --- lead screens --------------------------------------------------------------------
+    def open_rubrics(self) -> None:
+        from ui.lead import RubricEditor
+
+        self.save_draft_if_dirty()
+        dlg = RubricEditor(self.ws, self.judge, self)
+        dlg.saved.connect(self._fill_versions)
+        dlg.open()
+        self.rubric_editor = dlg
+
+    def open_rounds(self) -> None:
+        from ui.lead import RoundDialog
+
+        dlg = RoundDialog(self.ws, self.judge, self)
+        dlg.created.connect(self.model.reload)
+        dlg.open()
+        self.round_dialog = dlg
+
+    def open_agreement(self) -> None:
+        from ui.lead import AgreementDashboard
+
+        dlg = AgreementDashboard(self.ws, self.judge, self)
+        if self.version is not None:
+            dlg.version.setCurrentIndex(max(dlg.version.findData(self.version.id), 0))
+        dlg.adjudicate_requested.connect(self.open_adjudication)
+        dlg.show()
+        dlg.refresh()
+        self.dashboard = dlg
+
+    def adjudicate_current(self) -> None:
+        if self.trace is not None and self.version is not None:
+            self.open_adjudication(self.trace["id"], self.version.id)
+
+    def open_adjudication(self, trace_id: int, version_id: int) -> None:
+        from ui.lead import AdjudicationDialog
+
+        self.save_draft_if_dirty()
+        dlg = AdjudicationDialog(self.ws, self.judge, trace_id, version_id, self)
+        dlg.show()
+        self.adjudication = dlg
 
     # --- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:

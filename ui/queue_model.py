@@ -52,6 +52,10 @@ class QueueModel(QAbstractTableModel):
             self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
         self.endResetModel()
 
+    def set_version(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.reload()
+
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
         self.filter = TraceFilter(search=search or None)
         self.status = status
