@@ -46,7 +46,6 @@ from app.errors import ChambersError
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 DEFAULT_BOOT = 1000
 CONFIDENCE = 0.95
-_PAIR_BLOCK = 96  # judge pairs whose features are built and multiplied at once
 
 
 class AgreementError(ChambersError):
@@ -171,12 +170,10 @@ class Ratings:
     def value_counts(self) -> np.ndarray:
         """items x categories: how many judges put each item in each category."""
         n_cat = len(self.categories)
-        out = np.zeros((self.n_items, n_cat), dtype=np.float64)
-        for j in range(self.n_judges):
-            col = self.codes[:, j]
-            rated = col >= 0
-            np.add.at(out, (np.nonzero(rated)[0], col[rated]), 1.0)
-        return out
+        rated = self.codes >= 0
+        flat = (np.nonzero(rated)[0].astype(np.int64) * n_cat + self.codes[rated]).astype(np.int64)
+        counts = np.bincount(flat, minlength=self.n_items * n_cat)
+        return counts.reshape(self.n_items, n_cat).astype(np.float64)
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:
@@ -302,63 +299,114 @@ def _chance_corrected(po: np.ndarray, pe: np.ndarray) -> np.ndarray:
 
 
 class _PairFeatures:
-    """Cohen's kappa for judge pairs, as per-item features of each pair."""
+    """Cohen's kappa for judge pairs.
+
+    Point estimates come from one Gram matrix of the one-hot ratings (items x judges*C),
+    whose (a, b) block is the pair's confusion table. Bootstrap replicates need, per pair,
+    sums over items of: both rated, agreeing, the two marginals on common items (C-1 columns
+    each: the last follows from the count), and on ordinal scales the linear and quadratic
+    disagreement; a block of pairs' features times the resampling weights gives them all.
+    """
 
     def __init__(self, r: Ratings, pairs: list[tuple[int, int]]):
         self.r = r
         self.pairs = pairs
         self.n_cat = len(r.categories)
         self.ordinal = r.level != "nominal" and self.n_cat > 2
-        self.width = 2 + 2 * self.n_cat + (2 if self.ordinal else 0)
+        self.width = 2 + 2 * (self.n_cat - 1) + (2 if self.ordinal else 0)
+        idx = np.arange(self.n_cat)
+        self.w_lin = np.abs(idx[:, None] - idx[None, :]) / max(self.n_cat - 1, 1)
+        self.w_quad = self.w_lin**2
 
-    def matrix(self, block: Sequence[tuple[int, int]], dtype: Any = np.float64) -> np.ndarray:
-        codes = self.r.codes
-        n_cat = self.n_cat
-        i_n = codes.shape[0]
-        out = np.zeros((i_n, len(block) * self.width), dtype=dtype)
-        cats = np.arange(n_cat)
-        for p, (a, b) in enumerate(block):
-            ca, cb = codes[:, a], codes[:, b]
-            both = (ca >= 0) & (cb >= 0)
-            base = p * self.width
-            out[:, base] = both
-            out[:, base + 1] = both & (ca == cb)
-            out[:, base + 2 : base + 2 + n_cat] = both[:, None] & (ca[:, None] == cats)
-            out[:, base + 2 + n_cat : base + 2 + 2 * n_cat] = both[:, None] & (cb[:, None] == cats)
-            if self.ordinal:
-                diff = np.where(both, np.abs(ca.astype(np.float64) - cb), 0.0) / (n_cat - 1)
-                out[:, base + 2 + 2 * n_cat] = diff
-                out[:, base + 3 + 2 * n_cat] = diff**2
+    def point(self) -> dict[str, np.ndarray]:
+        """name -> (1, n_pairs) from confusion tables."""
+        r, n_cat = self.r, self.n_cat
+        onehot = np.zeros((r.n_items, r.n_judges * n_cat), dtype=np.float64)
+        rows, cols = np.nonzero(r.codes >= 0)
+        onehot[rows, cols * n_cat + r.codes[rows, cols]] = 1.0
+        gram = (onehot.T @ onehot).reshape(r.n_judges, n_cat, r.n_judges, n_cat)
+        a_idx = np.array([a for a, _ in self.pairs])
+        b_idx = np.array([b for _, b in self.pairs])
+        tables = gram[a_idx, :, b_idx, :]  # pairs x C x C
+        return self._from_tables(tables[None])
+
+    def _from_tables(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        n = t.sum(axis=(2, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            po = np.trace(t, axis1=2, axis2=3) / n
+            ma = t.sum(axis=3) / n[..., None]
+            mb = t.sum(axis=2) / n[..., None]
+            out = self._kappas(n, po, ma, mb,
+                               (t * self.w_lin).sum(axis=(2, 3)) / n,
+                               (t * self.w_quad).sum(axis=(2, 3)) / n)
         return out
 
-    def stats(self, sums: np.ndarray, n_pairs: int) -> dict[str, np.ndarray]:
-        """sums: B x (n_pairs*width) -> name: B x n_pairs."""
-        b = sums.shape[0]
-        s = sums.reshape(b, n_pairs, self.width)
-        n_cat = self.n_cat
-        n = s[:, :, 0]
+    def _kappas(self, n, po, ma, mb, d_lin, d_quad) -> dict[str, np.ndarray]:
         with np.errstate(divide="ignore", invalid="ignore"):
-            po = s[:, :, 1] / n
-            ma = s[:, :, 2 : 2 + n_cat] / n[:, :, None]
-            mb = s[:, :, 2 + n_cat : 2 + 2 * n_cat] / n[:, :, None]
-            pe = (ma * mb).sum(axis=2)
+            pe = (ma * mb).sum(axis=-1)
             kappa = (po - pe) / (1 - pe)
-        bad = (n < 2) | (pe >= 1 - 1e-12) | ~np.isfinite(kappa)
-        kappa[bad] = np.nan
-        out = {"cohen_kappa": kappa, "pair_percent": np.where(n > 0, po, np.nan)}
+        kappa[(n < 2) | (pe >= 1 - 1e-12) | ~np.isfinite(kappa)] = np.nan
+        out = {"cohen_kappa": kappa}
         if self.ordinal:
-            idx = np.arange(n_cat)
-            for name, w, col in (
-                ("cohen_kappa_linear", np.abs(idx[:, None] - idx[None, :]) / (n_cat - 1), 2),
-                ("cohen_kappa_quadratic", ((idx[:, None] - idx[None, :]) / (n_cat - 1)) ** 2, 3),
-            ):
+            for name, w, do in (("cohen_kappa_linear", self.w_lin, d_lin),
+                                ("cohen_kappa_quadratic", self.w_quad, d_quad)):
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    do = s[:, :, col + 2 * n_cat] / n
-                    de = np.einsum("bpc,ck,bpk->bp", ma, w, mb)
+                    de = np.einsum("...c,ck,...k->...", ma, w, mb)
                     kw = 1.0 - do / de
                 kw[(n < 2) | (de <= 1e-12) | ~np.isfinite(kw)] = np.nan
                 out[name] = kw
         return out
+
+    def _lut(self) -> np.ndarray:
+        """Features of one item for every (a, b) code pair, codes shifted by one (0: missing)."""
+        n_cat, width = self.n_cat, self.width
+        lut = np.zeros((n_cat + 1, n_cat + 1, width), dtype=np.float32)
+        for x in range(n_cat):
+            for y in range(n_cat):
+                f = lut[x + 1, y + 1]
+                f[0] = 1.0
+                f[1] = float(x == y)
+                if x < n_cat - 1:
+                    f[2 + x] = 1.0
+                if y < n_cat - 1:
+                    f[1 + n_cat + y] = 1.0
+                if self.ordinal:
+                    d = abs(x - y) / (n_cat - 1)
+                    f[width - 2] = d
+                    f[width - 1] = d * d
+        return lut.reshape((n_cat + 1) ** 2, width)
+
+    def matrix(self, block: Sequence[tuple[int, int]]) -> np.ndarray:
+        """items x (len(block) * width) float32 features for the bootstrap."""
+        codes = self.r.codes.astype(np.int32) + 1
+        a = codes[:, [p[0] for p in block]]
+        b = codes[:, [p[1] for p in block]]
+        cell = a * (self.n_cat + 1) + b
+        return self._lut()[cell].reshape(codes.shape[0], -1)
+
+    def from_sums(self, sums: np.ndarray, n_pairs: int) -> dict[str, np.ndarray]:
+        """sums: B x (n_pairs*width) -> name: B x n_pairs."""
+        b = sums.shape[0]
+        s = sums.reshape(b, n_pairs, self.width).astype(np.float64)
+        n_cat = self.n_cat
+        n = s[:, :, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ma = s[:, :, 2 : 1 + n_cat]
+            mb = s[:, :, 1 + n_cat : 2 * n_cat]
+            ma = np.concatenate([ma, (n - ma.sum(axis=2))[:, :, None]], axis=2) / n[:, :, None]
+            mb = np.concatenate([mb, (n - mb.sum(axis=2))[:, :, None]], axis=2) / n[:, :, None]
+            po = s[:, :, 1] / n
+            d_lin = s[:, :, self.width - 2] / n if self.ordinal else None
+            d_quad = s[:, :, self.width - 1] / n if self.ordinal else None
+        return self._kappas(n, po, ma, mb, d_lin, d_quad)
+
+
+def resample_weights(n_items: int, n_boot: int, seed: int) -> np.ndarray:
+    """Multinomial resampling counts for every replicate: n_boot x n_items float32, seeded.
+    Replicate k resamples n_items items with replacement; entry (k, i) counts item i."""
+    if n_boot <= 0 or n_items == 0:
+        return np.zeros((0, n_items), dtype=np.float32)
+    return np.vstack(list(bootstrap_weights(n_items, n_boot, seed)))
 
 
 def bootstrap_weights(n_items: int, n_boot: int, seed: int, chunk: int = 100):
@@ -400,14 +448,14 @@ def compute(
     seed: int = 0,
     confidence: float = CONFIDENCE,
     pairs: bool = True,
-    weights: list[np.ndarray] | None = None,
+    weights: np.ndarray | None = None,
 ) -> Result:
     """All coefficients for one reliability matrix, with percentile bootstrap intervals.
 
-    `weights` may pass precomputed bootstrap counts (chunks of B x n_items) so several
-    criteria over the same items share one resampling.
+    `weights` may pass precomputed resampling counts (`resample_weights`, B x n_items) so
+    several criteria over the same items share one resampling.
     """
-    # Only items someone rated count; judges who rated nothing are dropped.
+    # Only items someone rated count (unless the caller's weights fix the item set).
     rated_items = (r.codes >= 0).any(axis=1)
     if not rated_items.all() and weights is None:
         r = Ratings(r.codes[rated_items], r.categories, r.level,
@@ -416,19 +464,15 @@ def compute(
     point = feats.stats(feats.matrix.sum(axis=0)[None, :])
     judge_pairs = list(combinations(range(r.n_judges), 2)) if pairs else []
     pf = _PairFeatures(r, judge_pairs) if judge_pairs else None
-    pair_point: dict[str, np.ndarray] = {}
-    if pf is not None:
-        pair_point = _pair_stats(pf, judge_pairs, None)
+    pair_point = pf.point() if pf is not None else {}
     boots: dict[str, list[np.ndarray]] = {}
     if n_boot > 0 and r.n_items > 1:
-        chunks = weights if weights is not None else bootstrap_weights(r.n_items, n_boot, seed)
+        w = weights if weights is not None else resample_weights(r.n_items, n_boot, seed)
         fmat = feats.matrix.astype(np.float32)
-        for w in chunks:
-            for k, v in feats.stats((w @ fmat).astype(np.float64)).items():
-                boots.setdefault(k, []).append(v)
-            if pf is not None:
-                for k, v in _pair_stats(pf, judge_pairs, w).items():
-                    boots.setdefault(k, []).append(_row_nanmean(v))
+        for k, v in feats.stats((w @ fmat).astype(np.float64)).items():
+            boots[k] = [v]
+        if pf is not None:
+            boots.update(_pair_boot(pf, judge_pairs, w))
     coefficients: dict[str, Coefficient] = {}
     names = ["percent_agreement", "krippendorff_alpha", "fleiss_kappa", "gwet_ac1"]
     if "gwet_ac2" in point:
@@ -438,8 +482,7 @@ def compute(
     if pf is not None:
         for name in ("cohen_kappa", "cohen_kappa_linear", "cohen_kappa_quadratic"):
             if name in pair_point:
-                vals = pair_point[name][0]
-                mean = float(_row_nanmean(vals[None, :])[0])
+                mean = float(_row_nanmean(pair_point[name])[0])
                 coefficients[name] = _coef(mean, boots.get(name), confidence, name, r)
     else:
         coefficients["cohen_kappa"] = Coefficient(None, note="undefined: fewer than two judges")
@@ -453,25 +496,31 @@ def compute(
                   list(r.judges), pairwise, n_boot if boots else 0)
 
 
+_PAIR_BLOCK_BYTES = 128 << 20  # feature block size for the pairs' bootstrap
+
+
+def _pair_boot(pf: _PairFeatures, judge_pairs, w: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """Mean over pairs of each kappa, per bootstrap replicate: one matrix product per block
+    of pairs (resampling weights B x items times the block's features items x columns)."""
+    per_pair = max(1, _PAIR_BLOCK_BYTES // (4 * pf.width * max(pf.r.n_items, 1)))
+    totals: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for start in range(0, len(judge_pairs), per_pair):
+        block = judge_pairs[start : start + per_pair]
+        for k, v in pf.from_sums(w @ pf.matrix(block), len(block)).items():
+            ok = np.isfinite(v)
+            totals[k] = totals.get(k, 0.0) + np.where(ok, v, 0.0).sum(axis=1)
+            counts[k] = counts.get(k, 0) + ok.sum(axis=1)
+    return {k: [np.where(counts[k] > 0, totals[k] / np.maximum(counts[k], 1), np.nan)]
+            for k in totals}
+
+
 def _row_nanmean(v: np.ndarray) -> np.ndarray:
     """Mean over pairs per replicate, nan where no pair is defined (no warning)."""
     ok = np.isfinite(v)
     count = ok.sum(axis=1)
     total = np.where(ok, v, 0.0).sum(axis=1)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _pair_stats(pf: _PairFeatures, judge_pairs, w: np.ndarray | None) -> dict[str, np.ndarray]:
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(judge_pairs), _PAIR_BLOCK):
-        block = judge_pairs[start : start + _PAIR_BLOCK]
-        if w is None:
-            sums = pf.matrix(block).sum(axis=0)[None, :]
-        else:
-            sums = (w @ pf.matrix(block, np.float32)).astype(np.float64)
-        for k, v in pf.stats(sums, len(block)).items():
-            parts.setdefault(k, []).append(v)
-    return {k: np.concatenate(v, axis=1) for k, v in parts.items()}
 
 
 def _coef(value: float, boots: list[np.ndarray] | None, confidence: float, name: str,

@@ -26,8 +26,8 @@ from app.agreement import (
     Ratings,
     Result,
     band,
-    bootstrap_weights,
     compute,
+    resample_weights,
 )
 from app.errors import ChambersError, NotFound
 from app.models import (
@@ -286,7 +286,7 @@ def version_report(
         if not wanted:
             keys = ", ".join(t.key for t in targets(version))
             raise NotFound(f"no criterion {criterion!r} in this version (criteria: {keys})")
-    weights = list(bootstrap_weights(len(items), n_boot, seed)) if n_boot and len(items) > 1 else None
+    weights = resample_weights(len(items), n_boot, seed) if n_boot and len(items) > 1 else None
     reports = []
     for target in wanted:
         ratings = ratings_for(target, rows, auto, items)

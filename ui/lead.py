@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -940,6 +941,7 @@ class AdjudicationDialog(QDialog):
         self.side_by_side = QTableWidget()
         self.side_by_side.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.side_by_side.setWordWrap(True)
+        self.side_by_side.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         middle.addTab(self.side_by_side, "Reviews side by side")
         self.corrections = QTextBrowser()
         middle.addTab(self.corrections, "Corrections (diffs)")
@@ -988,8 +990,13 @@ class AdjudicationDialog(QDialog):
                 values.append("yes" if r.corrected_output else "")
                 for i, text in enumerate(values):
                     self.side_by_side.setItem(i, j, QTableWidgetItem(text))
-                if r.corrected_output:
-                    lines = unified_diff(original, r.corrected_output)
+                if r.corrected_messages or r.corrected_output:
+                    if r.corrected_messages:
+                        lines = unified_diff(trace.messages, r.corrected_messages)
+                    else:  # a rejection with a written answer: the answers, line by line
+                        lines = list(difflib.unified_diff(
+                            original.splitlines(), r.corrected_output.splitlines(),
+                            "agent's answer", "judge's answer", lineterm=""))
                     diffs.append(f"<h4>{_e(name)}</h4>"
                                  + render_diff(lines, palette_colors(self.palette())))
             self._mark_disagreements(len(rows))

@@ -85,6 +85,42 @@ def main(out_dir: str) -> int:
         lw.grab().save(str(out / "lead-all-reviews.png"))
         lw.close()
 
+        from ui.lead import AdjudicationDialog, AgreementDashboard, RubricEditor
+
+        editor = RubricEditor(ws, lead)
+        editor.criteria.setCurrentRow(3)
+        editor.show()
+        settle()
+        editor.grab().save(str(out / "rubric-editor.png"))
+        editor.tabs.setCurrentIndex(2)
+        settle()
+        editor.grab().save(str(out / "rubric-diff.png"))
+        editor.close()
+
+        dash = AgreementDashboard(ws, lead)
+        dash.version.setCurrentIndex(dash.version.findText("Support agent quality v1"))
+        dash.round.setCurrentIndex(dash.round.findText("Calibration round 1"))
+        dash.show()
+        dash.refresh()
+        while dash.report is None:
+            app.processEvents()
+        settle()
+        dash.grab().save(str(out / "agreement-dashboard.png"))
+        dash.table.selectRow(3)
+        dash.tabs.setCurrentIndex(1)
+        settle()
+        dash.grab().save(str(out / "agreement-judges.png"))
+        dash.tabs.setCurrentIndex(2)
+        settle()
+        dash.grab().save(str(out / "agreement-trend.png"))
+        top = dash.report.disagreements[0].trace_id
+        adj = AdjudicationDialog(ws, lead, top, dash.report.version_id)
+        adj.show()
+        settle()
+        adj.grab().save(str(out / "adjudication.png"))
+        adj.close()
+        dash.close()
+
         help_dialog = ShortcutsDialog()
         help_dialog.show()
         settle()
