@@ -258,9 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=7)
     sp.set_defaults(func=cmd_sample)
 
-    from app import cli_lead
+    from app import cli_lead, cli_train
 
     cli_lead.register(sub)
+    cli_train.register(sub)
     for ep in entry_points(group="chambers.commands"):  # e.g. `app` from ui/, without importing Qt
         ep.load()(sub)
     return p

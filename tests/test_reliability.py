@@ -23,7 +23,6 @@ from app.rubrics import (
     diff_versions,
     get_version,
     save_rubric,
-    specs_of,
 )
 from app.sample import build_sample
 

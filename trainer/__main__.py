@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+# Offline before anything from the Hugging Face stack is imported: nothing is downloaded.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer")
+    sub = p.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("run", help="run a training config (JSON) written by Chambers")
+    sp.add_argument("config")
+    sp = sub.add_parser("demo-model", help="write a tiny Qwen2-style model + tokenizer")
+    sp.add_argument("dir")
+    args = p.parse_args(argv)
+    if args.command == "run":
+        from trainer.run import main as run_main
+
+        return run_main(args.config)
+    from trainer.demo import build
+
+    path = build(args.dir)
+    print(f"demo model written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
