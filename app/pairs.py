@@ -295,10 +295,15 @@ def select_pairs(session: Session, flt: PairFilter) -> list[tuple[PreferencePair
         for r in session.scalars(select(Review).where(Review.status == "submitted")):
             review_info[r.id] = r
             decisions[(r.trace_id, r.rubric_version_id)].append(r.decision or "")
+    gold: set[tuple[int, int]] = set()
+    if flt.adjudicated_only:
+        gold = {tuple(r) for r in session.execute(
+            select(Adjudication.trace_id, Adjudication.rubric_version_id)).all()}
     out = []
     for p in pairs:
         prov = p.provenance
-        if flt.adjudicated_only and not prov.get("adjudicated"):
+        if flt.adjudicated_only and not (prov.get("adjudicated") or all(
+                (t, p.rubric_version_id) in gold for t in prov.get("trace_ids", []))):
             continue
         if flt.min_margin is not None and (p.margin is None or p.margin < flt.min_margin):
             continue

@@ -20,7 +20,8 @@ def test_import_linter_contracts_hold():
 
 def test_importing_the_core_and_cli_loads_no_qt_or_ml():
     code = (
-        "import sys, app.cli, app.db, app.ingest, app.sample, app.reviews, app.rounds, app.traces; "
+        "import sys, app.cli, app.db, app.ingest, app.sample, app.reviews, app.rounds, app.traces, "
+        "app.agreement, app.reliability, app.charts, app.report, app.pairs, app.runs, app.graders; "
         "bad = [m for m in ('PySide6', 'torch', 'transformers', 'trl', 'peft', 'ui') if m in sys.modules]; "
         "print(','.join(bad))"
     )
