@@ -271,7 +271,9 @@ class PairFilter:
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False, [])}
+        """What was set (the split's heldout share and seed always: they define it)."""
+        return {k: v for k, v in asdict(self).items()
+                if not (v is None or v is False or v == [])}
 
 
 def split_of(task_key: str | None, pair_hash: str, heldout: float, seed: int) -> str:

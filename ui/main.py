@@ -311,6 +311,9 @@ class MainWindow(QMainWindow):
             self._action(lead, "&Agreement dashboard…", "Ctrl+Shift+A", self.open_agreement)
             self._action(lead, "A&djudicate this trace…", "Ctrl+Shift+D",
                          self.adjudicate_current)
+        t = mb.addMenu("&Training")
+        self._action(t, "Preference &pairs…", "Ctrl+Shift+P", self.open_pairs)
+        self._action(t, "Training &runs…", "Ctrl+Shift+T", self.open_runs)
         h = mb.addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", "?", self.show_shortcuts)
         self._action(
@@ -364,6 +367,21 @@ class MainWindow(QMainWindow):
         dlg = AdjudicationDialog(self.ws, self.judge, trace_id, version_id, self)
         dlg.show()
         self.adjudication = dlg
+
+    def open_pairs(self) -> None:
+        from ui.training import PairsDialog
+
+        self.save_draft_if_dirty()
+        dlg = PairsDialog(self.ws, self.judge, self)
+        dlg.show()
+        self.pairs_dialog = dlg
+
+    def open_runs(self) -> None:
+        from ui.training import RunsDialog
+
+        dlg = RunsDialog(self.ws, self.judge, self)
+        dlg.show()
+        self.runs_dialog = dlg
 
     # --- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:

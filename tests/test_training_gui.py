@@ -1,0 +1,133 @@
+"""The Pairs and Runs screens driven through the real widgets: filters and snapshots, a DPO
+run launched from the config dialog and watched live, reattaching after the window closes,
+cancel, and a crash shown without taking the app down."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from PySide6.QtCore import QSettings
+from sqlalchemy import select
+
+from app import pairs as pr
+from app import runs
+from app.db import open_workspace
+from app.models import DatasetSnapshot, Judge, TrainingRun
+from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path):
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+
+def user(ws, name="Rosa Lindqvist"):
+    with ws.session() as s:
+        return s.scalar(select(Judge).where(Judge.name == name))
+
+
+def test_pairs_screen_filters_shows_diff_and_snapshots(qtbot, db):  # noqa: F811
+    from ui.training import PairsDialog
+
+    ws = open_workspace(db)
+    dlg = PairsDialog(ws, user(ws))
+    qtbot.addWidget(dlg)
+    everything = len(dlg.rows)
+    dlg.rules["ranked"].setChecked(False)
+    dlg.rules["reject_with_answer"].setChecked(False)
+    dlg.refresh()
+    assert 0 < len(dlg.rows) < everything
+    assert {dlg.table.item(i, 1).text() for i in range(dlg.table.rowCount())} == {"modify"}
+    text = dlg.diff.toPlainText()
+    assert "Rejected → chosen" in text and "+++ chosen" in text
+    assert f"{len(dlg.rows)} pairs" in dlg.counts.text()
+    with qtbot.waitSignal(dlg.snapshot_created):
+        assert dlg.create_snapshot("gui-modify")
+    with ws.session() as s:
+        snap = s.scalar(select(DatasetSnapshot).where(DatasetSnapshot.name == "gui-modify"))
+        assert snap.counts["by_rule"] == {"modify": len(dlg.rows)}
+    assert not dlg.create_snapshot("gui-modify")
+    assert "exists already" in dlg.message.text()
+    ws.close()
+
+
+def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path, monkeypatch):  # noqa: F811
+    from ui.training import RunConfigDialog, RunsDialog
+
+    monkeypatch.setenv("CHAMBERS_HOME", str(tmp_path / "home"))
+    ws = open_workspace(db)
+    cfg = RunConfigDialog(ws)
+    qtbot.addWidget(cfg)
+    cfg.snapshot.setCurrentIndex(cfg.snapshot.findData("all"))
+    cfg.model.setText(str(TINY))
+    cfg._defaults()
+    assert cfg.lr.value() == pytest.approx(5e-4)  # tiny model: the small-model defaults
+    cfg.max_steps.setValue(3)
+    cfg.name.setText("gui-dpo")
+    cfg.accept()
+    assert cfg.run_id is not None, cfg.problems.text()
+    dlg = RunsDialog(ws, user(ws), poll_ms=200)
+    qtbot.addWidget(dlg)
+    dlg.select_run(cfg.run_id)
+    qtbot.waitUntil(lambda: "finished" in dlg.title.text(), timeout=120_000)
+    ev = events_of(tmp_path / "home" / "runs" / "gui-dpo")
+    losses = [e["metrics"]["loss"] for e in ev if e["event"] == "log" and "loss" in e["metrics"]]
+    assert dlg.plotted()["loss"] == losses and len(losses) == 3
+    assert len(dlg.plotted()["rewards/margins"]) == 3
+    assert dlg.progress.value() == dlg.progress.maximum() == 3
+    png = tmp_path / "plots.png"
+    dlg.fig.savefig(png)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+    # a long run, the window closed while it trains, reopened: it reattaches, then cancels
+    with ws.session() as s:
+        run = runs.prepare_run(s, "dpo", "all", TINY, tmp_path / "long",
+                               {"max_steps": 400, "save_steps": 1000}, name="long")
+        runs.launch(s, run)
+        long_id = run.id
+    dlg.close()
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            e["event"] == "log" for e in runs.read_events(tmp_path / "long")[0]):
+        time.sleep(0.2)
+    again = RunsDialog(ws, user(ws), poll_ms=200)
+    qtbot.addWidget(again)
+    again.select_run(long_id)
+    assert "running" in again.title.text() and again.history
+    assert again.cancel_button.isEnabled()
+    again.cancel()
+    qtbot.waitUntil(lambda: "cancelled" in again.title.text(), timeout=120_000)
+    with ws.session() as s:
+        assert s.get(TrainingRun, long_id).status == "cancelled"
+    ws.close()
+
+
+def test_a_crashed_run_shows_its_error(qtbot, db, tmp_path):  # noqa: F811
+    from ui.training import RunsDialog
+
+    ws = open_workspace(db)
+    with ws.session() as s:
+        run = runs.prepare_run(s, "dpo", "all", TINY, tmp_path / "crash", {"max_steps": 2},
+                               name="crash")
+        cfg = json.loads((tmp_path / "crash" / "config.json").read_text())
+        cfg["fail_for_test"] = "the dataset could not be tokenised"
+        (tmp_path / "crash" / "config.json").write_text(json.dumps(cfg))
+        runs.launch(s, run)
+        rid = run.id
+    dlg = RunsDialog(ws, user(ws), poll_ms=200)
+    qtbot.addWidget(dlg)
+    dlg.select_run(rid)
+    qtbot.waitUntil(lambda: "failed" in dlg.title.text(), timeout=120_000)
+    assert "RuntimeError: the dataset could not be tokenised" in dlg.title.text()
+    assert not dlg.cancel_button.isEnabled()
+    ws.close()
+
+
+def test_pairs_filter_object_round_trip():
+    f = pr.PairFilter(rules=["modify"], min_margin=0.2)
+    assert f.as_dict() == {"rules": ["modify"], "min_margin": 0.2, "heldout": 0.1, "seed": 0}
