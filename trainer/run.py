@@ -312,8 +312,14 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     changed = [k for k, v in base_before.items()
                if k in merged_base and not torch.equal(v, merged_base[k].to(v.device))]
     manifest = write_manifest(config, run_dir, adapter_dir, tracker.history, changed)
+    import resource
+
+    peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if cuda:
+        peak["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     events.emit("finished", adapter_dir=str(adapter_dir), manifest=str(manifest),
-                step=trainer.state.global_step,
+                step=trainer.state.global_step, n_params=sum(
+                    p.numel() for p in trainer.model.parameters()), **peak,
                 metrics=tracker.history[-1] if tracker.history else {})
     return 0
 
