@@ -206,6 +206,9 @@ def derive_pairs(session: Session, version_id: int | None = None) -> dict[str, i
             prompt = to_chat(original[:last])
             chosen = [{"role": "assistant", "content": src.corrected_output}]
             rejected = to_chat(original[last:])
+            if [m.get("content") for m in rejected if m["role"] == "assistant"] == [
+                    src.corrected_output]:
+                continue  # the "correction" is what the agent said: no preference to learn
             add("reject_with_answer", prompt, chosen, rejected, None, [trace.id], review_ids,
                 judge_ids, src.rubric_version_id, is_gold, trace.task_key)
 

@@ -325,7 +325,7 @@ def run_foreground(ws, run_id: int, echo: bool = True) -> int:
             for line in proc.stdout:  # type: ignore[union-attr]
                 log.write(line)
                 if echo and line.startswith(b"{"):
-                    sys.stdout.write(_event_line(line))
+                    sys.stdout.write(format_event(line))
                     sys.stdout.flush()
             code = proc.wait()
         except KeyboardInterrupt:
@@ -336,7 +336,8 @@ def run_foreground(ws, run_id: int, echo: bool = True) -> int:
     return code
 
 
-def _event_line(raw: bytes) -> str:
+def format_event(raw: bytes) -> str:
+    """One event line as a short human line (non-JSON lines: empty)."""
     try:
         e = json.loads(raw)
     except ValueError:

@@ -14,7 +14,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def main(out_dir: str) -> int:
+def main(out_dir: str, tiny_model: str | None = None) -> int:
+    tiny_model = tiny_model or str(
+        Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen2")
     from PySide6.QtCore import QSettings
     from sqlalchemy import select
 
@@ -120,6 +122,37 @@ def main(out_dir: str) -> int:
         adj.grab().save(str(out / "adjudication.png"))
         adj.close()
         dash.close()
+
+        from app import pairs as pr
+        from app import runs as rn
+        from ui.training import PairsDialog, RunsDialog
+
+        pairs_dialog = PairsDialog(ws, lead)
+        pairs_dialog.rules["ranked"].setChecked(False)
+        pairs_dialog.refresh()
+        pairs_dialog.show()
+        settle()
+        pairs_dialog.grab().save(str(out / "pairs.png"))
+        pairs_dialog.close()
+        with ws.session() as s:
+            pr.create_snapshot(s, "support-v1", pr.PairFilter())
+            run = rn.prepare_run(s, "dpo", "support-v1", Path(tiny_model), Path(tmp) / "run",
+                                 {"max_steps": 40, "logging_steps": 2}, name="dpo-support-v1")
+            rn.launch(s, run)
+            run_id = run.id
+        runs_dialog = RunsDialog(ws, lead, poll_ms=200)
+        runs_dialog.resize(1400, 860)
+        runs_dialog.show()
+        runs_dialog.select_run(run_id)
+        import time
+
+        deadline = time.time() + 300
+        while "finished" not in runs_dialog.title.text() and time.time() < deadline:
+            app.processEvents()
+            time.sleep(0.05)
+        settle()
+        runs_dialog.grab().save(str(out / "runs.png"))
+        runs_dialog.close()
 
         help_dialog = ShortcutsDialog()
         help_dialog.show()

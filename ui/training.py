@@ -528,9 +528,12 @@ class RunsDialog(QDialog):
             return
         self._log_size = size
         with open(path, "rb") as f:
-            f.seek(max(size - 20_000, 0))
-            text = f.read().decode(errors="replace")
-        self.log.setPlainText(text)
+            f.seek(max(size - 40_000, 0))
+            raw = f.read().splitlines()[1:] if size > 40_000 else f.read().splitlines()
+        # events as short lines; anything else (warnings, a traceback) verbatim
+        lines = [runs.format_event(x).rstrip("\n") if x.startswith(b"{")
+                 else x.decode(errors="replace") for x in raw]
+        self.log.setPlainText("\n".join(x for x in lines if x))
         self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
 
     def _redraw(self) -> None:
