@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from app.agreement import DEFAULT_BOOT, LEVELS
+from app.cli import _open
+from app.cli import _print_json as _dump
 from app.errors import ChambersError
-
-
-def _open(args):
-    from app.db import open_workspace
-
-    return open_workspace(args.db)
-
-
-def _dump(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:

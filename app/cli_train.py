@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
+from app.cli import _open
+from app.cli import _print_json as _dump
 from app.errors import ChambersError
-
-
-def _open(args):
-    from app.db import open_workspace
-
-    return open_workspace(args.db)
-
-
-def _dump(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
 
 
 def _filter(s, args):

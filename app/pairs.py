@@ -307,8 +307,7 @@ def select_pairs(session: Session, flt: PairFilter) -> list[tuple[PreferencePair
     out = []
     for p in pairs:
         prov = p.provenance
-        if flt.adjudicated_only and not (prov.get("adjudicated") or all(
-                (t, p.rubric_version_id) in gold for t in prov.get("trace_ids", []))):
+        if flt.adjudicated_only and not _is_gold(p, gold):
             continue
         if flt.min_margin is not None and (p.margin is None or p.margin < flt.min_margin):
             continue
@@ -337,6 +336,8 @@ def select_pairs(session: Session, flt: PairFilter) -> list[tuple[PreferencePair
 
 def stats(session: Session, flt: PairFilter | None = None) -> dict[str, Any]:
     rows = select_pairs(session, flt or PairFilter())
+    gold = {tuple(r) for r in session.execute(
+        select(Adjudication.trace_id, Adjudication.rubric_version_id)).all()}
     by_rule: dict[str, int] = defaultdict(int)
     by_split: dict[str, int] = defaultdict(int)
     tasks: dict[str, set] = defaultdict(set)
@@ -346,7 +347,13 @@ def stats(session: Session, flt: PairFilter | None = None) -> dict[str, Any]:
         tasks[split].add(p.task_key or p.content_hash)
     return {"pairs": len(rows), "by_rule": dict(by_rule), "by_split": dict(by_split),
             "tasks": {k: len(v) for k, v in tasks.items()},
-            "adjudicated": sum(1 for p, _ in rows if p.provenance.get("adjudicated"))}
+            "adjudicated": sum(1 for p, _ in rows if _is_gold(p, gold))}
+
+
+def _is_gold(p: PreferencePair, gold: set[tuple[int, int]]) -> bool:
+    """From a lead's verdict, or on traces that all have one under the pair's version."""
+    return bool(p.provenance.get("adjudicated")) or all(
+        (t, p.rubric_version_id) in gold for t in p.provenance.get("trace_ids", []))
 
 
 # ---------------------------------------------------------------------------------------------

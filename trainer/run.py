@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.runs import file_sha256 as sha256_file  # one hashing routine for trainer and app
+
 
 class Events:
     def __init__(self, path: Path):
@@ -59,12 +61,6 @@ class Cancel:
         signal.signal(signal.SIGINT, handler)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def base_model_hashes(model_dir: Path) -> dict[str, str]:
