@@ -46,6 +46,16 @@ def test_pairs_screen_filters_shows_diff_and_snapshots(qtbot, db):  # noqa: F811
     text = dlg.diff.toPlainText()
     assert "Rejected → chosen" in text and "+++ chosen" in text
     assert f"{len(dlg.rows)} pairs" in dlg.counts.text()
+    dlg.judges.setText("Hana Sato")
+    dlg.refresh()
+    hana = len(dlg.rows)
+    assert hana > 0 and {dlg.table.item(i, 5).text() for i in range(hana)} == {"Hana Sato"}
+    dlg.since.setText("2999-01-01")
+    dlg.refresh()
+    assert dlg.rows == [] and "No pairs match" in dlg.diff.toPlainText()
+    dlg.judges.clear()
+    dlg.since.clear()
+    dlg.refresh()
     with qtbot.waitSignal(dlg.snapshot_created):
         assert dlg.create_snapshot("gui-modify")
     with ws.session() as s:

@@ -120,6 +120,16 @@ class PairsDialog(QDialog):
         form.addWidget(self.min_margin)
         form.addWidget(QLabel("held out"))
         form.addWidget(self.heldout)
+        self.judges = QLineEdit()
+        self.judges.setPlaceholderText("judges (comma-separated)")
+        self.since = QLineEdit()
+        self.since.setPlaceholderText("since YYYY-MM-DD")
+        self.until = QLineEdit()
+        self.until.setPlaceholderText("until YYYY-MM-DD")
+        for w in (self.judges, self.since, self.until):
+            w.setMaximumWidth(170)
+            w.returnPressed.connect(self.refresh)
+            form.addWidget(w)
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self.refresh)
         form.addWidget(self.apply_button)
@@ -151,7 +161,15 @@ class PairsDialog(QDialog):
         self.refresh()
 
     def current_filter(self) -> pr.PairFilter:
+        names = [n.strip() for n in self.judges.text().split(",") if n.strip()]
+        ids = None
+        if names:
+            with self.ws.session() as s:
+                ids = list(s.scalars(select(Judge.id).where(Judge.name.in_(names)))) or [-1]
         return pr.PairFilter(
+            judge_ids=ids,
+            since=self.since.text().strip() or None,
+            until=self.until.text().strip() or None,
             rubric_version_id=self.version.currentData(),
             rules=[r for r, b in self.rules.items() if b.isChecked()] or None,
             adjudicated_only=self.adjudicated.isChecked(),
