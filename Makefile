@@ -33,11 +33,11 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 \
 	  $(BIN)/python -m pytest -q
 	$(BIN)/lint-imports
-	$(BIN)/ruff check app ui tests benchmarks
+	$(BIN)/ruff check app ui trainer tests benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check app ui tests benchmarks
-	$(BIN)/ruff format --check app ui tests benchmarks
+	$(BIN)/ruff check app ui trainer tests benchmarks
+	$(BIN)/ruff format --check app ui trainer tests benchmarks
 	$(BIN)/lint-imports
 
 bench-import: $(STAMP)
