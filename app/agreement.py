@@ -134,11 +134,14 @@ class Ratings:
         rows: Iterable[tuple[Any, Any, Any]],
         level: str,
         categories: Sequence[Any] | None = None,
+        items: Sequence[Any] | None = None,
+        judges: Sequence[Any] | None = None,
     ) -> Ratings:
-        """From (item, judge, value) triples; categories default to the sorted values seen."""
+        """From (item, judge, value) triples; categories default to the sorted values seen,
+        items and judges to the order first seen (a given item list drops other items' rows)."""
         rows = list(rows)
-        items = list(dict.fromkeys(r[0] for r in rows))
-        judges = list(dict.fromkeys(r[1] for r in rows))
+        items = list(items) if items is not None else list(dict.fromkeys(r[0] for r in rows))
+        judges = list(judges) if judges is not None else list(dict.fromkeys(r[1] for r in rows))
         if categories is None:
             categories = sorted({r[2] for r in rows}, key=_sort_key)
         cats = list(categories)
@@ -147,6 +150,8 @@ class Ratings:
         judge_ix = {x: j for j, x in enumerate(judges)}
         codes = np.full((len(items), len(judges)), -1, dtype=np.int16)
         for item, judge, value in rows:
+            if item not in item_ix:
+                continue
             if value not in index:
                 raise AgreementError(
                     f"item {item!r}, judge {judge!r}: value {value!r} is not one of the "
@@ -157,15 +162,6 @@ class Ratings:
                 raise AgreementError(f"item {item!r}, judge {judge!r}: rated twice")
             codes[i, j] = index[value]
         return cls(codes, cats, level, items, judges)
-
-    def subset_judges(self, judges: Sequence[int]) -> Ratings:
-        return Ratings(
-            self.codes[:, list(judges)],
-            self.categories,
-            self.level,
-            self.items,
-            [self.judges[j] for j in judges],
-        )
 
     def value_counts(self) -> np.ndarray:
         """items x categories: how many judges put each item in each category."""

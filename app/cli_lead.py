@@ -10,6 +10,7 @@ from app.agreement import DEFAULT_BOOT, LEVELS
 from app.cli import _open
 from app.cli import _print_json as _dump
 from app.errors import ChambersError
+from app.paths import write_atomic
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
@@ -83,10 +84,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         points = trend(s, version.rubric_id, seed=args.seed)
     text = report.render(rep, points)
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".part")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        write_atomic(out, text.encode("utf-8"))
     except OSError as exc:
         raise ChambersError(f"{out}: cannot write ({exc.strerror})") from None
     print(f"wrote {out} ({len(text) // 1024} KB)")

@@ -195,12 +195,14 @@ def run_user_grader(path: str, sample, reference, timeout: float = TIMEOUT_S) ->
     return min(max(v, 0.0), 1.0) if isinstance(v, float) else 0.0
 
 
+def grade_one(name: str, path: str | None, sample, reference) -> float:
+    """A built-in grader by name, or a user file (in a worker process, with the timeout)."""
+    if path is None:
+        return float(BUILTINS[name](sample, reference))
+    return run_user_grader(path, sample, reference)
+
+
 def combined(graders: list[GraderSpec], sample, reference) -> tuple[float, dict[str, float]]:
-    parts = {}
-    for g in graders:
-        if g.path is None:
-            parts[g.name] = float(BUILTINS[g.name](sample, reference))
-        else:
-            parts[g.name] = run_user_grader(g.path, sample, reference)
+    parts = {g.name: grade_one(g.name, g.path, sample, reference) for g in graders}
     total = sum(g.weight for g in graders)
     return sum(g.weight * parts[g.name] for g in graders) / total, parts

@@ -43,6 +43,7 @@ from app.models import (
     RubricVersion,
     Trace,
 )
+from app.paths import write_atomic
 from app.tracemodel import canonical_json, sha256_hex
 
 RULES = ("modify", "reject_with_answer", "ranked")
@@ -394,14 +395,6 @@ def export_bytes(rows: list[tuple[PreferencePair, str]], fmt: str) -> bytes:
         pq.write_table(table, buf)
         return buf.getvalue()
     raise PairError(f"format must be one of {', '.join(FORMATS)}")
-
-
-def write_atomic(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return hashlib.sha256(data).hexdigest()
 
 
 def create_snapshot(session: Session, name: str, flt: PairFilter,

@@ -145,32 +145,26 @@ def queue_progress(session: Session, judge: Judge, version_id: int) -> dict[str,
 def default_version_id(session: Session, judge: Judge) -> int | None:
     """The rubric version a judge starts on: that of their most recent round with work still
     to do, else of their most recent round, else (leads, or no rounds) the newest version."""
-    rounds = session.execute(
-        select(ReviewRound.id, ReviewRound.rubric_version_id)
-        .join(Assignment, Assignment.round_id == ReviewRound.id)
-        .where(Assignment.judge_id == judge.id)
-        .group_by(ReviewRound.id, ReviewRound.rubric_version_id, ReviewRound.created_at)
-        .order_by(ReviewRound.created_at.desc(), ReviewRound.id.desc())
-    ).all()
     if judge.role != "lead":
-        for round_id, version_id in rounds:
-            open_work = session.scalar(
-                select(func.count())
-                .select_from(Assignment)
-                .outerjoin(
-                    Review,
-                    (Review.trace_id == Assignment.trace_id)
-                    & (Review.judge_id == judge.id)
-                    & (Review.rubric_version_id == version_id)
-                    & (Review.status == "submitted"),
-                )
-                .where(Assignment.round_id == round_id, Assignment.judge_id == judge.id,
-                       Review.id.is_(None))
+        rounds = session.execute(  # one row per round: its version and the judge's open work
+            select(ReviewRound.rubric_version_id, func.count(Assignment.id) - func.count(Review.id))
+            .join(Assignment, Assignment.round_id == ReviewRound.id)
+            .outerjoin(
+                Review,
+                (Review.trace_id == Assignment.trace_id)
+                & (Review.judge_id == judge.id)
+                & (Review.rubric_version_id == ReviewRound.rubric_version_id)
+                & (Review.status == "submitted"),
             )
+            .where(Assignment.judge_id == judge.id)
+            .group_by(ReviewRound.id, ReviewRound.rubric_version_id, ReviewRound.created_at)
+            .order_by(ReviewRound.created_at.desc(), ReviewRound.id.desc())
+        ).all()
+        for version_id, open_work in rounds:
             if open_work:
                 return version_id
         if rounds:
-            return rounds[0][1]
+            return rounds[0][0]
     return session.scalar(
         select(RubricVersion.id).order_by(RubricVersion.created_at.desc(), RubricVersion.id.desc())
     )

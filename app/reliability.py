@@ -151,14 +151,7 @@ def ratings_for(
                         triples.append((tid, f"auto:{target.key}", value))
     judges = sorted({t[1] for t in triples}, key=lambda j: (j.startswith("auto:"), j))
     items = items if items is not None else sorted({t[0] for t in triples})
-    item_ix = {x: i for i, x in enumerate(items)}
-    judge_ix = {x: j for j, x in enumerate(judges)}
-    cat_ix = {c: k for k, c in enumerate(target.categories)}
-    codes = np.full((len(items), len(judges)), -1, dtype=np.int16)
-    for item, judge, value in triples:
-        if item in item_ix:
-            codes[item_ix[item], judge_ix[judge]] = cat_ix[value]
-    return Ratings(codes, list(target.categories), target.level, list(items), judges)
+    return Ratings.from_long(triples, target.level, target.categories, items, judges)
 
 
 @dataclass

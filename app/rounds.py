@@ -38,6 +38,8 @@ def create_round(
     """
     if len(set(judge_ids)) != len(judge_ids) or not judge_ids:
         raise RoundError("choose at least one judge, each once")
+    if session.scalar(select(ReviewRound.id).where(ReviewRound.name == name)) is not None:
+        raise RoundError(f"a round named {name!r} exists already")
     if not 1 <= overlap <= len(judge_ids):
         raise RoundError(f"overlap must be between 1 and the number of judges ({len(judge_ids)})")
     ids = list(

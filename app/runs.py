@@ -36,9 +36,10 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import ChambersError, NotFound
 from app.graders import GraderSpec, combined
-from app.graders import parse as parse_graders_
+from app.graders import parse as parse_graders
 from app.models import Adjudication, DatasetSnapshot, Review, Trace, TrainingRun
-from app.pairs import get_snapshot, snapshot_rows, to_chat, trl_record, write_atomic
+from app.pairs import export_bytes, get_snapshot, snapshot_rows, to_chat
+from app.paths import write_atomic
 
 FINAL_EVENTS = ("finished", "failed", "cancelled")
 MIN_GRADER_KAPPA = 0.4
@@ -59,10 +60,6 @@ def trainer_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-def parse_graders(specs: list[str], files: list[Path] | None = None) -> list[GraderSpec]:
-    return parse_graders_(specs, files)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,12 +245,12 @@ def prepare_run(
                            + " (--force to train anyway)")
     run_dir.mkdir(parents=True, exist_ok=True)
     data = run_dir / "data"
-    train = [trl_record(p, s) for p, s in rows if s == "train"]
-    held = [trl_record(p, s) for p, s in rows if s == "heldout"]
+    train = [(p, s) for p, s in rows if s == "train"]
+    held = [(p, s) for p, s in rows if s == "heldout"]
     if not train:
         raise RunError(f"snapshot {snapshot!r} has no training pairs")
-    sha_train = write_atomic(data / "train.jsonl", _jsonl(train))
-    sha_held = write_atomic(data / "heldout.jsonl", _jsonl(held))
+    sha_train = write_atomic(data / "train.jsonl", export_bytes(train, "trl"))
+    sha_held = write_atomic(data / "heldout.jsonl", export_bytes(held, "trl"))
     config = {
         "algorithm": algorithm,
         "name": name,
@@ -278,11 +275,6 @@ def prepare_run(
     audit.record(session, "create", "training_run", run.id, None, name=name,
                  algorithm=algorithm, snapshot=snap.name)
     return run
-
-
-def _jsonl(rows: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(r, ensure_ascii=False, sort_keys=True).encode() + b"\n"
-                    for r in rows)
 
 
 def trainer_command(run: TrainingRun) -> list[str]:
@@ -375,7 +367,7 @@ def read_events(run_dir: str | Path, start: int = 0) -> tuple[list[dict[str, Any
     return events, start + end
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -404,7 +396,7 @@ def sync(session: Session, run: TrainingRun) -> TrainingRun:
         if manifest.exists():
             run.summary = {"manifest": str(manifest), "adapter_dir": final.get("adapter_dir"),
                            "last_metrics": final.get("metrics", {})}
-    elif run.status == "running" and not _alive(run.pid):
+    elif run.status == "running" and not process_alive(run.pid):
         run.status = "failed"
         run.error = "the trainer process ended without a final event (killed or out of memory)"
         run.finished_at = datetime.now(UTC)
@@ -425,7 +417,7 @@ def get_run(session: Session, key: int | str) -> TrainingRun:
 
 def cancel_run(session: Session, key: int | str) -> str:
     run = sync(session, get_run(session, key))
-    if run.status != "running" or not _alive(run.pid):
+    if run.status != "running" or not process_alive(run.pid):
         return f"run {run.name} is {run.status}; nothing to cancel"
     os.killpg(run.pid, signal.SIGTERM)
     return f"cancelling run {run.name} (pid {run.pid}): it saves a checkpoint and stops"
@@ -438,6 +430,7 @@ def list_runs(session: Session) -> list[dict[str, Any]]:
         if r.status in ("running", "pending"):
             sync(session, r)
         out.append({"id": r.id, "name": r.name, "algorithm": r.algorithm, "status": r.status,
+                    "pid": r.pid,
                     "snapshot": snaps.get(r.snapshot_id), "base_model": r.base_model,
                     "run_dir": r.run_dir, "error": r.error, "started_at": r.started_at,
                     "finished_at": r.finished_at})

@@ -247,7 +247,7 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     else:
         from trl import GRPOConfig, GRPOTrainer
 
-        from app.graders import BUILTINS, run_user_grader
+        from app.graders import grade_one
 
         graders = config["graders"]
         seen, data = set(), []
@@ -263,14 +263,8 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
 
         def reward_fn(g):
             def fn(prompts, completions, reference, **_kw):
-                out = []
-                for c, ref in zip(completions, reference, strict=True):
-                    ref = json.loads(ref)
-                    if g["path"]:
-                        out.append(run_user_grader(g["path"], c, ref))
-                    else:
-                        out.append(float(BUILTINS[g["name"]](c, ref)))
-                return out
+                return [grade_one(g["name"], g["path"], c, json.loads(ref))
+                        for c, ref in zip(completions, reference, strict=True)]
 
             fn.__name__ = g["name"]
             return fn

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import html
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg  # noqa: E402
 from PySide6.QtCore import QObject, Qt, QThread, Signal  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
     QCheckBox,
@@ -28,7 +31,6 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -616,11 +618,7 @@ class RoundDialog(QDialog):
                                    self.lead.id)
                 n = rnd.selection["n_traces"]
         except ChambersError as exc:
-            self.problems.setText(str(exc))
-            return False
-        except Exception as exc:  # noqa: BLE001 - e.g. a duplicate name: say so, stay up
-            self.problems.setText(f"Could not create the round: {exc.__class__.__name__}: "
-                                  f"{str(exc).splitlines()[0]}")
+            self.problems.setText(f"Could not create the round: {exc}")
             return False
         self.problems.setStyleSheet("color: #1a7f37;")
         self.problems.setText(f"Created {self.name.text().strip()!r}: {n} traces.")
@@ -646,8 +644,6 @@ class RoundDialog(QDialog):
 
 
 def _e(s: str) -> str:
-    import html
-
     return html.escape(str(s))
 
 
@@ -858,7 +854,7 @@ class AgreementDashboard(QDialog):
                 item = QTableWidgetItem(text)
                 if j == 4 and t.band in colours:
                     item.setForeground(Qt.GlobalColor.white)
-                    item.setBackground(_qcolor(colours[t.band]))
+                    item.setBackground(QColor(colours[t.band]))
                 self.table.setItem(i, j, item)
         self.alpha_chart.set_figure(charts.alpha_by_criterion(rep, width=10))
         self.trend_chart.set_figure(charts.trend(points, width=10))
@@ -908,12 +904,6 @@ class AgreementDashboard(QDialog):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self._stop()
         super().closeEvent(event)
-
-
-def _qcolor(name: str):
-    from PySide6.QtGui import QColor
-
-    return QColor(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1009,8 +999,6 @@ class AdjudicationDialog(QDialog):
                                      "again replaces it (the audit log keeps the old one).")
             elif reviews:
                 # start from the majority decision, so agreeing cases take one keystroke
-                from collections import Counter
-
                 top = Counter(r.decision for r, _ in reviews).most_common(1)[0][0]
                 scores = {}
                 for c in specs:
@@ -1023,8 +1011,6 @@ class AdjudicationDialog(QDialog):
                                      "wrong and record.")
 
     def _mark_disagreements(self, n_rows: int) -> None:
-        from PySide6.QtGui import QColor
-
         for i in range(n_rows - 2):
             texts = {self.side_by_side.item(i, j).text()
                      for j in range(self.side_by_side.columnCount())
@@ -1056,6 +1042,3 @@ class AdjudicationDialog(QDialog):
         self.adjudicated.emit(self.trace_id)
         return True
 
-
-def warn(parent, title: str, text: str) -> None:
-    QMessageBox.warning(parent, title, text)

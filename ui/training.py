@@ -417,7 +417,6 @@ class RunsDialog(QDialog):
         self.run_id: int | None = None
         self.offset = 0
         self.history: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
         self.setWindowTitle("Training runs")
         self.resize(1300, 860)
         lay = QVBoxLayout(self)
@@ -493,46 +492,51 @@ class RunsDialog(QDialog):
         self.run_id = r["id"]
         self.offset = 0
         self.history = []
-        self.events = []
         self.log.clear()
         self.algorithm = r["algorithm"]
         self.run_dir = r["run_dir"]
+        self.name, self.status, self.error, self.pid = r["name"], r["status"], r["error"], r["pid"]
+        self.max_steps = 0
+        self.eta: float | None = None
+        self.log_size = -1
         self.poll()
 
     def poll(self) -> None:
         if self.run_id is None:
             return
+        # Only the events appended since the last poll are read; the registry is touched
+        # when the run ends (a final event, or its process gone without one).
         new, self.offset = runs.read_events(self.run_dir, self.offset)
-        with self.ws.session() as s:
-            run = runs.sync(s, s.get(TrainingRun, self.run_id))
-            status, error, name = run.status, run.error, run.name
+        ended = any(e["event"] in runs.FINAL_EVENTS for e in new)
+        if ended or (self.status == "running" and not runs.process_alive(self.pid)):
+            with self.ws.session() as s:
+                run = runs.sync(s, s.get(TrainingRun, self.run_id))
+                self.status, self.error = run.status, run.error
         for e in new:
-            self.events.append(e)
             if e["event"] == "log" and e.get("metrics") and "train_runtime" not in e["metrics"]:
                 self.history.append({"step": e["step"], **e["metrics"]})
-                self._max_steps = e.get("max_steps") or 0
-                self._eta = e.get("eta_s")
+                self.max_steps = e.get("max_steps") or 0
+                self.eta = e.get("eta_s")
         if new:
             self._redraw()
-        self._update_header(name, status, error)
+        self._update_header()
         self._tail_log()
-        self.cancel_button.setEnabled(status == "running")
+        self.cancel_button.setEnabled(self.status == "running")
         row = self.table.currentRow()
-        if 0 <= row < self.table.rowCount() and self.table.item(row, 2).text() != status:
-            self.table.item(row, 2).setText(status)
+        if 0 <= row < self.table.rowCount() and self.table.item(row, 2).text() != self.status:
+            self.table.item(row, 2).setText(self.status)
 
-    def _update_header(self, name: str, status: str, error: str | None) -> None:
+    def _update_header(self) -> None:
+        status, total = self.status, self.max_steps
         step = self.history[-1]["step"] if self.history else 0
-        total = getattr(self, "_max_steps", 0) or 0
         self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(step if status == "running" or not total else total
-                               if status == "finished" else step)
-        eta = getattr(self, "_eta", None)
+        self.progress.setValue(total if status == "finished" and total else step)
+        eta, error = self.eta, self.error
         eta_text = f", about {eta:.0f} s left" if eta is not None and status == "running" else ""
         colour = {"finished": "#1a7f37", "failed": "#b42318", "cancelled": "#9a6700"}.get(
             status, "inherit")
         self.title.setText(
-            f"<b>{html.escape(name)}</b>: <span style='color:{colour}'>{status}</span> · step "
+            f"<b>{html.escape(self.name)}</b>: <span style='color:{colour}'>{status}</span> · step "
             f"{step}/{total or '?'}{eta_text}"
             + (f"<br><span style='color:#b42318'>{html.escape(error)}</span>" if error else ""))
 
@@ -542,9 +546,9 @@ class RunsDialog(QDialog):
             size = path.stat().st_size
         except OSError:
             return
-        if size == getattr(self, "_log_size", -1):
+        if size == self.log_size:
             return
-        self._log_size = size
+        self.log_size = size
         with open(path, "rb") as f:
             f.seek(max(size - 40_000, 0))
             raw = f.read().splitlines()[1:] if size > 40_000 else f.read().splitlines()
