@@ -979,7 +979,9 @@ class AdjudicationDialog(QDialog):
                 values.append(r.rationale)
                 values.append("yes" if r.corrected_output else "")
                 for i, text in enumerate(values):
-                    self.side_by_side.setItem(i, j, QTableWidgetItem(text))
+                    item = QTableWidgetItem(text)
+                    item.setToolTip(text)  # long rationales are elided in the cell
+                    self.side_by_side.setItem(i, j, item)
                 if r.corrected_messages or r.corrected_output:
                     if r.corrected_messages:
                         lines = unified_diff(trace.messages, r.corrected_messages)
