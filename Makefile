@@ -34,6 +34,7 @@ test: $(STAMP)
 	  $(BIN)/python -m pytest -q
 	$(BIN)/lint-imports
 	$(BIN)/ruff check app ui trainer tests benchmarks
+	$(BIN)/ruff format --check app ui trainer tests benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check app ui trainer tests benchmarks

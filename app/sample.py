@@ -19,13 +19,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db import Workspace
-from app.ingest import import_paths
-from app.models import Assignment, Trace
-from app.reliability import adjudicate
-from app.reviews import ReviewInput, get_or_create_judge, submit_review
-from app.rounds import create_round
-from app.rubrics import CriterionSpec, create_rubric, new_version
+from app.review.adjudication import adjudicate
+from app.review.reviews import ReviewInput, get_or_create_judge, submit_review
+from app.review.rounds import create_round
+from app.review.rubrics import CriterionSpec, create_rubric, new_version
+from app.traces.ingest import import_paths
+from app.workspace.db import Workspace
+from app.workspace.models import Assignment, Trace
 
 SYSTEM = {
     "refunds": "You are Aria, a support agent for Northwind Outfitters. Refunds are allowed within 30 days of delivery for unworn items; final-sale items are not refundable. Always look up the order and check the policy before issuing a refund. Never refund more than the amount paid.",
@@ -463,7 +463,9 @@ def _verdict(
                 "task_success": 1,
                 "policy": 1,
                 "tool_use": rng.choice([3, 4, 4]),
-                "communication": 4 if clear_anchors and rng.random() < 0.9 else rng.choice([3, 4, 4, 5]),
+                "communication": 4
+                if clear_anchors and rng.random() < 0.9
+                else rng.choice([3, 4, 4, 5]),
                 "failure_mode": "none",
             },
             rationale=rng.choice(["", "Correct and follows policy.", "Good handling."]),
@@ -486,7 +488,9 @@ def _verdict(
                 "task_success": 0,
                 "policy": policy_ok,
                 "tool_use": rng.choice([1, 2, 2]),
-                "communication": 2 if clear_anchors and rng.random() < 0.9 else rng.choice([1, 2, 3]),
+                "communication": 2
+                if clear_anchors and rng.random() < 0.9
+                else rng.choice([1, 2, 3]),
                 "failure_mode": mode,
             },
             rationale=f"Final answer corrected: {mode.replace('_', ' ')}.",
@@ -524,7 +528,7 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
     single_items = int(n_traces * 0.4)
     with ws.session() as s:
         if s.scalar(select(Trace.id).limit(1)) is not None:
-            from app.errors import WorkspaceError
+            from app.workspace.errors import WorkspaceError
 
             raise WorkspaceError(
                 "the workspace already holds traces; `chambers sample` needs an empty one"
@@ -553,11 +557,26 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
         cal = traces[:overlap_items]
         backlog = traces[overlap_items : overlap_items + backlog_items]
         cal2 = traces[overlap_items + backlog_items :]
-        create_round(s, "Calibration round 1", version.id, judge_ids, 3, seed=seed,
-                     created_by=lead.id, trace_filter=_ids_filter([t.id for t in cal]))
-        backlog_round = create_round(s, "Backlog", version.id, judge_ids, 1, seed=seed,
-                                     created_by=lead.id,
-                                     trace_filter=_ids_filter([t.id for t in backlog]))
+        create_round(
+            s,
+            "Calibration round 1",
+            version.id,
+            judge_ids,
+            3,
+            seed=seed,
+            created_by=lead.id,
+            trace_filter=_ids_filter([t.id for t in cal]),
+        )
+        backlog_round = create_round(
+            s,
+            "Backlog",
+            version.id,
+            judge_ids,
+            1,
+            seed=seed,
+            created_by=lead.id,
+            trace_filter=_ids_filter([t.id for t in backlog]),
+        )
         owner = dict(
             s.execute(
                 select(Assignment.trace_id, Assignment.judge_id).where(
@@ -580,11 +599,19 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
                 )
                 n_reviews += 1
         n_gold = 0
-        for sc, trace in list(zip(scenarios, traces, strict=True))[: overlap_items : 3]:
+        for sc, trace in list(zip(scenarios, traces, strict=True))[:overlap_items:3]:
             truth = _verdict(sc, rng, 0.0, trace.messages)
-            adjudicate(s, trace.id, version.id, lead.id, truth.decision, truth.scores,
-                       "Lead's verdict after reading all three reviews.",
-                       truth.corrected_output, truth.corrected_messages)
+            adjudicate(
+                s,
+                trace.id,
+                version.id,
+                lead.id,
+                truth.decision,
+                truth.scores,
+                "Lead's verdict after reading all three reviews.",
+                truth.corrected_output,
+                truth.corrected_messages,
+            )
             n_gold += 1
         v2_specs = [CriterionSpec.from_row(c) for c in version.criteria]
         for spec in v2_specs:
@@ -594,31 +621,68 @@ def build_sample(ws: Workspace, n_traces: int = 300, seed: int = 7) -> dict[str,
                     "and does it tell the user what happens next?"
                 )
                 spec.levels = COMMUNICATION_V2
-        v2 = new_version(s, "Support agent quality", v2_specs,
-                         "Communication reworded: one anchor per level, tied to the final answer.",
-                         lead.id)
-        create_round(s, "Calibration round 2", v2.id, judge_ids, 3, seed=seed + 1,
-                     created_by=lead.id, trace_filter=_ids_filter([t.id for t in cal2]))
+        v2 = new_version(
+            s,
+            "Support agent quality",
+            v2_specs,
+            "Communication reworded: one anchor per level, tied to the final answer.",
+            lead.id,
+        )
+        create_round(
+            s,
+            "Calibration round 2",
+            v2.id,
+            judge_ids,
+            3,
+            seed=seed + 1,
+            created_by=lead.id,
+            trace_filter=_ids_filter([t.id for t in cal2]),
+        )
         offset = overlap_items + backlog_items
         for sc, trace in zip(scenarios[offset:], cal2, strict=True):
             for judge, (_, noise) in zip(judges, JUDGES, strict=True):
-                submit_review(s, trace.id, judge.id, v2.id,
-                              _verdict(sc, rng, noise, trace.messages, clear_anchors=True))
+                submit_review(
+                    s,
+                    trace.id,
+                    judge.id,
+                    v2.id,
+                    _verdict(sc, rng, noise, trace.messages, clear_anchors=True),
+                )
                 n_reviews += 1
-    return {"traces": report.imported, "reviews": n_reviews, "judges": len(JUDGES) + 1,
-            "adjudications": n_gold}
+    return {
+        "traces": report.imported,
+        "reviews": n_reviews,
+        "judges": len(JUDGES) + 1,
+        "adjudications": n_gold,
+    }
 
 
 COMMUNICATION_V2 = [
-    {"value": 1, "label": "Wrong", "anchor": "The final answer states something the tools contradict."},
-    {"value": 2, "label": "Incomplete", "anchor": "Accurate, but the user does not learn what happens next."},
-    {"value": 3, "label": "Adequate", "anchor": "Accurate and gives next steps, with a gap in clarity."},
+    {
+        "value": 1,
+        "label": "Wrong",
+        "anchor": "The final answer states something the tools contradict.",
+    },
+    {
+        "value": 2,
+        "label": "Incomplete",
+        "anchor": "Accurate, but the user does not learn what happens next.",
+    },
+    {
+        "value": 3,
+        "label": "Adequate",
+        "anchor": "Accurate and gives next steps, with a gap in clarity.",
+    },
     {"value": 4, "label": "Clear", "anchor": "Accurate, complete next steps, plainly worded."},
-    {"value": 5, "label": "Exemplary", "anchor": "Clear, and handles the user's tone or urgency well."},
+    {
+        "value": 5,
+        "label": "Exemplary",
+        "anchor": "Clear, and handles the user's tone or urgency well.",
+    },
 ]
 
 
 def _ids_filter(ids: list[int]):
-    from app.traces import TraceFilter
+    from app.traces.queries import TraceFilter
 
     return TraceFilter(ids=ids)

@@ -23,10 +23,14 @@ import time
 import krippendorff
 import numpy as np
 
-from app import agreement as ag
+from app.agreement import coefficients as ag
 
-SCALES = [("binary", 2, "nominal"), ("ordinal4", 4, "ordinal"), ("ordinal5", 5, "ordinal"),
-          ("nominal5", 5, "nominal")]
+SCALES = [
+    ("binary", 2, "nominal"),
+    ("ordinal4", 4, "ordinal"),
+    ("ordinal5", 5, "ordinal"),
+    ("nominal5", 5, "nominal"),
+]
 
 
 def make(items: int, judges: int, n_cat: int, missing: float, rng) -> np.ndarray:
@@ -55,14 +59,18 @@ def main() -> None:
     p.add_argument("--bootstrap", type=int, default=1000)
     a = p.parse_args()
     rng = np.random.default_rng(0)
-    print(f"{a.items:,} items x {a.judges} judges x {a.criteria} criteria, "
-          f"{a.missing:.0%} missing, {a.bootstrap} bootstrap resamples")
+    print(
+        f"{a.items:,} items x {a.judges} judges x {a.criteria} criteria, "
+        f"{a.missing:.0%} missing, {a.bootstrap} bootstrap resamples"
+    )
     t = time.perf_counter()
     weights = ag.resample_weights(a.items, a.bootstrap, seed=0)
     t_weights = time.perf_counter() - t
     print(f"drawing the shared resampling weights: {t_weights:.2f} s (once for all criteria)")
-    print(f"{'criterion':<12} {'alpha call':>10} {'point':>9} {'ratio':>6} {'full':>9} "
-          f"{'ratio':>6}  alpha (ours / krippendorff)")
+    print(
+        f"{'criterion':<12} {'alpha call':>10} {'point':>9} {'ratio':>6} {'full':>9} "
+        f"{'ratio':>6}  alpha (ours / krippendorff)"
+    )
     tot_ref = tot_point = tot_full = 0.0
     worst_point = worst_full = 0.0
     for c in range(a.criteria):
@@ -71,10 +79,14 @@ def main() -> None:
         r = ag.Ratings(codes, list(range(1, n_cat + 1)), level)
         matrix = np.where(codes >= 0, codes + 1, np.nan).T.astype(float)  # judges x items
         domain = list(range(1, n_cat + 1))
-        ref_value = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level,
-                                       value_domain=domain)
-        t_ref = best_of(lambda m=matrix, lv=level, d=domain: krippendorff.alpha(
-            reliability_data=m, level_of_measurement=lv, value_domain=d))
+        ref_value = krippendorff.alpha(
+            reliability_data=matrix, level_of_measurement=level, value_domain=domain
+        )
+        t_ref = best_of(
+            lambda m=matrix, lv=level, d=domain: krippendorff.alpha(
+                reliability_data=m, level_of_measurement=lv, value_domain=d
+            )
+        )
         t_point = best_of(lambda r=r: ag.compute(r, n_boot=0))
         t = time.perf_counter()
         res = ag.compute(r, n_boot=a.bootstrap, weights=weights)
@@ -85,15 +97,21 @@ def main() -> None:
         tot_full += t_full
         worst_point = max(worst_point, t_point / t_ref)
         worst_full = max(worst_full, (t_full + t_weights / a.criteria) / t_ref)
-        print(f"{name + str(c):<12} {t_ref * 1e3:>8.1f}ms {t_point * 1e3:>7.1f}ms "
-              f"{t_point / t_ref:>5.2f}x {t_full:>8.2f}s {t_full / t_ref:>5.1f}x  "
-              f"{res.alpha.value:.6f} / {ref_value:.6f}")
+        print(
+            f"{name + str(c):<12} {t_ref * 1e3:>8.1f}ms {t_point * 1e3:>7.1f}ms "
+            f"{t_point / t_ref:>5.2f}x {t_full:>8.2f}s {t_full / t_ref:>5.1f}x  "
+            f"{res.alpha.value:.6f} / {ref_value:.6f}"
+        )
     full_total = tot_full + t_weights
-    print(f"\ntotal: alpha calls {tot_ref:.2f} s, point estimates {tot_point:.2f} s "
-          f"({tot_point / tot_ref:.2f}x), full report {full_total:.1f} s "
-          f"({full_total / tot_ref:.1f}x)")
-    print(f"worst criterion: point {worst_point:.2f}x (target <= 2x), "
-          f"full {worst_full:.1f}x (target <= 30x)")
+    print(
+        f"\ntotal: alpha calls {tot_ref:.2f} s, point estimates {tot_point:.2f} s "
+        f"({tot_point / tot_ref:.2f}x), full report {full_total:.1f} s "
+        f"({full_total / tot_ref:.1f}x)"
+    )
+    print(
+        f"worst criterion: point {worst_point:.2f}x (target <= 2x), "
+        f"full {worst_full:.1f}x (target <= 30x)"
+    )
 
 
 if __name__ == "__main__":

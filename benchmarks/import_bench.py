@@ -112,8 +112,8 @@ def phase_floor(path: Path, db: Path) -> None:
 
 def phase_chambers(path: Path, db: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from app.db import open_workspace
-    from app.ingest import import_paths
+    from app.traces.ingest import import_paths
+    from app.workspace.db import open_workspace
 
     ws = open_workspace(str(db))
     report = import_paths(ws, [path])

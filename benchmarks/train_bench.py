@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BARE = textwrap.dedent('''
+BARE = textwrap.dedent("""
     import json, sys, time, resource
     t0 = time.time()
     import torch
@@ -62,20 +62,21 @@ BARE = textwrap.dedent('''
     print("BARE " + json.dumps({"train_runtime": out.metrics["train_runtime"], "num_tokens": tokens,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}))
-''')
+""")
 
 
 def env() -> dict[str, str]:
-    e = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-             TOKENIZERS_PARALLELISM="false")
+    e = dict(
+        os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1", TOKENIZERS_PARALLELISM="false"
+    )
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     return e
 
 
 def prepare(tmp: Path, model: Path, algorithm: str, steps: int, name: str) -> Path:
-    from app import pairs, runs
-    from app.db import open_workspace
     from app.sample import build_sample
+    from app.training import pairs, runs
+    from app.workspace.db import open_workspace
 
     db = tmp / "bench.sqlite"
     fresh = not db.exists()
@@ -89,8 +90,9 @@ def prepare(tmp: Path, model: Path, algorithm: str, steps: int, name: str) -> Pa
     if algorithm == "grpo":
         over.update({"num_generations": 4, "max_completion_length": 32})
     with ws.session() as s:
-        run = runs.prepare_run(s, algorithm, "bench", model, tmp / name, over, name=name,
-                               force=True)
+        run = runs.prepare_run(
+            s, algorithm, "bench", model, tmp / name, over, name=name, force=True
+        )
         path = Path(run.run_dir) / "config.json"
     ws.close()
     return path
@@ -98,24 +100,38 @@ def prepare(tmp: Path, model: Path, algorithm: str, steps: int, name: str) -> Pa
 
 def wrapper(config: Path) -> dict:
     t = time.time()
-    subprocess.run([sys.executable, "-m", "trainer", "run", str(config)], env=env(), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "trainer", "run", str(config)],
+        env=env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.time() - t
     events = [json.loads(x) for x in (config.parent / "events.jsonl").read_text().splitlines()]
     final = events[-1]
     assert final["event"] == "finished", final
     summary = [e for e in events if e["event"] == "log" and "train_runtime" in e["metrics"]][-1]
     logs = [e for e in events if e["event"] == "log" and "num_tokens" in e["metrics"]]
-    return {"wall": wall, "train_runtime": summary["metrics"]["train_runtime"],
-            "num_tokens": logs[-1]["metrics"]["num_tokens"] if logs else None,
-            "peak_rss_mb": final.get("peak_rss_mb"), "peak_cuda_mb": final.get("peak_cuda_mb"),
-            "n_params": final.get("n_params")}
+    return {
+        "wall": wall,
+        "train_runtime": summary["metrics"]["train_runtime"],
+        "num_tokens": logs[-1]["metrics"]["num_tokens"] if logs else None,
+        "peak_rss_mb": final.get("peak_rss_mb"),
+        "peak_cuda_mb": final.get("peak_cuda_mb"),
+        "n_params": final.get("n_params"),
+    }
 
 
 def bare(config: Path, out: Path) -> dict:
     t = time.time()
-    p = subprocess.run([sys.executable, "-c", BARE, str(config), str(out)], env=env(),
-                       check=True, capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-c", BARE, str(config), str(out)],
+        env=env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     wall = time.time() - t
     line = next(x for x in p.stdout.splitlines() if x.startswith("BARE "))
     return {"wall": wall, **json.loads(line[5:])}
@@ -139,17 +155,27 @@ def main() -> None:
         w = min(w_runs, key=lambda r: r["train_runtime"])
         b = min(b_runs, key=lambda r: r["train_runtime"])
         cfg = json.loads(cfg.read_text())["training"]
-        pairs_done = a.steps * cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"]
-        print(f"model {model.name}: {w['n_params']:,} parameters (with LoRA); {a.steps} DPO steps, "
-              f"batch {cfg['per_device_train_batch_size']}x{cfg['gradient_accumulation_steps']}")
-        print(f"DPO wrapper: train {w['train_runtime']:.2f} s, process {w['wall']:.2f} s; "
-              f"bare TRL: train {b['train_runtime']:.2f} s, process {b['wall']:.2f} s")
-        print(f"  overhead on training time: {w['train_runtime'] / b['train_runtime'] - 1:+.1%}; "
-              f"on the whole process: {w['wall'] / b['wall'] - 1:+.1%} (target <= 5%)")
-        print(f"  pairs/s {pairs_done / w['train_runtime']:.1f}; tokens/s "
-              f"{(w['num_tokens'] or 0) / w['train_runtime']:.0f}; peak RSS "
-              f"{w['peak_rss_mb']:.0f} MB (bare {b['peak_rss_mb']:.0f} MB)"
-              + (f"; peak GPU {w['peak_cuda_mb']:.0f} MB" if w.get("peak_cuda_mb") else ""))
+        pairs_done = (
+            a.steps * cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"]
+        )
+        print(
+            f"model {model.name}: {w['n_params']:,} parameters (with LoRA); {a.steps} DPO steps, "
+            f"batch {cfg['per_device_train_batch_size']}x{cfg['gradient_accumulation_steps']}"
+        )
+        print(
+            f"DPO wrapper: train {w['train_runtime']:.2f} s, process {w['wall']:.2f} s; "
+            f"bare TRL: train {b['train_runtime']:.2f} s, process {b['wall']:.2f} s"
+        )
+        print(
+            f"  overhead on training time: {w['train_runtime'] / b['train_runtime'] - 1:+.1%}; "
+            f"on the whole process: {w['wall'] / b['wall'] - 1:+.1%} (target <= 5%)"
+        )
+        print(
+            f"  pairs/s {pairs_done / w['train_runtime']:.1f}; tokens/s "
+            f"{(w['num_tokens'] or 0) / w['train_runtime']:.0f}; peak RSS "
+            f"{w['peak_rss_mb']:.0f} MB (bare {b['peak_rss_mb']:.0f} MB)"
+            + (f"; peak GPU {w['peak_cuda_mb']:.0f} MB" if w.get("peak_cuda_mb") else "")
+        )
         if w.get("peak_cuda_mb") and w["num_tokens"]:
             flops = 8 * w["n_params"] * w["num_tokens"] / w["train_runtime"]
             print(f"  MFU {flops / (a.peak_tflops * 1e12):.1%} (8*N FLOPs/token)")
@@ -157,8 +183,10 @@ def main() -> None:
             print("  MFU: n/a on CPU")
         g = wrapper(prepare(tmp, model, "grpo", max(a.steps // 4, 2), "grpo"))
         steps = max(a.steps // 4, 2)
-        print(f"GRPO wrapper: {steps} steps in {g['train_runtime']:.2f} s: "
-              f"{steps / g['train_runtime']:.2f} steps/s (4 generations of 32 tokens per prompt)")
+        print(
+            f"GRPO wrapper: {steps} steps in {g['train_runtime']:.2f} s: "
+            f"{steps / g['train_runtime']:.2f} steps/s (4 generations of 32 tokens per prompt)"
+        )
 
 
 if __name__ == "__main__":

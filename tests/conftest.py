@@ -76,7 +76,7 @@ def db_url(request, tmp_path):
 @pytest.fixture
 def ws(tmp_path):
     """A fresh SQLite workspace (for tests where the backend does not matter)."""
-    from app.db import open_workspace
+    from app.workspace.db import open_workspace
 
     w = open_workspace(str(tmp_path / "ws.sqlite"))
     yield w

@@ -24,7 +24,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-from app import agreement as ag
+from app.agreement import coefficients as ag
 
 NA = None
 KRIPP_C = [  # observers x units, Krippendorff (2011) section C
@@ -36,12 +36,7 @@ KRIPP_C = [  # observers x units, Krippendorff (2011) section C
 
 
 def kripp_ratings(level: str) -> ag.Ratings:
-    rows = [
-        (u, o, v)
-        for o, obs in enumerate(KRIPP_C)
-        for u, v in enumerate(obs)
-        if v is not None
-    ]
+    rows = [(u, o, v) for o, obs in enumerate(KRIPP_C) for u, v in enumerate(obs) if v is not None]
     return ag.Ratings.from_long(rows, level, [1, 2, 3, 4, 5])
 
 
@@ -55,14 +50,23 @@ def test_krippendorff_alpha_matches_krippendorff_2011(level, published):
     assert res.alpha.value == pytest.approx(published, abs=5e-4)
     # and the reference implementation on the same matrix
     data = np.array([[np.nan if v is None else v for v in obs] for obs in KRIPP_C], float)
-    ref = krippendorff.alpha(reliability_data=data, level_of_measurement=level,
-                             value_domain=[1, 2, 3, 4, 5])
+    ref = krippendorff.alpha(
+        reliability_data=data, level_of_measurement=level, value_domain=[1, 2, 3, 4, 5]
+    )
     assert res.alpha.value == pytest.approx(ref, abs=1e-9)
 
 
 WIKI_FLEISS = [  # subjects x categories: how many of 14 raters chose each
-    [0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
-    [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7],
+    [0, 0, 0, 0, 14],
+    [0, 2, 6, 4, 2],
+    [0, 0, 3, 5, 6],
+    [0, 3, 9, 2, 0],
+    [2, 2, 8, 1, 1],
+    [7, 7, 0, 0, 0],
+    [3, 2, 6, 3, 0],
+    [2, 5, 3, 2, 2],
+    [6, 5, 2, 1, 0],
+    [0, 2, 2, 3, 7],
 ]
 
 
@@ -123,8 +127,11 @@ def test_weighted_cohen_kappa_matches_sklearn_with_full_category_set():
     r = ag.Ratings.from_long(rows, "ordinal", [0, 1, 2, 3, 4])
     res = ag.compute(r, n_boot=0)
     labels = [0, 1, 2, 3, 4]
-    for name, weights in (("cohen_kappa", None), ("cohen_kappa_linear", "linear"),
-                          ("cohen_kappa_quadratic", "quadratic")):
+    for name, weights in (
+        ("cohen_kappa", None),
+        ("cohen_kappa_linear", "linear"),
+        ("cohen_kappa_quadratic", "quadratic"),
+    ):
         ref = cohen_kappa_score(a, b, labels=labels, weights=weights)
         assert res.coefficients[name].value == pytest.approx(ref, abs=1e-12), name
 
@@ -134,10 +141,12 @@ def test_unused_categories_change_ac1():
     # not the same as a 2-point scale (Gwet 2014, 2.4).
     table = [[40, 3], [2, 5]]
     two = ag.compute(table_to_ratings(table), n_boot=0).coefficients["gwet_ac1"].value
-    rows = [(i, j, v) for (i, j, v) in
-            ((x[0], x[1], x[2]) for x in _long(table))]
-    five = ag.compute(ag.Ratings.from_long(rows, "nominal", [0, 1, 2, 3, 4]),
-                      n_boot=0).coefficients["gwet_ac1"].value
+    rows = [(i, j, v) for (i, j, v) in ((x[0], x[1], x[2]) for x in _long(table))]
+    five = (
+        ag.compute(ag.Ratings.from_long(rows, "nominal", [0, 1, 2, 3, 4]), n_boot=0)
+        .coefficients["gwet_ac1"]
+        .value
+    )
     assert two != pytest.approx(five, abs=1e-3)
     assert five > two
 
@@ -244,7 +253,14 @@ def test_csv_long_format_and_line_numbered_errors(tmp_path):
 def test_result_json_shape():
     res = ag.compute(kripp_ratings("ordinal"), n_boot=100)
     out = json.loads(json.dumps(res.as_dict()))
-    for key in ("percent_agreement", "krippendorff_alpha", "fleiss_kappa", "gwet_ac1",
-                "cohen_kappa", "cohen_kappa_linear", "cohen_kappa_quadratic"):
+    for key in (
+        "percent_agreement",
+        "krippendorff_alpha",
+        "fleiss_kappa",
+        "gwet_ac1",
+        "cohen_kappa",
+        "cohen_kappa_linear",
+        "cohen_kappa_quadratic",
+    ):
         assert set(out[key]) >= {"value", "ci_low", "ci_high"}, key
     assert out["n_items"] == 12 and out["n_judges"] == 4

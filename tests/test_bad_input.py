@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.cli import main
-from app.ingest import import_paths
-from app.models import Trace
+from app.traces.ingest import import_paths
+from app.workspace.models import Trace
 
 GOOD = {
     "id": "good",
@@ -172,7 +172,7 @@ def test_hostile_structures_never_raise(ws, write):
 
 def test_records_before_a_crash_are_whole(ws, write, monkeypatch):
     """A failure mid-file leaves only whole traces, in whole batches."""
-    import app.ingest as ingest
+    import app.traces.ingest as ingest
 
     rows = [{**GOOD, "id": f"r{i}"} for i in range(1200)]
     path = write("big.jsonl", lines=rows)

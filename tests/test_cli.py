@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from app.cli import main
+from app.workspace.db import head_revision
 
 CHAT = {
     "id": "t1",
@@ -45,7 +46,7 @@ def db(tmp_path):
 
 def test_init_import_stats_list_show(capsys, db, write):
     code, out, _ = run(capsys, "--db", db, "init")
-    assert code == 0 and "workspace ready" in out and "schema 0002" in out
+    assert code == 0 and "workspace ready" in out and f"schema {head_revision()}" in out
     path = write(
         "t.jsonl",
         lines=[CHAT, {**CHAT, "id": "t2", "reward": None, "messages": CHAT["messages"][:1]}],
@@ -98,8 +99,8 @@ def test_sample_builds_a_reviewed_workspace(capsys, db):
     # overlapping reviews: the first traces carry three judges' reviews each
     from sqlalchemy import func, select
 
-    from app.db import open_workspace
-    from app.models import Assignment, Review
+    from app.workspace.db import open_workspace
+    from app.workspace.models import Assignment, Review
 
     ws = open_workspace(db)
     with ws.session() as s:

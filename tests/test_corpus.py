@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from app.importers import FileImport
-from app.tracemodel import TraceRecord
+from app.traces.importers import FileImport
+from app.traces.model import TraceRecord
 
 LANGFUSE = [
     "claude-agent-2025-12-22",
@@ -161,7 +161,7 @@ def test_openhands_event_stream(corpus):
 
 
 def test_import_whole_corpus_twice_adds_nothing_the_second_time(corpus, ws):
-    from app.ingest import import_paths
+    from app.traces.ingest import import_paths
 
     first = import_paths(ws, [corpus])
     second = import_paths(ws, [corpus])

@@ -14,9 +14,9 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from sqlalchemy import func, select
 
-from app.db import open_workspace
-from app.models import AuditEntry, Judge, Review
 from app.sample import build_sample
+from app.workspace.db import open_workspace
+from app.workspace.models import AuditEntry, Judge, Review
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,8 @@ def judge(ws, name):
 
 
 def window_for(qtbot, db, name):
-    from ui.main import MainWindow, make_app
+    from ui.application import make_app
+    from ui.review.window import MainWindow
 
     make_app()
     ws = open_workspace(db)
@@ -125,7 +126,7 @@ def test_incomplete_submission_is_refused_with_reasons(qtbot, sample_db):
 
 
 def test_modify_stores_the_correction(qtbot, sample_db):
-    from ui.dialogs import ModifyDialog
+    from ui.review.modify_dialog import ModifyDialog
 
     w = window_for(qtbot, sample_db, "Hana Sato")
     trace_id = w.trace["id"]
@@ -177,13 +178,20 @@ def test_blind_judges_and_leads_see_all(qtbot, sample_db):
     with ws.session() as s:
         ines = judge(ws, "Ines Moreau")
         kwame = judge(ws, "Kwame Mensah")
-        from app.models import Assignment, ReviewRound
+        from app.workspace.models import Assignment, ReviewRound
 
         # the judge starts on the version of their latest round with work to do (the backlog,
         # rubric v1); the queue holds that version's assignments only
         assert w.version.version == 1
-        assigned = set(s.scalars(select(Assignment.trace_id).join(ReviewRound).where(
-            Assignment.judge_id == ines.id, ReviewRound.rubric_version_id == w.version.id)))
+        assigned = set(
+            s.scalars(
+                select(Assignment.trace_id)
+                .join(ReviewRound)
+                .where(
+                    Assignment.judge_id == ines.id, ReviewRound.rubric_version_id == w.version.id
+                )
+            )
+        )
         others_only = set(
             s.scalars(select(Review.trace_id).where(Review.judge_id == kwame.id))
         ) - set(s.scalars(select(Review.trace_id).where(Review.judge_id == ines.id)))
@@ -237,9 +245,10 @@ KILL_SCRIPT = textwrap.dedent(
     from PySide6.QtTest import QTest
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, sys.argv[3])
     from sqlalchemy import select
-    from app.db import open_workspace
-    from app.models import Judge
-    from ui.main import MainWindow, make_app
+    from app.workspace.db import open_workspace
+    from app.workspace.models import Judge
+    from ui.review.window import MainWindow
+    from ui.application import make_app
     app = make_app()
     ws = open_workspace(sys.argv[1])
     with ws.session() as s:
@@ -289,8 +298,8 @@ def test_a_draft_survives_the_app_being_killed(qtbot, sample_db, tmp_path):
 
 
 def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
-    from app.ingest import import_paths
-    from ui.trace_view import TraceBrowser
+    from app.traces.ingest import import_paths
+    from ui.widgets.trace_view import TraceBrowser
 
     loads = []
     monkeypatch.setattr(
@@ -324,7 +333,7 @@ def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
     ws = open_workspace(db)
     import_paths(ws, [path])
     with ws.session() as s:
-        from app.reviews import get_or_create_judge
+        from app.review.reviews import get_or_create_judge
 
         get_or_create_judge(s, "Lead", "lead")
     w = window_for(qtbot, db, "Lead")
@@ -345,12 +354,12 @@ def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
 
 
 def test_queue_model_passes_qtmodeltester(qtmodeltester, sample_db):
-    from ui.queue_model import QueueModel
+    from ui.review.queue_model import QueueModel
 
     ws = open_workspace(sample_db)
     with ws.session() as s:
         lead = judge(ws, "Rosa Lindqvist")
-        from app.rubrics import get_version
+        from app.review.rubrics import get_version
 
         v = get_version(s, version=1)  # v1: the calibration round and the backlog
     model = QueueModel(ws, lead, v.id)
@@ -365,10 +374,10 @@ def test_queue_model_passes_qtmodeltester(qtmodeltester, sample_db):
 
 
 def test_lazy_loading_in_batches(qtbot, tmp_path):
-    from app.ingest import import_paths
-    from app.reviews import get_or_create_judge
-    from app.rubrics import CriterionSpec, create_rubric
-    from ui.queue_model import BATCH, QueueModel
+    from app.review.reviews import get_or_create_judge
+    from app.review.rubrics import CriterionSpec, create_rubric
+    from app.traces.ingest import import_paths
+    from ui.review.queue_model import BATCH, QueueModel
 
     path = tmp_path / "many.jsonl"
     path.write_text(
@@ -393,7 +402,7 @@ def test_lazy_loading_in_batches(qtbot, tmp_path):
 
 
 def test_import_dialog_runs_off_the_ui_thread_and_lists_errors(qtbot, sample_db, tmp_path):
-    from ui.dialogs import ImportDialog
+    from ui.traces.import_dialog import ImportDialog
 
     good = {"id": "new-1", "messages": [{"role": "user", "content": "hello"}]}
     path = tmp_path / "mixed.jsonl"
@@ -407,7 +416,7 @@ def test_import_dialog_runs_off_the_ui_thread_and_lists_errors(qtbot, sample_db,
     assert report.imported == 1 and len(report.errors) == 1
     assert "line 2" in dlg.errors.toPlainText() and dlg.close_button.isEnabled()
     with ws.session() as s:
-        from app.models import Trace
+        from app.workspace.models import Trace
 
         assert s.scalar(select(func.count(Trace.id))) == 151
 

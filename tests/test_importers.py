@@ -3,9 +3,9 @@ examples of each vendor's documented shape."""
 
 from __future__ import annotations
 
-from app.importers import FileImport
-from app.importers.messages import RecordError
-from app.tracemodel import TraceRecord
+from app.traces.importers import FileImport
+from app.traces.importers.messages import RecordError
+from app.traces.model import TraceRecord
 
 
 def parse(path, fmt=None, **kw):
@@ -603,7 +603,7 @@ def test_benchmark_dump_guesses_keys(write):
 
 
 def test_benchmark_key_overrides(write):
-    from app.importers.conversations import KeyOptions
+    from app.traces.importers.conversations import KeyOptions
 
     rows = [{"name": "ep-7", "episode": {"turns": WEATHER_CHAT}, "eval": {"points": 3}}]
     path = write("custom.jsonl", lines=rows)

@@ -20,8 +20,8 @@ def test_import_linter_contracts_hold():
 
 def test_importing_the_core_and_cli_loads_no_qt_or_ml():
     code = (
-        "import sys, app.cli, app.db, app.ingest, app.sample, app.reviews, app.rounds, app.traces, "
-        "app.agreement, app.reliability, app.charts, app.report, app.pairs, app.runs, app.graders; "
+        "import sys, app.cli, app.workspace.db, app.traces.ingest, app.sample, app.review.reviews, app.review.rounds, app.traces.queries, "
+        "app.agreement.coefficients, app.agreement.reliability, app.agreement.charts, app.agreement.report, app.training.pairs, app.training.runs, app.training.graders; "
         "bad = [m for m in ('PySide6', 'torch', 'transformers', 'trl', 'peft', 'ui') if m in sys.modules]; "
         "print(','.join(bad))"
     )

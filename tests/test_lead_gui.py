@@ -7,9 +7,9 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from sqlalchemy import func, select
 
-from app.db import open_workspace
-from app.models import Adjudication, Assignment, AuditEntry, ReviewRound, RubricVersion
-from app.rubrics import get_version
+from app.review.rubrics import get_version
+from app.workspace.db import open_workspace
+from app.workspace.models import Adjudication, Assignment, AuditEntry, ReviewRound, RubricVersion
 from tests.test_gui import judge, sample_db, window_for  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -34,7 +34,7 @@ def test_lead_menu_only_for_leads(qtbot, sample_db):  # noqa: F811
 
 
 def test_rubric_editor_edit_reorder_duplicate_save_new_version(qtbot, sample_db, tmp_path):  # noqa: F811
-    from ui.lead import RubricEditor
+    from ui.lead.rubric_editor import RubricEditor
 
     ws = open_workspace(sample_db)
     dlg = RubricEditor(ws, judge(ws, "Rosa Lindqvist"))
@@ -58,8 +58,11 @@ def test_rubric_editor_edit_reorder_duplicate_save_new_version(qtbot, sample_db,
     assert [s.key for s in dlg.specs][:3] == ["escalation", "task_success", "policy"]
     esc = dlg.specs[0]
     assert [lv["value"] for lv in esc.levels] == [1, 2, 3]
-    assert esc.levels[0] == {"value": 1, "label": "Missed",
-                             "anchor": "Should have escalated and did not."}
+    assert esc.levels[0] == {
+        "value": 1,
+        "label": "Missed",
+        "anchor": "Should have escalated and did not.",
+    }
     # the judge's preview shows every criterion
     dlg.tabs.setCurrentWidget(dlg.preview)
     assert len(dlg.preview.rows) == len(dlg.specs) == 6
@@ -95,7 +98,7 @@ def test_rubric_editor_edit_reorder_duplicate_save_new_version(qtbot, sample_db,
 
 
 def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa: F811
-    from ui.lead import RoundDialog
+    from ui.lead.rounds import RoundDialog
 
     ws = open_workspace(sample_db)
     dlg = RoundDialog(ws, judge(ws, "Rosa Lindqvist"))
@@ -109,8 +112,11 @@ def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa
         qtbot.mouseClick(dlg.create_button, Qt.MouseButton.LeftButton)
     with ws.session() as s:
         rid = s.scalar(select(ReviewRound.id).where(ReviewRound.name == "Round 3"))
-        per_trace = s.execute(select(Assignment.trace_id, func.count()).where(
-            Assignment.round_id == rid).group_by(Assignment.trace_id)).all()
+        per_trace = s.execute(
+            select(Assignment.trace_id, func.count())
+            .where(Assignment.round_id == rid)
+            .group_by(Assignment.trace_id)
+        ).all()
     assert len(per_trace) == 12 and {n for _, n in per_trace} == {2}
     assert "Round 3" in dlg.progress_view.toPlainText()
     # same name again: a message, no crash
@@ -120,9 +126,12 @@ def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa
 
 
 def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
-    qtbot, sample_db, tmp_path  # noqa: F811
+    qtbot,
+    sample_db,  # noqa: F811
+    tmp_path,
 ):
-    from ui.lead import AdjudicationDialog, AgreementDashboard
+    from ui.lead.adjudication import AdjudicationDialog
+    from ui.lead.agreement_dashboard import AgreementDashboard
 
     ws = open_workspace(sample_db)
     lead = judge(ws, "Rosa Lindqvist")
@@ -167,24 +176,37 @@ def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     with qtbot.waitSignal(adj.adjudicated):
         adj.record()
     with ws.session() as s:
-        gold = s.scalar(select(Adjudication).where(Adjudication.trace_id == trace_id,
-                                                   Adjudication.rubric_version_id == version_id))
+        gold = s.scalar(
+            select(Adjudication).where(
+                Adjudication.trace_id == trace_id, Adjudication.rubric_version_id == version_id
+            )
+        )
         assert gold.decision == "reject" and gold.scores["failure_mode"] == "policy_violation"
         assert gold.rationale == "Policy was broken; the majority missed it."
-        assert s.scalar(select(func.count()).select_from(AuditEntry).where(
-            AuditEntry.entity == "adjudication", AuditEntry.entity_id == gold.id)) >= 1
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.entity == "adjudication", AuditEntry.entity_id == gold.id)
+            )
+            >= 1
+        )
     dlg.close()
     ws.close()
 
 
 def test_adjudication_refuses_an_incomplete_verdict(qtbot, sample_db):  # noqa: F811
-    from ui.lead import AdjudicationDialog
+    from ui.lead.adjudication import AdjudicationDialog
 
     ws = open_workspace(sample_db)
     with ws.session() as s:
         v1 = get_version(s, version=1)
-        tid = s.scalar(select(Assignment.trace_id).join(ReviewRound).where(
-            ReviewRound.name == "Calibration round 1").limit(1))
+        tid = s.scalar(
+            select(Assignment.trace_id)
+            .join(ReviewRound)
+            .where(ReviewRound.name == "Calibration round 1")
+            .limit(1)
+        )
         vid = v1.id
     adj = AdjudicationDialog(ws, judge(ws, "Rosa Lindqvist"), tid, vid)
     qtbot.addWidget(adj)

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app import agreement as ag
-from app import reliability as rel
-from app import rubric_yaml
+from app.agreement import coefficients as ag
+from app.agreement import reliability as rel
 from app.cli import main
-from app.db import open_workspace
-from app.models import Adjudication, AuditEntry, Judge, Review, Rubric
-from app.reviews import ReviewInput, get_or_create_judge, submit_review
-from app.rubrics import (
+from app.review import adjudication, rubric_yaml
+from app.review.reviews import ReviewInput, get_or_create_judge, submit_review
+from app.review.rubrics import (
     CriterionSpec,
     RubricError,
     create_rubric,
@@ -25,11 +23,14 @@ from app.rubrics import (
     save_rubric,
 )
 from app.sample import build_sample
+from app.workspace.db import open_workspace
+from app.workspace.models import Adjudication, AuditEntry, Judge, Review, Rubric
 
 SPECS = [
     CriterionSpec("ok", "OK", "binary"),
-    CriterionSpec("quality", "Quality", "ordinal", levels=[
-        {"value": v, "label": str(v)} for v in (1, 2, 3)]),
+    CriterionSpec(
+        "quality", "Quality", "ordinal", levels=[{"value": v, "label": str(v)} for v in (1, 2, 3)]
+    ),
 ]
 
 
@@ -37,16 +38,26 @@ def _traces(ws, n, tmp=None):
     import tempfile
     from pathlib import Path
 
-    from app.ingest import import_paths
+    from app.traces.ingest import import_paths
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "t.jsonl"
-        path.write_text("".join(json.dumps({
-            "id": f"t{i}",
-            "messages": [{"role": "user", "content": f"q{i}"},
-                         {"role": "assistant", "content": "a"}],
-            "scores": {"ok": 1.0 if i % 2 else 0.0},
-        }) + "\n" for i in range(n)))
+        path.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "id": f"t{i}",
+                        "messages": [
+                            {"role": "user", "content": f"q{i}"},
+                            {"role": "assistant", "content": "a"},
+                        ],
+                        "scores": {"ok": 1.0 if i % 2 else 0.0},
+                    }
+                )
+                + "\n"
+                for i in range(n)
+            )
+        )
         report = import_paths(ws, [path])
     assert report.imported == n
 
@@ -60,7 +71,7 @@ def small(db_url):
         lead = get_or_create_judge(s, "Lead", "lead")
         judges = [get_or_create_judge(s, n) for n in ("A", "B", "C")]
         v = create_rubric(s, "R", SPECS, created_by=lead.id)
-        from app.models import Trace
+        from app.workspace.models import Trace
 
         ids = list(s.scalars(select(Trace.id).order_by(Trace.external_id)))
         # ok: A,B agree everywhere; C flips trace 0. quality: as below.
@@ -72,8 +83,13 @@ def small(db_url):
         for j in judges:
             for tid, (ok, q) in zip(ids, table[j.name], strict=True):
                 decision = "approve" if ok else "reject"
-                submit_review(s, tid, j.id, v.id, ReviewInput(
-                    decision, {"ok": ok, "quality": q}, "" if ok else "wrong"))
+                submit_review(
+                    s,
+                    tid,
+                    j.id,
+                    v.id,
+                    ReviewInput(decision, {"ok": ok, "quality": q}, "" if ok else "wrong"),
+                )
         vid = v.id
     yield ws, vid, ids, table
     ws.close()
@@ -105,7 +121,7 @@ def test_drafts_do_not_count_and_excluding_auto(small):
     ws, vid, ids, _ = small
     with ws.session() as s:
         d = get_or_create_judge(s, "D")
-        from app.reviews import save_draft
+        from app.review.reviews import save_draft
 
         save_draft(s, ids[0], d.id, vid, ReviewInput("approve", {"ok": 0}))
         rep = rel.version_report(s, vid, n_boot=0, include_auto=False)
@@ -117,18 +133,30 @@ def test_adjudication_is_gold_validated_and_audited(small):
     with ws.session() as s:
         lead = s.scalar(select(Judge).where(Judge.name == "Lead"))
         a = s.scalar(select(Judge).where(Judge.name == "A"))
-        with pytest.raises(rel.AdjudicationError, match="only a lead"):
-            rel.adjudicate(s, ids[0], vid, a.id, "approve", {"ok": 1, "quality": 3})
-        with pytest.raises(rel.AdjudicationError, match="quality: required for approve"):
-            rel.adjudicate(s, ids[0], vid, lead.id, "approve", {"ok": 1})
-        rel.adjudicate(s, ids[0], vid, lead.id, "approve", {"ok": 1, "quality": 3}, "A and B")
-        rel.adjudicate(s, ids[1], vid, lead.id, "reject", {"ok": 0, "quality": 1}, "all agree")
-        rel.adjudicate(s, ids[0], vid, lead.id, "approve", {"ok": 1, "quality": 2}, "on reflection")
+        with pytest.raises(adjudication.AdjudicationError, match="only a lead"):
+            adjudication.adjudicate(s, ids[0], vid, a.id, "approve", {"ok": 1, "quality": 3})
+        with pytest.raises(adjudication.AdjudicationError, match="quality: required for approve"):
+            adjudication.adjudicate(s, ids[0], vid, lead.id, "approve", {"ok": 1})
+        adjudication.adjudicate(
+            s, ids[0], vid, lead.id, "approve", {"ok": 1, "quality": 3}, "A and B"
+        )
+        adjudication.adjudicate(
+            s, ids[1], vid, lead.id, "reject", {"ok": 0, "quality": 1}, "all agree"
+        )
+        adjudication.adjudicate(
+            s, ids[0], vid, lead.id, "approve", {"ok": 1, "quality": 2}, "on reflection"
+        )
     with ws.session() as s:
         golds = s.scalars(select(Adjudication).order_by(Adjudication.trace_id)).all()
         assert [(g.trace_id, g.scores["quality"]) for g in golds] == [(ids[0], 2), (ids[1], 1)]
-        actions = [e.action for e in s.scalars(select(AuditEntry).where(
-            AuditEntry.entity == "adjudication").order_by(AuditEntry.id))]
+        actions = [
+            e.action
+            for e in s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.entity == "adjudication")
+                .order_by(AuditEntry.id)
+            )
+        ]
         assert actions == ["adjudicate", "adjudicate", "amend"]
         rep = rel.version_report(s, vid, n_boot=0)
     lines = {j.judge: j for j in rep.target("quality").judges}
@@ -144,7 +172,7 @@ def test_single_judge_round_gives_documented_undefined(db_url):
     with ws.session() as s:
         j = get_or_create_judge(s, "Solo")
         v = create_rubric(s, "R", SPECS)
-        from app.models import Trace
+        from app.workspace.models import Trace
 
         for tid in s.scalars(select(Trace.id)):
             submit_review(s, tid, j.id, v.id, ReviewInput("approve", {"ok": 1, "quality": 2}))
@@ -183,11 +211,12 @@ def test_save_rubric_edits_unused_versions_and_versions_used_ones(ws):
     _traces(ws, 1)
     with ws.session() as s:
         j = get_or_create_judge(s, "J")
-        from app.models import Trace
+        from app.workspace.models import Trace
 
         tid = s.scalar(select(Trace.id))
-        submit_review(s, tid, j.id, get_version(s, "R").id,
-                      ReviewInput("approve", {"ok": 1, "quality": 2}))
+        submit_review(
+            s, tid, j.id, get_version(s, "R").id, ReviewInput("approve", {"ok": 1, "quality": 2})
+        )
         v, what = save_rubric(s, "R", SPECS, notes="back to the old order")
         assert (what, v.version) == ("new version", 2)
         # the review keeps the version it was made under
@@ -197,9 +226,19 @@ def test_save_rubric_edits_unused_versions_and_versions_used_ones(ws):
 
 
 def test_diff_versions_names_each_change():
-    new = [CriterionSpec("quality", "Quality!", "ordinal", levels=[
-        {"value": 1, "label": "1"}, {"value": 2, "label": "two", "anchor": "x"},
-        {"value": 3, "label": "3"}]), CriterionSpec("tone", "Tone", "binary")]
+    new = [
+        CriterionSpec(
+            "quality",
+            "Quality!",
+            "ordinal",
+            levels=[
+                {"value": 1, "label": "1"},
+                {"value": 2, "label": "two", "anchor": "x"},
+                {"value": 3, "label": "3"},
+            ],
+        ),
+        CriterionSpec("tone", "Tone", "binary"),
+    ]
     lines = diff_versions(SPECS, new)
     assert lines == [
         "- removed criterion ok (OK)",
@@ -223,8 +262,11 @@ def test_yaml_round_trip_and_line_numbered_errors(tmp_path, ws):
     with pytest.raises(RubricError, match=r"r.yaml:4: not valid YAML: expected <block end>"):
         rubric_yaml.load("rubric: x\ncriteria:\n  - key: a\n  scale: b: c\n", "r.yaml")
     gap = text.replace("- value: 2", "- value: 5")
-    with pytest.raises(RubricError, match=r"criteria\[1\].levels\[1\].value: ordinal levels are "
-                                          r"numbered 1..k in order; expected 2"):
+    with pytest.raises(
+        RubricError,
+        match=r"criteria\[1\].levels\[1\].value: ordinal levels are "
+        r"numbered 1..k in order; expected 2",
+    ):
         rubric_yaml.load(gap, "r.yaml")
     dup = text.replace("key: quality", "key: ok")
     with pytest.raises(RubricError, match=r"criteria\[1\].key: 'ok' is also criteria\[0\]"):
@@ -247,33 +289,59 @@ def test_cli_agreement_csv_json_matches_published_alpha(tmp_path, capsys):
 
     path = tmp_path / "labels.csv"
     lines = ["item,judge,value"] + [
-        f"u{u},obs{o},{v}" for o, obs in enumerate(KRIPP_C) for u, v in enumerate(obs)
+        f"u{u},obs{o},{v}"
+        for o, obs in enumerate(KRIPP_C)
+        for u, v in enumerate(obs)
         if v is not None
     ]
     path.write_text("\n".join(lines) + "\n")
-    code, out, err = run(capsys, "agreement", "--csv", str(path), "--level", "nominal",
-                         "--categories", "1,2,3,4,5", "--json", "--bootstrap", "200")
+    code, out, err = run(
+        capsys,
+        "agreement",
+        "--csv",
+        str(path),
+        "--level",
+        "nominal",
+        "--categories",
+        "1,2,3,4,5",
+        "--json",
+        "--bootstrap",
+        "200",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["n_items"] == 12 and data["n_judges"] == 4
     assert data["krippendorff_alpha"]["value"] == pytest.approx(0.743, abs=5e-4)
     for key in ("percent_agreement", "fleiss_kappa", "gwet_ac1", "cohen_kappa"):
         assert {"value", "ci_low", "ci_high"} <= set(data[key])
-    code, out, _ = run(capsys, "agreement", "--csv", str(path), "--level", "ordinal",
-                       "--json", "--bootstrap", "0")
+    code, out, _ = run(
+        capsys, "agreement", "--csv", str(path), "--level", "ordinal", "--json", "--bootstrap", "0"
+    )
     data = json.loads(out)
     assert data["krippendorff_alpha"]["value"] == pytest.approx(0.815, abs=5e-4)
     assert "cohen_kappa_linear" in data and "cohen_kappa_quadratic" in data
-    code, _, err = run(capsys, "agreement", "--csv", str(tmp_path / "nope.csv"), "--level",
-                       "nominal")
+    code, _, err = run(
+        capsys, "agreement", "--csv", str(tmp_path / "nope.csv"), "--level", "nominal"
+    )
     assert code == 2 and "nope.csv: cannot read" in err and "Traceback" not in err
 
 
 def test_cli_workspace_agreement_report_rubric_and_round(tmp_path, capsys):
     db = str(tmp_path / "s.sqlite")
     assert run(capsys, "--db", db, "sample", "--traces", "60")[0] == 0
-    code, out, err = run(capsys, "--db", db, "agreement", "--version", "1", "--round",
-                         "Calibration round 1", "--json", "--bootstrap", "100")
+    code, out, err = run(
+        capsys,
+        "--db",
+        db,
+        "agreement",
+        "--version",
+        "1",
+        "--round",
+        "Calibration round 1",
+        "--json",
+        "--bootstrap",
+        "100",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert data["round"] == "Calibration round 1" and data["n_traces"] == 18
@@ -283,37 +351,61 @@ def test_cli_workspace_agreement_report_rubric_and_round(tmp_path, capsys):
     # the same numbers as the engine through the app
     ws = open_workspace(db)
     with ws.session() as s:
-        rnd = s.scalar(select(rel.ReviewRound.id).where(
-            rel.ReviewRound.name == "Calibration round 1"))
+        rnd = s.scalar(
+            select(rel.ReviewRound.id).where(rel.ReviewRound.name == "Calibration round 1")
+        )
         rep = rel.version_report(s, get_version(s, version=1).id, rnd, n_boot=100)
     ws.close()
     assert crit["krippendorff_alpha"]["value"] == pytest.approx(
-        rep.target("tool_use").result.alpha.value, abs=1e-6)
+        rep.target("tool_use").result.alpha.value, abs=1e-6
+    )
 
     out_html = tmp_path / "report.html"
-    code, out, err = run(capsys, "--db", db, "report", "agreement", "--out", str(out_html),
-                         "--bootstrap", "50")
+    code, out, err = run(
+        capsys, "--db", db, "report", "agreement", "--out", str(out_html), "--bootstrap", "50"
+    )
     assert code == 0, err
     html = out_html.read_text()
     assert html.count("data:image/png;base64,") >= 4 and "http://" not in html.replace(
-        "http://www.w3.org", "")
+        "http://www.w3.org", ""
+    )
     assert "Krippendorff" in html and "tool_use" in html
 
     yaml_path = tmp_path / "rubric.yaml"
-    assert run(capsys, "--db", db, "rubric", "export", "Support agent quality", "--out",
-               str(yaml_path))[0] == 0
+    assert (
+        run(
+            capsys, "--db", db, "rubric", "export", "Support agent quality", "--out", str(yaml_path)
+        )[0]
+        == 0
+    )
     text = yaml_path.read_text().replace("Judge only the final answer", "Judge the answer")
     yaml_path.write_text(text)
     code, out, _ = run(capsys, "--db", db, "rubric", "import", str(yaml_path))
     assert code == 0 and "new version (v3" in out
     code, out, _ = run(capsys, "--db", db, "rubric", "diff", "Support agent quality", "2", "3")
     assert out.startswith("~ communication.description:")
-    code, out, _ = run(capsys, "--db", db, "round", "create", "Round 3", "--judges",
-                       "Ines Moreau,Hana Sato", "--overlap", "2", "--sample", "10", "--seed", "3")
+    code, out, _ = run(
+        capsys,
+        "--db",
+        db,
+        "round",
+        "create",
+        "Round 3",
+        "--judges",
+        "Ines Moreau,Hana Sato",
+        "--overlap",
+        "2",
+        "--sample",
+        "10",
+        "--seed",
+        "3",
+    )
     assert code == 0 and "10 traces, overlap 2" in out
     code, out, _ = run(capsys, "--db", db, "round", "progress", "Round 3", "--json")
-    assert json.loads(out) == [{"judge": "Hana Sato", "assigned": 10, "submitted": 0},
-                               {"judge": "Ines Moreau", "assigned": 10, "submitted": 0}]
+    assert json.loads(out) == [
+        {"judge": "Hana Sato", "assigned": 10, "submitted": 0},
+        {"judge": "Ines Moreau", "assigned": 10, "submitted": 0},
+    ]
     bad = tmp_path / "bad.yaml"
     bad.write_text("rubric: X\ncriteria:\n  - key: a\n    scale: likert\n")
     code, _, err = run(capsys, "--db", db, "rubric", "import", str(bad))

@@ -6,19 +6,7 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app import audit
-from app.db import (
-    current_revision,
-    head_revision,
-    make_engine,
-    open_workspace,
-    resolve_url,
-    upgrade,
-)
-from app.errors import WorkspaceError
-from app.ingest import import_paths
-from app.models import AuditEntry, Base, ImportBatch, Review, Trace
-from app.reviews import (
+from app.review.reviews import (
     ReviewError,
     ReviewInput,
     get_or_create_judge,
@@ -26,7 +14,19 @@ from app.reviews import (
     submit_review,
     visible_reviews,
 )
-from app.rubrics import CriterionSpec, create_rubric, is_frozen
+from app.review.rubrics import CriterionSpec, create_rubric, is_frozen
+from app.traces.ingest import import_paths
+from app.workspace import audit
+from app.workspace.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    open_workspace,
+    resolve_url,
+    upgrade,
+)
+from app.workspace.errors import WorkspaceError
+from app.workspace.models import AuditEntry, Base, ImportBatch, Review, Trace
 
 CHAT = {
     "id": "t1",

@@ -13,12 +13,12 @@ import pytest
 from safetensors.torch import load_file
 from sqlalchemy import func, select
 
-from app import pairs as pr
-from app import runs
 from app.cli import main
-from app.db import open_workspace
-from app.models import PreferencePair, Review, TrainingRun
 from app.sample import build_sample
+from app.training import pairs as pr
+from app.training import runs
+from app.workspace.db import open_workspace
+from app.workspace.models import PreferencePair, Review, TrainingRun
 
 TINY = Path(__file__).parent / "fixtures" / "tiny-qwen2"
 
@@ -69,10 +69,15 @@ def test_modify_pairs_start_at_the_first_changed_assistant_step(db):
         n = s.scalar(select(func.count()).select_from(PreferencePair))
         assert pr.derive_pairs(s) == {"modify": 0, "reject_with_answer": 0, "ranked": 0}
         assert s.scalar(select(func.count()).select_from(PreferencePair)) == n
-        rwa = s.scalar(select(PreferencePair).where(
-            PreferencePair.rule == "reject_with_answer").limit(1))
-        assert rwa.chosen == [{"role": "assistant", "content": s.get(
-            Review, rwa.provenance["review_ids"][0]).corrected_output}]
+        rwa = s.scalar(
+            select(PreferencePair).where(PreferencePair.rule == "reject_with_answer").limit(1)
+        )
+        assert rwa.chosen == [
+            {
+                "role": "assistant",
+                "content": s.get(Review, rwa.provenance["review_ids"][0]).corrected_output,
+            }
+        ]
         ranked = s.scalar(select(PreferencePair).where(PreferencePair.rule == "ranked").limit(1))
         assert ranked.margin > 0 and len(ranked.provenance["trace_ids"]) == 2
     ws.close()
@@ -88,11 +93,12 @@ def test_split_is_by_task_and_filters_apply(db):
         assert all(len(v) == 1 for v in sides.values())
         assert {"train", "heldout"} <= {sp for v in sides.values() for sp in v}
         adj = pr.select_pairs(s, pr.PairFilter(adjudicated_only=True))
-        from app.models import Adjudication
+        from app.workspace.models import Adjudication
 
         gold = {(a.trace_id, a.rubric_version_id) for a in s.scalars(select(Adjudication))}
-        assert adj and all((t, p.rubric_version_id) in gold
-                           for p, _ in adj for t in p.provenance["trace_ids"])
+        assert adj and all(
+            (t, p.rubric_version_id) in gold for p, _ in adj for t in p.provenance["trace_ids"]
+        )
         margin = pr.select_pairs(s, pr.PairFilter(min_margin=0.5))
         assert margin and all(p.margin >= 0.5 for p, _ in margin)
         agree = pr.select_pairs(s, pr.PairFilter(min_agreement=1.0, rules=["modify"]))
@@ -102,16 +108,31 @@ def test_split_is_by_task_and_filters_apply(db):
 
 
 def test_snapshot_is_immutable_and_exports_three_formats(db, tmp_path, capsys):
-    code, out, _ = run(capsys, "--db", db, "snapshot", "create", "modify-only", "--rules",
-                       "modify", "--json")
+    code, out, _ = run(
+        capsys, "--db", db, "snapshot", "create", "modify-only", "--rules", "modify", "--json"
+    )
     assert code == 0
     snap = json.loads(out)
     assert snap["counts"]["by_rule"] == {"modify": snap["counts"]["pairs"]}
     code, _, err = run(capsys, "--db", db, "snapshot", "create", "modify-only")
     assert code == 2 and "exists already" in err
     trl = tmp_path / "p.jsonl"
-    assert run(capsys, "--db", db, "export", "pairs", "--snapshot", "modify-only", "--format",
-               "trl", "--out", str(trl))[0] == 0
+    assert (
+        run(
+            capsys,
+            "--db",
+            db,
+            "export",
+            "pairs",
+            "--snapshot",
+            "modify-only",
+            "--format",
+            "trl",
+            "--out",
+            str(trl),
+        )[0]
+        == 0
+    )
     lines = [json.loads(x) for x in trl.read_text().splitlines()]
     assert len(lines) == snap["counts"]["pairs"]
     assert {"prompt", "chosen", "rejected", "split"} <= set(lines[0])
@@ -119,25 +140,60 @@ def test_snapshot_is_immutable_and_exports_three_formats(db, tmp_path, capsys):
 
     assert hashlib.sha256(trl.read_bytes()).hexdigest() == snap["sha256"]
     oa = tmp_path / "p.openai.jsonl"
-    run(capsys, "--db", db, "export", "pairs", "--snapshot", "modify-only", "--format", "openai",
-        "--out", str(oa))
+    run(
+        capsys,
+        "--db",
+        db,
+        "export",
+        "pairs",
+        "--snapshot",
+        "modify-only",
+        "--format",
+        "openai",
+        "--out",
+        str(oa),
+    )
     first = json.loads(oa.read_text().splitlines()[0])
     assert set(first) == {"input", "preferred_output", "non_preferred_output"}
     assert first["input"]["messages"] == lines[0]["prompt"]
     pq_path = tmp_path / "p.parquet"
-    run(capsys, "--db", db, "export", "pairs", "--snapshot", "modify-only", "--format",
-        "parquet", "--out", str(pq_path))
+    run(
+        capsys,
+        "--db",
+        db,
+        "export",
+        "pairs",
+        "--snapshot",
+        "modify-only",
+        "--format",
+        "parquet",
+        "--out",
+        str(pq_path),
+    )
     table = pq.read_table(pq_path)
-    assert table.num_rows == len(lines) and json.loads(table["chosen"][0].as_py()) == \
-        lines[0]["chosen"]
+    assert (
+        table.num_rows == len(lines)
+        and json.loads(table["chosen"][0].as_py()) == lines[0]["chosen"]
+    )
     # tampering with a pair breaks the snapshot's hash: a clear error, no export
     ws = open_workspace(db)
     with ws.session() as s:
         p = s.get(PreferencePair, lines[0]["pair_id"])
         p.chosen = [{"role": "assistant", "content": "tampered"}]
     ws.close()
-    code, _, err = run(capsys, "--db", db, "export", "pairs", "--snapshot", "modify-only",
-                       "--format", "trl", "--out", str(tmp_path / "x.jsonl"))
+    code, _, err = run(
+        capsys,
+        "--db",
+        db,
+        "export",
+        "pairs",
+        "--snapshot",
+        "modify-only",
+        "--format",
+        "trl",
+        "--out",
+        str(tmp_path / "x.jsonl"),
+    )
     assert code == 2 and "no longer hash" in err and not (tmp_path / "x.jsonl").exists()
 
 
@@ -145,8 +201,9 @@ def test_pairs_cli_stats_and_list(db, capsys):
     code, out, _ = run(capsys, "--db", db, "pairs", "stats", "--json")
     data = json.loads(out)
     assert code == 0 and data["pairs"] == sum(data["by_rule"].values())
-    code, out, _ = run(capsys, "--db", db, "pairs", "list", "--rules", "modify", "--json",
-                       "--limit", "3")
+    code, out, _ = run(
+        capsys, "--db", db, "pairs", "list", "--rules", "modify", "--json", "--limit", "3"
+    )
     rows = json.loads(out)
     assert len(rows) == 3 and all(r["rule"] == "modify" for r in rows)
 
@@ -157,8 +214,22 @@ def events_of(run_dir: Path) -> list[dict]:
 
 def test_dpo_run_end_to_end_trains_lora_only(db, tmp_path, capsys):
     out_dir = tmp_path / "dpo"
-    code, out, err = run(capsys, "--db", db, "train", "dpo", "--snapshot", "all", "--model",
-                         str(TINY), "--out", str(out_dir), "--max-steps", "3", "--quiet")
+    code, out, err = run(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "dpo",
+        "--snapshot",
+        "all",
+        "--model",
+        str(TINY),
+        "--out",
+        str(out_dir),
+        "--max-steps",
+        "3",
+        "--quiet",
+    )
     assert code == 0, out + err
     ev = events_of(out_dir)
     kinds = [e["event"] for e in ev]
@@ -175,7 +246,8 @@ def test_dpo_run_end_to_end_trains_lora_only(db, tmp_path, capsys):
     assert manifest["base_weights_unchanged"] is True
     assert manifest["snapshot"]["name"] == "all" and manifest["review_ids"]
     assert manifest["base_model"]["sha256"]["model.safetensors"] == runs.file_sha256(
-        TINY / "model.safetensors")
+        TINY / "model.safetensors"
+    )
     assert runs.verify_manifest(out_dir) == (True, [])
     (out_dir / "adapter" / "adapter_config.json").write_text("{}")
     ok, problems = runs.verify_manifest(out_dir)
@@ -186,24 +258,63 @@ def test_dpo_run_end_to_end_trains_lora_only(db, tmp_path, capsys):
 
 def test_grpo_run_with_a_checked_grader(db, tmp_path, capsys):
     grader = tmp_path / "polite.py"
-    grader.write_text("def grade(sample, reference):\n"
-                      "    text = sample[-1]['content'] if sample else ''\n"
-                      "    return 1.0 if 'sorry' in text.lower() else 0.0\n")
+    grader.write_text(
+        "def grade(sample, reference):\n"
+        "    text = sample[-1]['content'] if sample else ''\n"
+        "    return 1.0 if 'sorry' in text.lower() else 0.0\n"
+    )
     out_dir = tmp_path / "grpo"
     # a user grader alone disagrees with the judges: the run is refused
-    code, _, err = run(capsys, "--db", db, "train", "grpo", "--snapshot", "all", "--model",
-                       str(TINY), "--out", str(out_dir), "--grader-file", str(grader))
+    code, _, err = run(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "grpo",
+        "--snapshot",
+        "all",
+        "--model",
+        str(TINY),
+        "--out",
+        str(out_dir),
+        "--grader-file",
+        str(grader),
+    )
     assert code == 2 and "grader check failed" in err and not out_dir.exists()
-    code, out, err = run(capsys, "--db", db, "train", "grpo", "--snapshot", "all", "--model",
-                         str(TINY), "--out", str(out_dir), "--max-steps", "2",
-                         "--num-generations", "2", "--max-completion-length", "8",
-                         "--grader", "match:1.0", "--grader", "format:0.2", "--quiet")
+    code, out, err = run(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "grpo",
+        "--snapshot",
+        "all",
+        "--model",
+        str(TINY),
+        "--out",
+        str(out_dir),
+        "--max-steps",
+        "2",
+        "--num-generations",
+        "2",
+        "--max-completion-length",
+        "8",
+        "--grader",
+        "match:1.0",
+        "--grader",
+        "format:0.2",
+        "--quiet",
+    )
     assert code == 0, out + err
     ev = events_of(out_dir)
     logs = [e for e in ev if e["event"] == "log" and "reward" in e["metrics"]]
     assert len(logs) == 2
-    assert {"reward_std", "frac_reward_zero_std", "completions/mean_length",
-            "rewards/match/mean"} <= set(logs[0]["metrics"])
+    assert {
+        "reward_std",
+        "frac_reward_zero_std",
+        "completions/mean_length",
+        "rewards/match/mean",
+    } <= set(logs[0]["metrics"])
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert [g["name"] for g in manifest["graders"]] == ["match", "format"]
     assert manifest["grader_check"]["ok"] is True
@@ -229,8 +340,9 @@ def test_crash_is_reported_and_marks_the_run_failed(db, tmp_path):
 def test_cancel_stops_the_group_and_keeps_a_checkpoint(db, tmp_path):
     ws = open_workspace(db)
     with ws.session() as s:
-        run_ = runs.prepare_run(s, "dpo", "all", TINY, tmp_path / "cancel",
-                                {"max_steps": 500, "save_steps": 1000})
+        run_ = runs.prepare_run(
+            s, "dpo", "all", TINY, tmp_path / "cancel", {"max_steps": 500, "save_steps": 1000}
+        )
         runs.launch(s, run_)
         rid = run_.id
     deadline = time.time() + 120
@@ -257,20 +369,30 @@ def test_cancel_stops_the_group_and_keeps_a_checkpoint(db, tmp_path):
 
 
 def test_graders_builtins_and_user_file_timeout(tmp_path):
-    from app import graders as g
+    from app.training import graders as g
 
-    ref = {"answer": "Your refund of $59.00 is on its way.", "tool_calls": ["lookup_order",
-                                                                             "issue_refund"]}
-    good = [{"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "function": {"name": "lookup_order", "arguments": {"id": 1}}},
-        {"type": "function", "function": {"name": "issue_refund", "arguments": "{\"a\": 1}"}}]},
-        {"role": "assistant", "content": "Your refund of $59.00 is on its way."}]
+    ref = {
+        "answer": "Your refund of $59.00 is on its way.",
+        "tool_calls": ["lookup_order", "issue_refund"],
+    }
+    good = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "lookup_order", "arguments": {"id": 1}}},
+                {"type": "function", "function": {"name": "issue_refund", "arguments": '{"a": 1}'}},
+            ],
+        },
+        {"role": "assistant", "content": "Your refund of $59.00 is on its way."},
+    ]
     assert g.grade_match(good, ref) == 1.0 and g.grade_tools(good, ref) == 1.0
     assert g.grade_json(good, ref) == 1.0 and g.grade_format(good, ref) == 1.0
     assert g.grade_tools(good[::-1][:1], ref) == 0.0
     slow = tmp_path / "slow.py"
-    slow.write_text("import time\ndef grade(sample, reference):\n    time.sleep(30)\n"
-                    "    return 1.0\n")
+    slow.write_text(
+        "import time\ndef grade(sample, reference):\n    time.sleep(30)\n    return 1.0\n"
+    )
     t = time.time()
     assert g.run_user_grader(str(slow), good, ref, timeout=1.0) == 0.0
     assert time.time() - t < 10
@@ -288,4 +410,5 @@ def test_demo_model_builds_offline(tmp_path, capsys):
     assert (tmp_path / "m" / "tokenizer.json").exists()
     # deterministic: the same weights as the committed fixture
     assert runs.file_sha256(tmp_path / "m" / "model.safetensors") == runs.file_sha256(
-        TINY / "model.safetensors")
+        TINY / "model.safetensors"
+    )

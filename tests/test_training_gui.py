@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import QSettings
 from sqlalchemy import select
 
-from app import pairs as pr
-from app import runs
-from app.db import open_workspace
-from app.models import DatasetSnapshot, Judge, TrainingRun
+from app.training import pairs as pr
+from app.training import runs
+from app.workspace.db import open_workspace
+from app.workspace.models import DatasetSnapshot, Judge, TrainingRun
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -32,7 +32,7 @@ def user(ws, name="Rosa Lindqvist"):
 
 
 def test_pairs_screen_filters_shows_diff_and_snapshots(qtbot, db):  # noqa: F811
-    from ui.training import PairsDialog
+    from ui.training.pairs_screen import PairsDialog
 
     ws = open_workspace(db)
     dlg = PairsDialog(ws, user(ws))
@@ -67,7 +67,8 @@ def test_pairs_screen_filters_shows_diff_and_snapshots(qtbot, db):  # noqa: F811
 
 
 def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path, monkeypatch):  # noqa: F811
-    from ui.training import RunConfigDialog, RunsDialog
+    from ui.training.run_config import RunConfigDialog
+    from ui.training.runs_screen import RunsDialog
 
     monkeypatch.setenv("CHAMBERS_HOME", str(tmp_path / "home"))
     ws = open_workspace(db)
@@ -96,14 +97,22 @@ def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path
 
     # a long run, the window closed while it trains, reopened: it reattaches, then cancels
     with ws.session() as s:
-        run = runs.prepare_run(s, "dpo", "all", TINY, tmp_path / "long",
-                               {"max_steps": 400, "save_steps": 1000}, name="long")
+        run = runs.prepare_run(
+            s,
+            "dpo",
+            "all",
+            TINY,
+            tmp_path / "long",
+            {"max_steps": 400, "save_steps": 1000},
+            name="long",
+        )
         runs.launch(s, run)
         long_id = run.id
     dlg.close()
     deadline = time.time() + 120
     while time.time() < deadline and not any(
-            e["event"] == "log" for e in runs.read_events(tmp_path / "long")[0]):
+        e["event"] == "log" for e in runs.read_events(tmp_path / "long")[0]
+    ):
         time.sleep(0.2)
     again = RunsDialog(ws, user(ws), poll_ms=200)
     qtbot.addWidget(again)
@@ -118,12 +127,13 @@ def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path
 
 
 def test_a_crashed_run_shows_its_error(qtbot, db, tmp_path):  # noqa: F811
-    from ui.training import RunsDialog
+    from ui.training.runs_screen import RunsDialog
 
     ws = open_workspace(db)
     with ws.session() as s:
-        run = runs.prepare_run(s, "dpo", "all", TINY, tmp_path / "crash", {"max_steps": 2},
-                               name="crash")
+        run = runs.prepare_run(
+            s, "dpo", "all", TINY, tmp_path / "crash", {"max_steps": 2}, name="crash"
+        )
         cfg = json.loads((tmp_path / "crash" / "config.json").read_text())
         cfg["fail_for_test"] = "the dataset could not be tokenised"
         (tmp_path / "crash" / "config.json").write_text(json.dumps(cfg))

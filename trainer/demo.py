@@ -21,7 +21,7 @@ CHAT_TEMPLATE = (
     "{%- else %}"
     "{%- if message['content'] %}{{ message['content'] }}{% endif %}"
     "{%- if message.get('tool_calls') %}{% for tc in message['tool_calls'] %}"
-    "<tool_call>{\"name\": \"{{ tc['function']['name'] }}\", \"arguments\": "
+    '<tool_call>{"name": "{{ tc[\'function\'][\'name\'] }}", "arguments": '
     "{%- if tc['function']['arguments'] is string %}{{ tc['function']['arguments'] }}"
     "{%- else %}{{ tc['function']['arguments'] | tojson }}{% endif %}}</tool_call>"
     "{% endfor %}{% endif %}"
@@ -55,21 +55,36 @@ def build(out_dir: str | Path, vocab_size: int = 1024) -> Path:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus(), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
-                                   pad_token="<|endoftext|>", bos_token=None,
-                                   unk_token=None, model_max_length=2048)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
+        model_max_length=2048,
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
     torch.manual_seed(0)
     config = Qwen2Config(
-        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        tie_word_embeddings=True, eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id, bos_token_id=None,
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=None,
     )
     model = Qwen2ForCausalLM(config)
     model.generation_config.eos_token_id = fast.eos_token_id

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.runs import file_sha256 as sha256_file  # one hashing routine for trainer and app
+from app.training.runs import file_sha256 as sha256_file  # one hashing routine for trainer and app
 
 
 class Events:
@@ -61,8 +61,6 @@ class Cancel:
         signal.signal(signal.SIGINT, handler)
 
 
-
-
 def base_model_hashes(model_dir: Path) -> dict[str, str]:
     """config.json and the weights index (sharded), or the single weights file (< 2 GB; else
     its safetensors header, which lists every tensor's name, shape and offsets)."""
@@ -88,9 +86,13 @@ def versions() -> dict[str, str]:
     import transformers
     import trl
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "peft": peft.__version__,
-            "trl": trl.__version__}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "trl": trl.__version__,
+    }
 
 
 def _load_jsonl(path: str | None) -> list[dict[str, Any]]:
@@ -113,11 +115,16 @@ def _flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for m in messages:
         calls = [
-            {"type": "function", "id": c.get("id", ""),
-             "function": {"name": c["function"]["name"],
-                          "arguments": c["function"]["arguments"]
-                          if isinstance(c["function"]["arguments"], str)
-                          else json.dumps(c["function"]["arguments"])}}
+            {
+                "type": "function",
+                "id": c.get("id", ""),
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": c["function"]["arguments"]
+                    if isinstance(c["function"]["arguments"], str)
+                    else json.dumps(c["function"]["arguments"]),
+                },
+            }
             for c in m.get("tool_calls") or []
         ]
         msg = {"role": m["role"], "content": m.get("content") or ""}
@@ -159,9 +166,15 @@ def make_callback(tracker: _Tracker):
             else:
                 rec = {"step": step, **logs}
                 tracker.history.append(rec)
-                tracker.events.emit("log", step=step, max_steps=total, epoch=state.epoch,
-                                    metrics=logs, elapsed_s=round(elapsed, 2),
-                                    eta_s=None if eta is None else round(eta, 1))
+                tracker.events.emit(
+                    "log",
+                    step=step,
+                    max_steps=total,
+                    epoch=state.epoch,
+                    metrics=logs,
+                    elapsed_s=round(elapsed, 2),
+                    eta_s=None if eta is None else round(eta, 1),
+                )
 
         def on_save(self, args, state, control, **kw):
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
@@ -212,19 +225,34 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, local_files_only=True)
     base_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    lora = LoraConfig(r=t["lora_r"], lora_alpha=t["lora_alpha"], lora_dropout=t["lora_dropout"],
-                      target_modules=t["lora_target_modules"], task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=t["lora_r"],
+        lora_alpha=t["lora_alpha"],
+        lora_dropout=t["lora_dropout"],
+        target_modules=t["lora_target_modules"],
+        task_type="CAUSAL_LM",
+    )
     train_rows = _load_jsonl(config["train_file"])
     eval_rows = _load_jsonl(config.get("eval_file"))
     common = dict(
-        output_dir=str(run_dir / "checkpoints"), learning_rate=t["learning_rate"],
-        num_train_epochs=t["num_train_epochs"], max_steps=t.get("max_steps", -1),
+        output_dir=str(run_dir / "checkpoints"),
+        learning_rate=t["learning_rate"],
+        num_train_epochs=t["num_train_epochs"],
+        max_steps=t.get("max_steps", -1),
         per_device_train_batch_size=t["per_device_train_batch_size"],
         gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        gradient_checkpointing=t["gradient_checkpointing"], logging_steps=t["logging_steps"],
-        save_steps=t["save_steps"], save_strategy="steps", report_to=[], seed=t["seed"],
-        bf16=dtype == torch.bfloat16, use_cpu=not cuda, disable_tqdm=True,
-        dataloader_num_workers=0, beta=t["beta"], loss_type=t["loss_type"],
+        gradient_checkpointing=t["gradient_checkpointing"],
+        logging_steps=t["logging_steps"],
+        save_steps=t["save_steps"],
+        save_strategy="steps",
+        report_to=[],
+        seed=t["seed"],
+        bf16=dtype == torch.bfloat16,
+        use_cpu=not cuda,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        beta=t["beta"],
+        loss_type=t["loss_type"],
     )
     tracker = _Tracker(events)
     callback = make_callback(tracker)
@@ -232,22 +260,38 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
         from trl import DPOConfig, DPOTrainer
 
         def rows(data):
-            return Dataset.from_list([
-                {"prompt": _flat_messages(r["prompt"]), "chosen": _flat_messages(r["chosen"]),
-                 "rejected": _flat_messages(r["rejected"])} for r in data])
+            return Dataset.from_list(
+                [
+                    {
+                        "prompt": _flat_messages(r["prompt"]),
+                        "chosen": _flat_messages(r["chosen"]),
+                        "rejected": _flat_messages(r["rejected"]),
+                    }
+                    for r in data
+                ]
+            )
 
         eval_ds = rows(eval_rows) if eval_rows else None
-        args = DPOConfig(max_length=t["max_length"], per_device_eval_batch_size=2,
-                         eval_strategy="steps" if eval_ds is not None else "no",
-                         eval_steps=t.get("eval_steps", max(t["save_steps"], 1)),
-                         **common)
-        trainer = DPOTrainer(model=model, args=args, train_dataset=rows(train_rows),
-                             eval_dataset=eval_ds, processing_class=tok, peft_config=lora,
-                             callbacks=[callback])
+        args = DPOConfig(
+            max_length=t["max_length"],
+            per_device_eval_batch_size=2,
+            eval_strategy="steps" if eval_ds is not None else "no",
+            eval_steps=t.get("eval_steps", max(t["save_steps"], 1)),
+            **common,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=rows(train_rows),
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+        )
     else:
         from trl import GRPOConfig, GRPOTrainer
 
-        from app.graders import grade_one
+        from app.training.graders import grade_one
 
         graders = config["graders"]
         seen, data = set(), []
@@ -258,13 +302,21 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
                 continue
             seen.add(key)
             calls = [c["function"]["name"] for m in r["chosen"] for c in m.get("tool_calls") or []]
-            data.append({"prompt": prompt, "reference": json.dumps(
-                {"answer": _final_text(r["chosen"]), "tool_calls": calls})})
+            data.append(
+                {
+                    "prompt": prompt,
+                    "reference": json.dumps(
+                        {"answer": _final_text(r["chosen"]), "tool_calls": calls}
+                    ),
+                }
+            )
 
         def reward_fn(g):
             def fn(prompts, completions, reference, **_kw):
-                return [grade_one(g["name"], g["path"], c, json.loads(ref))
-                        for c, ref in zip(completions, reference, strict=True)]
+                return [
+                    grade_one(g["name"], g["path"], c, json.loads(ref))
+                    for c, ref in zip(completions, reference, strict=True)
+                ]
 
             fn.__name__ = g["name"]
             return fn
@@ -272,58 +324,91 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
         n_gen = t["num_generations"]
         batch = max(t["per_device_train_batch_size"] // n_gen, 1) * n_gen
         common["per_device_train_batch_size"] = batch
-        args = GRPOConfig(num_generations=n_gen, max_completion_length=t["max_completion_length"],
-                          reward_weights=[g["weight"] for g in graders], temperature=1.0,
-                          **common)
-        trainer = GRPOTrainer(model=model, reward_funcs=[reward_fn(g) for g in graders],
-                              args=args, train_dataset=Dataset.from_list(data),
-                              processing_class=tok, peft_config=lora, callbacks=[callback])
+        args = GRPOConfig(
+            num_generations=n_gen,
+            max_completion_length=t["max_completion_length"],
+            reward_weights=[g["weight"] for g in graders],
+            temperature=1.0,
+            **common,
+        )
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=[reward_fn(g) for g in graders],
+            args=args,
+            train_dataset=Dataset.from_list(data),
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+        )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)  # the events are the log; no dict prints
     trainer.remove_callback(ProgressCallback)
-    events.emit("train_begin", n_train=len(train_rows), n_eval=len(eval_rows),
-                trainable_params=sum(p.numel() for p in trainer.model.parameters()
-                                     if p.requires_grad))
+    events.emit(
+        "train_begin",
+        n_train=len(train_rows),
+        n_eval=len(eval_rows),
+        trainable_params=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+    )
     tracker.t0 = time.time()
     trainer.train()
     if Cancel.requested:
-        ckpts = sorted((run_dir / "checkpoints").glob("checkpoint-*"),
-                       key=lambda p: int(p.name.split("-")[-1]))
-        events.emit("cancelled", step=trainer.state.global_step,
-                    checkpoint=str(ckpts[-1]) if ckpts else None)
+        ckpts = sorted(
+            (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
+        )
+        events.emit(
+            "cancelled",
+            step=trainer.state.global_step,
+            checkpoint=str(ckpts[-1]) if ckpts else None,
+        )
         return 0
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     tok.save_pretrained(adapter_dir)
     # LoRA trains only the adapter: check the base weights did not move.
-    merged_base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
-                   for k, v in trainer.model.state_dict().items() if "lora_" not in k}
-    changed = [k for k, v in base_before.items()
-               if k in merged_base and not torch.equal(v, merged_base[k].to(v.device))]
+    merged_base = {
+        k.replace("base_model.model.", "").replace(".base_layer", ""): v
+        for k, v in trainer.model.state_dict().items()
+        if "lora_" not in k
+    }
+    changed = [
+        k
+        for k, v in base_before.items()
+        if k in merged_base and not torch.equal(v, merged_base[k].to(v.device))
+    ]
     manifest = write_manifest(config, run_dir, adapter_dir, tracker.history, changed)
     import resource
 
     peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     if cuda:
         peak["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    events.emit("finished", adapter_dir=str(adapter_dir), manifest=str(manifest),
-                step=trainer.state.global_step, n_params=sum(
-                    p.numel() for p in trainer.model.parameters()), **peak,
-                metrics=tracker.history[-1] if tracker.history else {})
+    events.emit(
+        "finished",
+        adapter_dir=str(adapter_dir),
+        manifest=str(manifest),
+        step=trainer.state.global_step,
+        n_params=sum(p.numel() for p in trainer.model.parameters()),
+        **peak,
+        metrics=tracker.history[-1] if tracker.history else {},
+    )
     return 0
 
 
 def write_manifest(config, run_dir: Path, adapter_dir: Path, history, changed_base) -> Path:
-    files = [run_dir / "config.json", *sorted((run_dir / "data").glob("*.jsonl")),
-             *sorted(p for p in adapter_dir.rglob("*") if p.is_file())]
+    files = [
+        run_dir / "config.json",
+        *sorted((run_dir / "data").glob("*.jsonl")),
+        *sorted(p for p in adapter_dir.rglob("*") if p.is_file()),
+    ]
     manifest = {
         "format": "chambers-run-manifest/1",
         "name": config["name"],
         "algorithm": config["algorithm"],
         "created_at": datetime.now(UTC).isoformat(),
-        "base_model": {"path": config["base_model"],
-                       "sha256": base_model_hashes(Path(config["base_model"]))},
+        "base_model": {
+            "path": config["base_model"],
+            "sha256": base_model_hashes(Path(config["base_model"])),
+        },
         "snapshot": config["snapshot"],
         "rubric_version_ids": config.get("rubric_version_ids", []),
         "review_ids": config.get("review_ids", []),
@@ -333,8 +418,10 @@ def write_manifest(config, run_dir: Path, adapter_dir: Path, history, changed_ba
         "versions": versions(),
         "metrics": history,
         "base_weights_unchanged": not changed_base,
-        "artifacts": {"adapter_dir": str(adapter_dir),
-                      "sha256": {str(p.relative_to(run_dir)): sha256_file(p) for p in files}},
+        "artifacts": {
+            "adapter_dir": str(adapter_dir),
+            "sha256": {str(p.relative_to(run_dir)): sha256_file(p) for p in files},
+        },
     }
     path = run_dir / "manifest.json"
     tmp = path.with_suffix(".part")

@@ -13,7 +13,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from app.errors import ChambersError
+    from app.workspace.errors import ChambersError
 
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
@@ -27,7 +27,7 @@ def cmd_app(args: argparse.Namespace) -> int:
             "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
             "run it in a desktop session, or use --screenshot FILE.png"
         )
-    from ui.main import run_app
+    from ui.application import run_app
 
     return run_app(args.db, screenshot=args.screenshot, judge=args.judge)
 

@@ -16,15 +16,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def main(out_dir: str, tiny_model: str | None = None) -> int:
     tiny_model = tiny_model or str(
-        Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen2")
+        Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen2"
+    )
     from PySide6.QtCore import QSettings
     from sqlalchemy import select
 
-    from app.db import open_workspace
-    from app.models import Judge
     from app.sample import build_sample
-    from ui.dialogs import ShortcutsDialog
-    from ui.main import MainWindow, make_app
+    from app.workspace.db import open_workspace
+    from app.workspace.models import Judge
+    from ui.application import make_app
+    from ui.review.shortcuts import ShortcutsDialog
+    from ui.review.window import MainWindow
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,9 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         lw.grab().save(str(out / "lead-all-reviews.png"))
         lw.close()
 
-        from ui.lead import AdjudicationDialog, AgreementDashboard, RubricEditor
+        from ui.lead.adjudication import AdjudicationDialog
+        from ui.lead.agreement_dashboard import AgreementDashboard
+        from ui.lead.rubric_editor import RubricEditor
 
         editor = RubricEditor(ws, lead)
         editor.criteria.setCurrentRow(3)
@@ -123,9 +127,10 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         adj.close()
         dash.close()
 
-        from app import pairs as pr
-        from app import runs as rn
-        from ui.training import PairsDialog, RunsDialog
+        from app.training import pairs as pr
+        from app.training import runs as rn
+        from ui.training.pairs_screen import PairsDialog
+        from ui.training.runs_screen import RunsDialog
 
         pairs_dialog = PairsDialog(ws, lead)
         pairs_dialog.rules["ranked"].setChecked(False)
@@ -136,8 +141,15 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         pairs_dialog.close()
         with ws.session() as s:
             pr.create_snapshot(s, "support-v1", pr.PairFilter())
-            run = rn.prepare_run(s, "dpo", "support-v1", Path(tiny_model), Path(tmp) / "run",
-                                 {"max_steps": 40, "logging_steps": 2}, name="dpo-support-v1")
+            run = rn.prepare_run(
+                s,
+                "dpo",
+                "support-v1",
+                Path(tiny_model),
+                Path(tmp) / "run",
+                {"max_steps": 40, "logging_steps": 2},
+                name="dpo-support-v1",
+            )
             rn.launch(s, run)
             run_id = run.id
         runs_dialog = RunsDialog(ws, lead, poll_ms=200)

@@ -1,0 +1,1 @@
+"""Inter-judge agreement: the coefficients, the workspace's reliability report, charts and HTML."""

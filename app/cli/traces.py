@@ -1,0 +1,157 @@
+"""`chambers import` and `chambers traces list|show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli.common import EXIT_UNREADABLE, open_ws, print_json
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.traces.importers.conversations import KeyOptions
+    from app.traces.ingest import import_paths
+
+    ws = open_ws(args)
+    options = KeyOptions(args.messages_key, args.outcome_key, args.id_key)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    report = import_paths(
+        ws, [Path(p) for p in args.paths if Path(p).exists()], args.format, options
+    )
+    for p in missing:
+        report.errors.insert(0, {"file": p, "record": None, "message": f"{p}: no such file"})
+    if args.json:
+        print_json(report.as_json())
+    else:
+        for f in report.files:
+            if f.unreadable:
+                continue
+            print(
+                f"{f.path}: {f.format}, {f.records} records: {f.imported} imported, {f.duplicates} duplicates, {f.errors} errors"
+            )
+        for e in report.errors:
+            where = f"{e['file']}: {e['record']}: " if e["record"] else ""
+            print(f"error: {where}{e['message']}", file=sys.stderr)
+        print(
+            f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}"
+        )
+    unreadable = missing or report.unreadable
+    return EXIT_UNREADABLE if unreadable else 0
+
+
+def cmd_traces_list(args: argparse.Namespace) -> int:
+    from app.traces.queries import TraceFilter, list_traces
+
+    ws = open_ws(args)
+    flt = TraceFilter(
+        source=args.source,
+        search=args.search,
+        min_outcome=args.min_outcome,
+        max_outcome=args.max_outcome,
+        has_outcome=True if args.has_outcome else None,
+        split=args.split,
+        min_tool_calls=args.min_tool_calls,
+    )
+    with ws.session() as s:
+        rows = list_traces(s, flt, limit=args.limit, offset=args.offset)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'id':>6}  {'source':<16} {'msgs':>4} {'tools':>5} {'outcome':>7}  task")
+    for r in rows:
+        outcome = "-" if r["outcome"] is None else f"{r['outcome']:.2f}"
+        task = (r["task"] or "").replace("\n", " ")[:70]
+        print(
+            f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}"
+        )
+    return 0
+
+
+def cmd_traces_show(args: argparse.Namespace) -> int:
+    from app.traces.queries import get_trace, trace_dict
+
+    ws = open_ws(args)
+    with ws.session() as s:
+        data = trace_dict(get_trace(s, args.id))
+    if args.json:
+        print_json(data)
+        return 0
+    print(render_trace_text(data))
+    return 0
+
+
+def render_trace_text(t: dict[str, Any]) -> str:
+    lines = [
+        f"trace {t['id']}  ({t['source']}, external id {t['external_id'] or '-'})",
+        f"outcome: {t['outcome'] if t['outcome'] is not None else '-'} {t['outcome_label'] or ''}".rstrip(),
+    ]
+    for sc in t["scores"]:
+        lines.append(f"score {sc['name']}: {sc.get('value')} ({sc.get('source')})")
+    lines.append("")
+    for i, m in enumerate(t["messages"]):
+        for p in m["parts"]:
+            if p["type"] == "text":
+                body = p["text"]
+            elif p["type"] == "reasoning":
+                body = "(reasoning) " + p["text"]
+            elif p["type"] == "tool_call":
+                body = (
+                    f"-> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False)})  [{p['id']}]"
+                )
+            else:
+                flag = " ERROR" if p["is_error"] else ""
+                body = f"<- [{p['call_id']}]{flag} {p['content']}"
+            lines.append(f"[{i}] {m['role']}: {body}")
+    if t["final_output"]:
+        lines += ["", "final answer:", t["final_output"]]
+    return "\n".join(lines)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from app.traces.importers import FORMATS
+
+    sp = sub.add_parser("import", help="import trace files (format detected from the content)")
+    sp.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files or directories (.json, .jsonl, .ndjson)"
+    )
+    sp.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        help="skip detection: " + "; ".join(f"{k}: {v}" for k, v in FORMATS.items()),
+    )
+    sp.add_argument(
+        "--messages-key",
+        help="benchmark dumps: the record key (dotted path) holding the message list",
+    )
+    sp.add_argument(
+        "--outcome-key",
+        help="benchmark dumps: the key (dotted path) holding the outcome, e.g. info.exit_status",
+    )
+    sp.add_argument("--id-key", help="benchmark dumps: the key holding the trace id")
+    sp.add_argument(
+        "--json", action="store_true", help='print {"imported", "duplicates", "errors"} as JSON'
+    )
+    sp.set_defaults(func=cmd_import)
+
+    tp = sub.add_parser("traces", help="list or show traces")
+    tsub = tp.add_subparsers(dest="traces_command", metavar="SUBCOMMAND")
+    tsub.required = True
+    sp = tsub.add_parser("list", help="list traces with filters")
+    sp.add_argument("--source", help="only this source format (e.g. langfuse, otel, benchmark)")
+    sp.add_argument("--search", help="text in the task, final answer or external id")
+    sp.add_argument("--min-outcome", type=float)
+    sp.add_argument("--max-outcome", type=float)
+    sp.add_argument("--has-outcome", action="store_true", help="only traces with an outcome")
+    sp.add_argument("--split")
+    sp.add_argument("--min-tool-calls", type=int)
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--offset", type=int, default=0)
+    sp.add_argument("--json", action="store_true", help="print an array of objects")
+    sp.set_defaults(func=cmd_traces_list)
+    sp = tsub.add_parser("show", help="show one trace")
+    sp.add_argument("id", help="numeric id or external id")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_traces_show)

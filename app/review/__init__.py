@@ -1,0 +1,1 @@
+"""Reviewing traces: rubrics, rounds and queues, reviews and corrections, lead adjudication."""

@@ -1,0 +1,230 @@
+"""Judges and reviews: drafts saved continuously, submissions validated and audited.
+
+Blind review: `visible_reviews` shows a judge only their own reviews, before and after they
+submit (seeing a colleague's verdict would bias an amendment); leads see all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.review.rubrics import validate_scores
+from app.workspace import audit
+from app.workspace.errors import ChambersError, NotFound
+from app.workspace.models import Judge, Review, RubricVersion, Trace
+from app.workspace.types import DECISIONS, ROLES, STEP_LABELS
+
+
+class ReviewError(ChambersError):
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
+
+
+def get_or_create_judge(session: Session, name: str, role: str = "judge") -> Judge:
+    name = name.strip()
+    if not name:
+        raise ReviewError("a judge needs a name")
+    if role not in ROLES:
+        raise ReviewError(f"role must be one of {', '.join(ROLES)}")
+    judge = session.scalar(select(Judge).where(Judge.name == name))
+    if judge is None:
+        judge = Judge(name=name, role=role)
+        session.add(judge)
+        session.flush()
+        audit.record(session, "create", "judge", judge.id, judge.id, name=name, role=role)
+    return judge
+
+
+def get_judge(session: Session, name: str) -> Judge:
+    judge = session.scalar(select(Judge).where(Judge.name == name))
+    if judge is None:
+        raise NotFound(f"no judge named {name!r}")
+    return judge
+
+
+@dataclass
+class ReviewInput:
+    """What a judge has entered so far (a draft may be incomplete)."""
+
+    decision: str | None = None
+    scores: dict[str, Any] | None = None
+    rationale: str = ""
+    corrected_messages: list[dict[str, Any]] | None = None
+    corrected_output: str | None = None
+    time_on_task_s: float = 0.0
+    # [{"step": message index, "label": "good"|"wrong"|"first_error", "reason", "comment"}]
+    step_labels: list[dict[str, Any]] | None = None
+
+
+def _find(session: Session, trace_id: int, judge_id: int, version_id: int) -> Review | None:
+    return session.scalar(
+        select(Review).where(
+            Review.trace_id == trace_id,
+            Review.judge_id == judge_id,
+            Review.rubric_version_id == version_id,
+        )
+    )
+
+
+def _apply(review: Review, data: ReviewInput) -> None:
+    review.decision = data.decision
+    review.scores = dict(data.scores or {})
+    review.rationale = data.rationale
+    review.corrected_messages = data.corrected_messages
+    review.corrected_output = data.corrected_output
+    review.step_labels = [dict(x) for x in data.step_labels] if data.step_labels else None
+    review.time_on_task_s = data.time_on_task_s
+    review.updated_at = datetime.now(UTC)
+
+
+def save_draft(
+    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+) -> Review:
+    """Upsert the judge's draft. A submitted review is never turned back into a draft."""
+    review = _find(session, trace_id, judge_id, version_id)
+    if review is not None and review.status == "submitted":
+        return review
+    if data.decision is not None and data.decision not in DECISIONS:
+        raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}")
+    if review is None:
+        review = Review(
+            trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id, status="draft"
+        )
+        session.add(review)
+    _apply(review, data)
+    session.flush()
+    return review
+
+
+def check_submission(
+    session: Session, trace: Trace, version: RubricVersion, data: ReviewInput
+) -> list[str]:
+    """Everything wrong with a submission, as messages for the judge."""
+    if data.decision not in DECISIONS:
+        return [f"choose a decision: {', '.join(DECISIONS)}"]
+    problems = validate_scores(version, data.decision, data.scores or {})
+    if data.decision == "reject":
+        failed = [
+            c.key
+            for c in version.criteria
+            if (data.scores or {}).get(c.key) in (0, False)
+            or _is_lowest(c, (data.scores or {}).get(c.key))
+        ]
+        if not failed:
+            problems.append("reject: mark at least one failed criterion")
+        if not data.rationale.strip():
+            problems.append("reject: a rationale is required")
+    if data.decision == "modify":
+        changed = data.corrected_messages is not None and data.corrected_messages != trace.messages
+        changed = changed or (
+            data.corrected_output is not None
+            and data.corrected_output != (trace.final_output or "")
+        )
+        if not changed:
+            problems.append("modify: edit the agent's output (nothing was changed)")
+    problems += step_label_problems(trace.messages, data.step_labels)
+    return problems
+
+
+def step_label_problems(
+    messages: list[dict[str, Any]], labels: list[dict[str, Any]] | None
+) -> list[str]:
+    """Step labels must point at assistant messages, use a known label, and mark at most one
+    first error; each step is labelled once."""
+    problems: list[str] = []
+    seen: set[int] = set()
+    first_errors = 0
+    for i, lab in enumerate(labels or []):
+        step, label = lab.get("step"), lab.get("label")
+        where = f"step label {i + 1}"
+        if not isinstance(step, int) or not 0 <= step < len(messages):
+            problems.append(f"{where}: step {step!r} is not a message of this trace")
+            continue
+        if messages[step].get("role") != "assistant":
+            problems.append(f"{where}: step {step} is not an assistant step")
+        if label not in STEP_LABELS:
+            problems.append(f"{where}: label must be one of {', '.join(STEP_LABELS)}")
+        if step in seen:
+            problems.append(f"{where}: step {step} is labelled twice")
+        seen.add(step)
+        first_errors += label == "first_error"
+    if first_errors > 1:
+        problems.append("step labels: mark at most one first error")
+    return problems
+
+
+def _is_lowest(c, value: Any) -> bool:
+    return c.scale == "ordinal" and value == 1
+
+
+def submit_review(
+    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+) -> Review:
+    """Validate and store a submission (a new review or an amendment); audited."""
+    trace = session.get(Trace, trace_id)
+    version = session.get(RubricVersion, version_id)
+    if trace is None or version is None:
+        raise NotFound("trace or rubric version no longer exists")
+    problems = check_submission(session, trace, version, data)
+    if problems:
+        raise ReviewError("; ".join(problems), problems)
+    review = _find(session, trace_id, judge_id, version_id)
+    before = None
+    if review is None:
+        review = Review(trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id)
+        session.add(review)
+    elif review.status == "submitted":
+        before = {
+            "decision": review.decision,
+            "scores": review.scores,
+            "rationale": review.rationale,
+        }
+    _apply(review, data)
+    review.status = "submitted"
+    review.submitted_at = datetime.now(UTC)
+    session.flush()
+    action = "amend" if before else "submit"
+    audit.record(
+        session,
+        action,
+        "review",
+        review.id,
+        judge_id,
+        trace_id=trace_id,
+        decision=data.decision,
+        scores=review.scores,
+        **({"before": before} if before else {}),
+    )
+    return review
+
+
+def withdraw_submission(session: Session, review_id: int, judge_id: int) -> Review:
+    """Undo a submission: the review becomes the judge's draft again (audited)."""
+    review = session.get(Review, review_id)
+    if review is None or review.judge_id != judge_id:
+        raise NotFound("no such review of yours")
+    review.status = "draft"
+    review.submitted_at = None
+    session.flush()
+    audit.record(session, "withdraw", "review", review.id, judge_id, trace_id=review.trace_id)
+    return review
+
+
+def visible_reviews(session: Session, trace_id: int, viewer: Judge) -> list[Review]:
+    """Blind: a judge sees only their own review; a lead sees every submitted review."""
+    reviews = list(
+        session.scalars(
+            select(Review)
+            .where(Review.trace_id == trace_id, Review.status == "submitted")
+            .order_by(Review.id)
+        )
+    )
+    if viewer.role == "lead":
+        return reviews
+    return [r for r in reviews if r.judge_id == viewer.id]

@@ -1,0 +1,1 @@
+"""From judgements to training: preference pairs and snapshots, graders, the run registry."""

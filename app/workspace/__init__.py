@@ -1,0 +1,1 @@
+"""The workspace: one database (SQLite or PostgreSQL) with its schema, migrations, audit log and paths."""

@@ -1,0 +1,162 @@
+"""Opening a workspace: URL resolution, engine set-up, schema upgrade.
+
+A workspace is a database. `--db` / $CHAMBERS_DB takes a file path (SQLite) or a SQLAlchemy
+URL (`postgresql+psycopg://...`); with neither, the default SQLite file under the user's data
+directory is used. Opening always brings the schema to the newest Alembic revision in place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.workspace import paths
+from app.workspace.errors import WorkspaceError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def resolve_url(db: str | None) -> str:
+    """Turn a --db value (path or URL), $CHAMBERS_DB or nothing into a SQLAlchemy URL."""
+    value = db or os.environ.get("CHAMBERS_DB") or str(paths.default_db_path())
+    if "://" in value:
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise WorkspaceError(f"--db: not a database URL: {value!r} ({exc})") from None
+        return value
+    path = Path(value).expanduser().resolve()
+    if path.is_dir():
+        raise WorkspaceError(f"--db: {path} is a directory, not a database file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(
+        "PRAGMA cache_size=-65536"
+    )  # 64 MB: random-key indexes (content hash) outgrow the 2 MB default
+    cur.close()
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def make_engine(url: str) -> Engine:
+    json_opts = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **json_opts)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **json_opts)
+
+
+def alembic_config(connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` in place, keeping every row."""
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+@dataclass
+class Workspace:
+    """An open workspace: the engine and a session factory. Sessions are per thread."""
+
+    url: str
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @property
+    def display_name(self) -> str:
+        url = make_url(self.url)
+        if url.get_backend_name() == "sqlite":
+            return str(url.database)
+        return url.render_as_string(hide_password=True)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        with self.sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
+    url = resolve_url(db)
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            pass
+        if migrate:
+            _check_not_foreign(engine)
+            upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise WorkspaceError(f"cannot open workspace {url_for_display(url)}: {reason}") from None
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise WorkspaceError(f"cannot open workspace {url_for_display(url)}: {exc}") from None
+    return Workspace(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+
+
+def _check_not_foreign(engine: Engine) -> None:
+    """Refuse to migrate a database that has tables but is not a Chambers workspace."""
+    names = set(inspect(engine).get_table_names())
+    if names and "alembic_version" not in names:
+        raise WorkspaceError(
+            f"{url_for_display(str(engine.url))} holds tables ({', '.join(sorted(names)[:5])}) "
+            "but is not a Chambers workspace; refusing to change it"
+        )
+
+
+def url_for_display(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url

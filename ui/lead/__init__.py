@@ -1,0 +1,1 @@
+"""Lead screens: rubric editor, review rounds, agreement dashboard, adjudication."""

@@ -1,0 +1,167 @@
+"""The queue as a lazily loaded table model: a thin adapter over app.review.queue queries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from app.review.queue import QueueRow, queue_count, queue_rows
+from app.traces.queries import TraceFilter
+from app.workspace.db import Workspace
+from app.workspace.models import Judge
+
+STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
+BATCH = 200
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+_ALIGN = Qt.ItemDataRole.TextAlignmentRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_OTHER_ROLES = {_TOOLTIP, _ALIGN, _FOREGROUND, Qt.ItemDataRole.UserRole}
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_DRAFT_COLOR = QColor("#b26a00")
+
+
+class QueueModel(QAbstractTableModel):
+    COLUMNS = ("Status", "#", "Source", "Steps", "Outcome", "Task")
+
+    def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
+        super().__init__(parent)
+        self.ws = ws
+        self.judge = judge
+        self.version_id = version_id
+        self.filter = TraceFilter()
+        self.status: str | None = None
+        self._rows: list[QueueRow] = []
+        self._cache: dict[int, tuple[str, ...]] = {}  # row -> display cells
+        self._total = 0
+        if judge.role == "lead":
+            self.COLUMNS = (*QueueModel.COLUMNS[:5], "Reviews", "Task")
+        self.reload()
+
+    # --- loading -------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._cache.clear()
+        with self.ws.session() as s:
+            self._total = queue_count(s, self.judge, self.version_id, self.filter, self.status)
+            self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
+        self.endResetModel()
+
+    def set_version(self, version_id: int) -> None:
+        self.version_id = version_id
+        self.reload()
+
+    def set_filter(self, search: str | None = None, status: str | None = None) -> None:
+        self.filter = TraceFilter(search=search or None)
+        self.status = status
+        self.reload()
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
+        return not parent.isValid() and len(self._rows) < self._total
+
+    def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008
+        if parent.isValid():
+            return
+        with self.ws.session() as s:
+            after = self._rows[-1].sort_key if self._rows else None
+            more = queue_rows(
+                s, self.judge, self.version_id, self.filter, self.status, BATCH, after
+            )
+        more = more[: self._total - len(self._rows)]
+        if not more:
+            self._total = len(self._rows)
+            return
+        first = len(self._rows)
+        self.beginInsertRows(QModelIndex(), first, first + len(more) - 1)
+        self._rows.extend(more)
+        self.endInsertRows()
+
+    def refresh_row(self, trace_id: int) -> None:
+        """Re-read one row (its status changed) without resetting the view."""
+        row = self.row_of(trace_id)
+        if row is None:
+            return
+        with self.ws.session() as s:
+            flt = TraceFilter(ids=[trace_id])
+            fresh = queue_rows(s, self.judge, self.version_id, flt, None, 1)
+        if fresh:
+            self._rows[row] = fresh[0]
+            self._cache.pop(row, None)
+            self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    # --- access --------------------------------------------------------------------------
+    def row_of(self, trace_id: int) -> int | None:
+        return next((i for i, r in enumerate(self._rows) if r.trace_id == trace_id), None)
+
+    def trace_id(self, row: int) -> int | None:
+        return self._rows[row].trace_id if 0 <= row < len(self._rows) else None
+
+    def queue_row(self, row: int) -> QueueRow:
+        return self._rows[row]
+
+    # --- Qt model API --------------------------------------------------------------------
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
+            return self.COLUMNS[section]
+        return None
+
+    def _cells(self, r: QueueRow) -> tuple[str, ...]:
+        values = {
+            "Status": STATUS_LABEL[r.status],
+            "#": str(r.trace_id),
+            "Source": r.source,
+            "Steps": str(r.n_messages),
+            "Outcome": "—" if r.outcome is None else f"{r.outcome:g}",
+            "Reviews": str(r.n_reviews),
+            "Task": r.task,
+        }
+        return tuple(values[c] for c in self.COLUMNS)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        # Called thousands of times per repaint: cheap checks first, no allocation.
+        if role == _DISPLAY:
+            row = index.row()
+            if 0 <= row < len(self._rows):
+                cells = self._cache.get(row)
+                if cells is None:
+                    cells = self._cache[row] = self._cells(self._rows[row])
+                return cells[index.column()]
+            return None
+        if (
+            role not in _OTHER_ROLES
+            or not index.isValid()
+            or not (0 <= index.row() < len(self._rows))
+        ):
+            return None
+        r = self._rows[index.row()]
+        col = self.COLUMNS[index.column()]
+        if role == _TOOLTIP:
+            return r.task if col == "Task" else None
+        if role == _ALIGN:
+            return _RIGHT if col in ("#", "Steps", "Outcome", "Reviews") else None
+        if role == _FOREGROUND:
+            if r.status == "done":
+                return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
+            return _DRAFT_COLOR if r.status == "draft" else None
+        return r.trace_id  # UserRole

@@ -1,0 +1,1 @@
+"""Getting traces in: the import dialog."""

@@ -1,0 +1,1 @@
+"""Training screens: preference pairs and snapshots, the run dialog, runs watched live."""

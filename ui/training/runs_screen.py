@@ -1,0 +1,250 @@
+"""Training runs launched, watched live, cancelled and reattached.
+
+The trainer is its own process: this screen only reads its run directory, so closing the
+app never stops a run and reopening it picks the run up where it is.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_API", "pyside6")
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.training import runs  # noqa: E402
+from app.workspace.db import Workspace  # noqa: E402
+from app.workspace.models import Judge, TrainingRun  # noqa: E402
+from ui.training.run_config import RunConfigDialog  # noqa: E402
+
+
+class RunsDialog(QDialog):
+    """Every run; the selected one live: progress with ETA, plots, log tail, Cancel."""
+
+    PLOTS = {
+        "dpo": [
+            ("loss", "loss"),
+            ("rewards/margins", "rewards/margins"),
+            ("rewards/accuracies", "rewards/accuracies"),
+        ],
+        "grpo": [
+            ("reward", "reward mean"),
+            ("reward_std", "reward std"),
+            ("frac_reward_zero_std", "zero-std groups"),
+            ("completions/mean_length", "completion length"),
+        ],
+    }
+
+    def __init__(self, ws: Workspace, user: Judge, parent=None, poll_ms: int = 1000):
+        super().__init__(parent)
+        self.ws = ws
+        self.user = user
+        self.run_id: int | None = None
+        self.offset = 0
+        self.history: list[dict[str, Any]] = []
+        self.setWindowTitle("Training runs")
+        self.resize(1300, 860)
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.new_button = QPushButton("New run…")
+        self.new_button.clicked.connect(self.new_run)
+        self.cancel_button = QPushButton("Cancel run")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        top.addWidget(self.new_button)
+        top.addWidget(self.cancel_button)
+        top.addStretch(1)
+        lay.addLayout(top)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["run", "algorithm", "status", "snapshot"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.currentCellChanged.connect(lambda r, *_: self._select(r))
+        split.addWidget(self.table)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        self.title = QLabel()
+        rl.addWidget(self.title)
+        self.progress = QProgressBar()
+        rl.addWidget(self.progress)
+        self.fig = Figure(figsize=(8, 4.5), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.fig)
+        rl.addWidget(self.canvas, 2)
+        self.export_button = QPushButton("Export plots as PNG…")
+        self.export_button.clicked.connect(self._export)
+        rl.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(400)
+        rl.addWidget(self.log, 1)
+        split.addWidget(right)
+        split.setSizes([380, 920])
+        lay.addWidget(split, 1)
+        self.timer = QTimer(self)
+        self.timer.setInterval(poll_ms)
+        self.timer.timeout.connect(self.poll)
+        self.timer.start()
+        self.reload()
+
+    def reload(self) -> None:
+        with self.ws.session() as s:
+            rows = runs.list_runs(s)  # syncs running runs with their directories (reattach)
+        self._rows = rows
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            for j, text in enumerate([r["name"], r["algorithm"], r["status"], r["snapshot"] or ""]):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, r["id"])
+                self.table.setItem(i, j, item)
+        if rows and self.run_id is None:
+            self.table.selectRow(len(rows) - 1)
+
+    def select_run(self, run_id: int) -> None:
+        self.reload()
+        for i, r in enumerate(self._rows):
+            if r["id"] == run_id:
+                self.table.selectRow(i)
+                self._select(i)
+
+    def _select(self, row: int) -> None:
+        if not 0 <= row < len(self._rows):
+            return
+        r = self._rows[row]
+        if r["id"] == self.run_id:
+            return
+        self.run_id = r["id"]
+        self.offset = 0
+        self.history = []
+        self.log.clear()
+        self.algorithm = r["algorithm"]
+        self.run_dir = r["run_dir"]
+        self.name, self.status, self.error, self.pid = r["name"], r["status"], r["error"], r["pid"]
+        self.max_steps = 0
+        self.eta: float | None = None
+        self.log_size = -1
+        self.poll()
+
+    def poll(self) -> None:
+        if self.run_id is None:
+            return
+        # Only the events appended since the last poll are read; the registry is touched
+        # when the run ends (a final event, or its process gone without one).
+        new, self.offset = runs.read_events(self.run_dir, self.offset)
+        ended = any(e["event"] in runs.FINAL_EVENTS for e in new)
+        if ended or (self.status == "running" and not runs.process_alive(self.pid)):
+            with self.ws.session() as s:
+                run = runs.sync(s, s.get(TrainingRun, self.run_id))
+                self.status, self.error = run.status, run.error
+        for e in new:
+            if e["event"] == "log" and e.get("metrics") and "train_runtime" not in e["metrics"]:
+                self.history.append({"step": e["step"], **e["metrics"]})
+                self.max_steps = e.get("max_steps") or 0
+                self.eta = e.get("eta_s")
+        if new:
+            self._redraw()
+        self._update_header()
+        self._tail_log()
+        self.cancel_button.setEnabled(self.status == "running")
+        row = self.table.currentRow()
+        if 0 <= row < self.table.rowCount() and self.table.item(row, 2).text() != self.status:
+            self.table.item(row, 2).setText(self.status)
+
+    def _update_header(self) -> None:
+        status, total = self.status, self.max_steps
+        step = self.history[-1]["step"] if self.history else 0
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(total if status == "finished" and total else step)
+        eta, error = self.eta, self.error
+        eta_text = f", about {eta:.0f} s left" if eta is not None and status == "running" else ""
+        colour = {"finished": "#1a7f37", "failed": "#b42318", "cancelled": "#9a6700"}.get(
+            status, "inherit"
+        )
+        self.title.setText(
+            f"<b>{html.escape(self.name)}</b>: <span style='color:{colour}'>{status}</span> · step "
+            f"{step}/{total or '?'}{eta_text}"
+            + (f"<br><span style='color:#b42318'>{html.escape(error)}</span>" if error else "")
+        )
+
+    def _tail_log(self) -> None:
+        path = Path(self.run_dir) / "stdout.log"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if size == self.log_size:
+            return
+        self.log_size = size
+        with open(path, "rb") as f:
+            f.seek(max(size - 40_000, 0))
+            raw = f.read().splitlines()[1:] if size > 40_000 else f.read().splitlines()
+        # events as short lines; anything else (warnings, a traceback) verbatim
+        lines = [
+            runs.format_event(x).rstrip("\n") if x.startswith(b"{") else x.decode(errors="replace")
+            for x in raw
+        ]
+        self.log.setPlainText("\n".join(x for x in lines if x))
+        self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
+
+    def _redraw(self) -> None:
+        self.fig.clear()
+        plots = self.PLOTS.get(self.algorithm, [])
+        steps = [h["step"] for h in self.history]
+        for i, (key, label) in enumerate(plots):
+            ax = self.fig.add_subplot(1, len(plots), i + 1)
+            ys = [h.get(key) for h in self.history]
+            pts = [(x, y) for x, y in zip(steps, ys, strict=True) if y is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            ax.tick_params(labelsize=7)
+        self.canvas.draw_idle()
+
+    def plotted(self) -> dict[str, list[float]]:
+        """What the plots show, per metric (for tests and exports)."""
+        return {
+            key: [h[key] for h in self.history if key in h]
+            for key, _ in self.PLOTS.get(self.algorithm, [])
+        }
+
+    def _export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "run-plots.png", "PNG (*.png)")
+        if path:
+            self.fig.savefig(path, dpi=150)
+
+    def new_run(self) -> None:
+        dlg = RunConfigDialog(self.ws, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted and dlg.run_id is not None:
+            self.select_run(dlg.run_id)
+
+    def cancel(self) -> None:
+        if self.run_id is not None:
+            with self.ws.session() as s:
+                self.log.appendPlainText(runs.cancel_run(s, self.run_id))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.timer.stop()  # the run itself goes on
+        super().closeEvent(event)
