@@ -16,6 +16,7 @@ from app.training import runs
 from app.workspace.db import open_workspace
 from app.workspace.models import DatasetSnapshot, Judge, TrainingRun
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
+from ui.training.pairs_screen import PAIR_COLUMNS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -31,38 +32,95 @@ def user(ws, name="Rosa Lindqvist"):
         return s.scalar(select(Judge).where(Judge.name == name))
 
 
+def applied(qtbot, dlg) -> None:
+    """Apply the filters and wait for the executor's rows (the UI thread never blocks)."""
+    with qtbot.waitSignal(dlg.loaded, timeout=60_000):
+        dlg.refresh()
+    qtbot.waitUntil(lambda: dlg.diff.toPlainText() != "", timeout=10_000)
+
+
+def cells(dlg, col: int) -> set[str]:
+    return {PAIR_COLUMNS[col].text(r) for r in dlg.rows}
+
+
 def test_pairs_screen_filters_shows_diff_and_snapshots(qtbot, db):  # noqa: F811
     from ui.training.pairs_screen import PairsDialog
 
     ws = open_workspace(db)
     dlg = PairsDialog(ws, user(ws))
     qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=60_000)
     everything = len(dlg.rows)
     dlg.rules["ranked"].setChecked(False)
     dlg.rules["reject_with_answer"].setChecked(False)
-    dlg.refresh()
+    with qtbot.waitSignal(dlg.pair_shown, timeout=10_000):
+        applied(qtbot, dlg)
     assert 0 < len(dlg.rows) < everything
-    assert {dlg.table.item(i, 1).text() for i in range(dlg.table.rowCount())} == {"modify"}
+    assert cells(dlg, 1) == {"modify"}
     text = dlg.diff.toPlainText()
     assert "Rejected → chosen" in text and "+++ chosen" in text
     assert f"{len(dlg.rows)} pairs" in dlg.counts.text()
     dlg.judges.setText("Hana Sato")
-    dlg.refresh()
+    applied(qtbot, dlg)
     hana = len(dlg.rows)
-    assert hana > 0 and {dlg.table.item(i, 5).text() for i in range(hana)} == {"Hana Sato"}
+    assert hana > 0 and cells(dlg, 5) == {"Hana Sato"}
     dlg.since.setText("2999-01-01")
-    dlg.refresh()
+    applied(qtbot, dlg)
     assert dlg.rows == [] and "No pairs match" in dlg.diff.toPlainText()
     dlg.judges.clear()
     dlg.since.clear()
-    dlg.refresh()
-    with qtbot.waitSignal(dlg.snapshot_created):
+    applied(qtbot, dlg)
+    with qtbot.waitSignal(dlg.snapshot_created, timeout=30_000):
         assert dlg.create_snapshot("gui-modify")
     with ws.session() as s:
         snap = s.scalar(select(DatasetSnapshot).where(DatasetSnapshot.name == "gui-modify"))
         assert snap.counts["by_rule"] == {"modify": len(dlg.rows)}
-    assert not dlg.create_snapshot("gui-modify")
+    with qtbot.waitSignal(dlg.snapshot_failed, timeout=30_000):
+        assert dlg.create_snapshot("gui-modify")
     assert "exists already" in dlg.message.text()
+    dlg.close()
+    assert not dlg.executor.running
+    ws.close()
+
+
+def test_pairs_screen_works_off_the_ui_thread_in_a_lazy_table(
+    qtbot,
+    qtmodeltester,
+    db,  # noqa: F811
+    monkeypatch,
+):
+    import threading
+
+    from app.training import pair_table
+    from ui.training import pairs_screen
+    from ui.widgets.lazy_model import BATCH
+
+    threads: list[str] = []
+    real = pair_table.pair_table
+
+    def spy(*a, **k):
+        threads.append(threading.current_thread().name)
+        return real(*a, **k)
+
+    monkeypatch.setattr(pairs_screen, "pair_table", spy)
+    ws = open_workspace(db)
+    dlg = pairs_screen.PairsDialog(ws, user(ws))
+    qtbot.addWidget(dlg)
+    # opening returns at once: busy, Apply off, the work queued on the executor's thread
+    assert dlg.busy and not dlg.apply_button.isEnabled()
+    assert "Deriving" in dlg.counts.text()
+    qtbot.waitUntil(lambda: not dlg.busy, timeout=60_000)
+    assert threads == ["chambers-db"] and dlg.apply_button.isEnabled()
+    qtmodeltester.check(dlg.model)
+    n = len(dlg.rows)
+    assert n == dlg.model.total and dlg.model.rowCount() == min(n, BATCH)
+    while dlg.model.canFetchMore():
+        dlg.model.fetchMore()
+    assert dlg.model.rowCount() == n
+    qtmodeltester.check(dlg.model)
+    first = dlg.model.index(0, 0).data()
+    assert first == str(dlg.rows[0].pair_id)
+    dlg.close()
     ws.close()
 
 

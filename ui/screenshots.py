@@ -133,8 +133,12 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         from ui.training.runs_screen import RunsDialog
 
         pairs_dialog = PairsDialog(ws, lead)
-        pairs_dialog.rules["ranked"].setChecked(False)
-        pairs_dialog.refresh()
+        for step in ("open", "apply"):
+            while pairs_dialog.busy:  # derived and selected on the workspace executor
+                app.processEvents()
+            if step == "open":
+                pairs_dialog.rules["ranked"].setChecked(False)
+                pairs_dialog.refresh()
         pairs_dialog.show()
         settle()
         pairs_dialog.grab().save(str(out / "pairs.png"))

@@ -21,18 +21,26 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QTextBrowser,
     QVBoxLayout,
 )
-from sqlalchemy import select  # noqa: E402
 
 from app.review.rubrics import version_choices  # noqa: E402
 from app.training import pairs as pr  # noqa: E402
+from app.training.pair_table import (  # noqa: E402
+    PairDetail,
+    PairRow,
+    PairTable,
+    pair_detail,
+    pair_table,
+    snapshot_message,
+)
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge  # noqa: E402
+from ui.widgets.executor import Job, WorkspaceExecutor  # noqa: E402
+from ui.widgets.lazy_model import Column, LazyTableModel  # noqa: E402
 from ui.widgets.render import render_diff  # noqa: E402
 from ui.widgets.trace_view import palette_colors  # noqa: E402
 
@@ -58,16 +66,35 @@ def _messages_text(messages: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+PAIR_COLUMNS = (
+    Column("id", lambda r: str(r.pair_id), numeric=True),
+    Column("rule", lambda r: r.rule),
+    Column("split", lambda r: r.split),
+    Column("margin", lambda r: "" if r.margin is None else f"{r.margin:.3f}", numeric=True),
+    Column("traces", lambda r: r.trace_ids),
+    Column("judges", lambda r: r.judges, tooltip=lambda r: r.judges),
+)
+
+
 class PairsDialog(QDialog):
     """Filter the pairs the reviews yield, see chosen vs rejected, create snapshots."""
 
     snapshot_created = Signal(str)
+    snapshot_failed = Signal(str)
+    loaded = Signal(int)  # rows selected
+    pair_shown = Signal(int)  # pair id
 
-    def __init__(self, ws: Workspace, user: Judge, parent=None):
+    def __init__(
+        self, ws: Workspace, user: Judge, parent=None, executor: WorkspaceExecutor | None = None
+    ):
         super().__init__(parent)
         self.ws = ws
         self.user = user
-        self.rows: list[tuple[Any, str]] = []
+        self.executor = executor or WorkspaceExecutor(ws)
+        self._owns_executor = executor is None
+        self._job: Job | None = None
+        self._detail_job: Job | None = None
+        self.rows: list[PairRow] = []
         self.setWindowTitle("Preference pairs")
         self.resize(1300, 820)
         lay = QVBoxLayout(self)
@@ -119,12 +146,19 @@ class PairsDialog(QDialog):
         self.counts = QLabel()
         lay.addWidget(self.counts)
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.table = QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["id", "rule", "split", "margin", "traces", "judges"])
+        self.model = LazyTableModel(PAIR_COLUMNS, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.currentCellChanged.connect(lambda r, *_: self.show_pair(r))
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        for col, width in enumerate((60, 130, 70, 70, 110)):
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self.show_pair(cur.row())
+        )
         split.addWidget(self.table)
         self.diff = QTextBrowser()
         split.addWidget(self.diff)
@@ -137,19 +171,14 @@ class PairsDialog(QDialog):
         self.snapshot_button.clicked.connect(self._ask_snapshot)
         bottom.addWidget(self.snapshot_button)
         lay.addLayout(bottom)
-        with ws.session() as s:
+        with ws.session() as s:  # a handful of rubric versions
             for label, v in version_choices(s):
                 self.version.addItem(label, v.id)
         self.refresh()
 
     def current_filter(self) -> pr.PairFilter:
-        names = [n.strip() for n in self.judges.text().split(",") if n.strip()]
-        ids = None
-        if names:
-            with self.ws.session() as s:
-                ids = list(s.scalars(select(Judge.id).where(Judge.name.in_(names)))) or [-1]
+        """The filter as set in the widgets (judge names are resolved by the query)."""
         return pr.PairFilter(
-            judge_ids=ids,
             since=self.since.text().strip() or None,
             until=self.until.text().strip() or None,
             rubric_version_id=self.version.currentData(),
@@ -160,46 +189,69 @@ class PairsDialog(QDialog):
             heldout=self.heldout.value(),
         )
 
+    def judge_names(self) -> list[str]:
+        return [n.strip() for n in self.judges.text().split(",") if n.strip()]
+
+    @property
+    def busy(self) -> bool:
+        """A derivation, selection or snapshot is running on the executor."""
+        return self._job is not None and not self._job.finished
+
+    def _set_busy(self, text: str | None) -> None:
+        for w in (self.apply_button, self.snapshot_button):
+            w.setEnabled(text is None)
+        if text is not None:
+            self.counts.setText(text)
+
     def refresh(self) -> None:
-        with self.ws.session() as s:
-            pr.derive_pairs(s)
-            rows = pr.select_pairs(s, self.current_filter())
-            names = dict(s.execute(select(Judge.id, Judge.name)).all())
-            for p, _ in rows:
-                s.expunge(p)
-        self.rows = rows
-        st = pr.stats_of(rows)
+        """Derive and select on the executor; the table fills when the rows arrive."""
+        if self.busy:
+            return
+        flt, names = self.current_filter(), self.judge_names()
+        self._set_busy("Deriving and selecting pairs…")
+        self._job = self.executor.submit(
+            lambda s: pair_table(s, flt, names), self._loaded, self._failed, "pairs"
+        )
+
+    def _loaded(self, table: PairTable) -> None:
+        self._set_busy(None)
+        self.rows = table.rows
+        st = table.stats
         self.counts.setText(
             f"{st['pairs']} pairs · "
             + " · ".join(f"{k}: {v}" for k, v in st["by_split"].items())
             + " · "
             + ", ".join(f"{k} {v}" for k, v in st["by_rule"].items())
         )
-        self.table.setRowCount(len(rows))
-        for i, (p, split) in enumerate(rows):
-            cells = [
-                str(p.id),
-                p.rule,
-                split,
-                "" if p.margin is None else f"{p.margin:.3f}",
-                ", ".join(map(str, p.provenance.get("trace_ids", []))),
-                ", ".join(names.get(j, str(j)) for j in p.provenance.get("judge_ids", [])),
-            ]
-            for j, text in enumerate(cells):
-                self.table.setItem(i, j, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
-        if rows:
+        self.model.set_rows(table.rows)
+        if table.rows:
             self.table.selectRow(0)
-            self.show_pair(0)
         else:
             self.diff.setHtml("No pairs match these filters.")
+        self.loaded.emit(len(table.rows))
+
+    def _failed(self, exc: BaseException) -> None:
+        self._set_busy(None)
+        self.counts.setText("")
+        self.message.setText(_message(exc))
 
     def show_pair(self, row: int) -> None:
+        """Read the selected pair in full on the executor, then show its diff."""
         if not 0 <= row < len(self.rows):
             return
+        pair_id, split = self.rows[row].pair_id, self.rows[row].split
+        if self._detail_job is not None:
+            self._detail_job.cancel()  # the user moved on: only the last one is shown
+        self._detail_job = self.executor.submit(
+            lambda s: pair_detail(s, pair_id),
+            lambda d: self._show_detail(d, split),
+            self._failed,
+            "pair",
+        )
+
+    def _show_detail(self, p: PairDetail, split: str) -> None:
         import difflib
 
-        p, split = self.rows[row]
         lines = list(
             difflib.unified_diff(
                 _messages_text(p.rejected),
@@ -212,26 +264,59 @@ class PairsDialog(QDialog):
         )
         prompt = "<br>".join(html.escape(x) for x in _messages_text(p.prompt)[-12:])
         self.diff.setHtml(
-            f"<p><b>Pair {p.id}</b> ({p.rule}, {split}); provenance: reviews "
+            f"<p><b>Pair {p.pair_id}</b> ({p.rule}, {split}); provenance: reviews "
             f"{p.provenance.get('review_ids')}, traces {p.provenance.get('trace_ids')}</p>"
             f"<p><b>Prompt (last lines)</b><br><span style='color:gray'>{prompt}</span></p>"
             "<p><b>Rejected → chosen</b></p>"
             + render_diff(lines or [" (identical)"], palette_colors(self.palette()))
         )
+        self.pair_shown.emit(p.pair_id)
 
     def _ask_snapshot(self) -> None:
         name, ok = QInputDialog.getText(self, "Create snapshot", "Snapshot name")
         if ok and name.strip():
             self.create_snapshot(name.strip())
 
-    def create_snapshot(self, name: str) -> bool:
-        try:
-            with self.ws.session() as s:
-                snap = pr.create_snapshot(s, name, self.current_filter(), self.user.id)
-                msg = f"Snapshot {name!r}: {snap.counts['pairs']} pairs, sha256 {snap.sha256[:16]}…"
-        except ChambersError as exc:
-            self.message.setText(str(exc))
-            return False
+    def create_snapshot(self, name: str) -> Job | None:
+        """Freeze the current selection on the executor; `snapshot_created` when written."""
+        if self.busy:
+            return None
+        flt, names, user_id = self.current_filter(), self.judge_names(), self.user.id
+        self.snapshot_button.setEnabled(False)
+        self.message.setText(f"Creating snapshot {name!r}…")
+        self._job = self.executor.submit(
+            lambda s: snapshot_message(s, name, flt, names, user_id),
+            lambda msg: self._snapshot_done(name, msg),
+            self._snapshot_failed,
+            "snapshot",
+        )
+        return self._job
+
+    def _snapshot_done(self, name: str, msg: str) -> None:
+        self.snapshot_button.setEnabled(True)
         self.message.setText(msg)
         self.snapshot_created.emit(name)
-        return True
+
+    def _snapshot_failed(self, exc: BaseException) -> None:
+        self.snapshot_button.setEnabled(True)
+        self.message.setText(_message(exc))
+        self.snapshot_failed.emit(_message(exc))
+
+    def done(self, result: int) -> None:
+        self._release()
+        super().done(result)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._release()
+        super().closeEvent(event)
+
+    def _release(self) -> None:
+        if self._owns_executor:
+            self.executor.shutdown()
+
+
+def _message(exc: BaseException) -> str:
+    """A problem in the user's terms (ChambersError), or the unexpected one named."""
+    if isinstance(exc, ChambersError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
