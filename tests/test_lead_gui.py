@@ -168,13 +168,16 @@ def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     assert adj.panel.decision() is not None  # pre-filled with the majority
     adj.panel.set_decision("reject")
     adj.panel.rationale.setPlainText("Policy was broken; the majority missed it.")
+    prefilled = adj.panel.scores()
     for row in adj.panel.rows:
         if row.spec.key == "failure_mode":
             row.set_value("policy_violation")
         if row.spec.key == "task_success":
             row.set_value(0)
+        if row.spec.key not in prefilled and row.spec.levels:  # the judges split evenly on it:
+            row.set_value(row.spec.levels[0]["value"])  # not pre-filled, the lead decides
     with qtbot.waitSignal(adj.adjudicated):
-        adj.record()
+        assert adj.record(), adj.panel.problems.text()
     with ws.session() as s:
         gold = s.scalar(
             select(Adjudication).where(
@@ -216,3 +219,40 @@ def test_adjudication_refuses_an_incomplete_verdict(qtbot, sample_db):  # noqa: 
     assert not adj.record()
     assert "required for approve" in adj.panel.problems.text()
     ws.close()
+
+
+def test_adjudication_shows_a_tie_as_a_tie_and_refuses_a_bare_reject(qtbot, ws):
+    from PySide6.QtGui import QColor
+
+    from app.review.reviews import ReviewInput, get_or_create_judge, submit_review
+    from app.review.rubrics import create_rubric
+    from app.workspace.models import Trace
+    from tests.test_reliability import SPECS, _traces
+    from ui.lead.adjudication import AdjudicationDialog
+
+    _traces(ws, 1)
+    with ws.session() as s:
+        tid = s.scalar(select(Trace.id))
+        lead = get_or_create_judge(s, "Lead", "lead")
+        vid = create_rubric(s, "R", SPECS).id
+        for name, decision, scores in (
+            ("A", "approve", {"ok": 1, "quality": 3}),
+            ("B", "modify", {"ok": 1, "quality": 2}),
+            ("C", "reject", {"ok": 0, "quality": 1}),
+        ):
+            data = ReviewInput(decision, scores, "why", corrected_output="better")
+            submit_review(s, tid, get_or_create_judge(s, name).id, vid, data)
+    dlg = AdjudicationDialog(ws, lead, tid, vid)
+    qtbot.addWidget(dlg)
+    assert dlg.panel.decision() is None and dlg.panel.scores() == {}
+    assert "split (approve 1, modify 1, reject 1)" in dlg.message.text()
+    red = QColor("#fde2e1")
+    assert dlg.side_by_side.item(0, 0).background().color() == red  # decision differs
+    assert dlg.side_by_side.item(3, 0).background().color() != red  # rationale: free text
+    # a reject with nothing failed and no rationale is refused as gold, as it is as a review
+    dlg.panel.set_decision("reject")
+    for row in dlg.panel.rows:
+        row.set_value(1 if row.spec.key == "ok" else 3)
+    assert not dlg.record()
+    assert "a rationale is required" in dlg.panel.problems.text()
+    assert "mark at least one failed criterion" in dlg.panel.problems.text()

@@ -17,7 +17,15 @@ from app.review.rubrics import validate_scores
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import Judge, Review, RubricVersion, Trace
-from app.workspace.types import DECISIONS, ROLES, STEP_LABELS
+from app.workspace.types import (
+    DECISIONS,
+    ROLES,
+    STEP_LABELS,
+    Decision,
+    QueueStatus,
+    ReviewId,
+    TraceId,
+)
 
 
 class ReviewError(ChambersError):
@@ -52,7 +60,7 @@ def get_judge(session: Session, name: str) -> Judge:
 class ReviewInput:
     """What a judge has entered so far (a draft may be incomplete)."""
 
-    decision: str | None = None
+    decision: Decision | None = None
     scores: dict[str, Any] | None = None
     rationale: str = ""
     corrected_messages: list[dict[str, Any]] | None = None
@@ -103,9 +111,16 @@ def save_draft(
 
 
 def check_submission(
-    session: Session, trace: Trace, version: RubricVersion, data: ReviewInput
+    session: Session,
+    trace: Trace,
+    version: RubricVersion,
+    data: ReviewInput,
+    require_correction: bool = True,
 ) -> list[str]:
-    """Everything wrong with a submission, as messages for the judge."""
+    """Everything wrong with a submission (or a lead's gold verdict), as messages.
+
+    One validation for both: `adjudicate` calls it with require_correction=False, so a gold
+    "modify" may adopt the decision without the lead rewriting the trace."""
     if data.decision not in DECISIONS:
         return [f"choose a decision: {', '.join(DECISIONS)}"]
     problems = validate_scores(version, data.decision, data.scores or {})
@@ -126,7 +141,7 @@ def check_submission(
             data.corrected_output is not None
             and data.corrected_output != (trace.final_output or "")
         )
-        if not changed:
+        if not changed and require_correction:
             problems.append("modify: edit the agent's output (nothing was changed)")
     problems += step_label_problems(trace.messages, data.step_labels)
     return problems
@@ -228,3 +243,79 @@ def visible_reviews(session: Session, trace_id: int, viewer: Judge) -> list[Revi
     if viewer.role == "lead":
         return reviews
     return [r for r in reviews if r.judge_id == viewer.id]
+
+
+# ---------------------------------------------------------------------------------------
+# Writes that say what they changed, so a screen repaints one row and adjusts its counters
+# instead of recounting a 100,000-trace queue (Anki's OpChanges).
+
+
+@dataclass(frozen=True)
+class ReviewChange:
+    review_id: ReviewId
+    trace_id: TraceId
+    before: QueueStatus  # the trace's status in the judge's queue before the write
+    after: QueueStatus
+
+    @property
+    def submitted_delta(self) -> int:
+        """+1 / -1 / 0: how the trace's count of submitted reviews moved."""
+        return int(self.after == "done") - int(self.before == "done")
+
+
+def queue_status(review: Review | None) -> QueueStatus:
+    if review is None:
+        return "todo"
+    return "done" if review.status == "submitted" else "draft"
+
+
+def save_draft_changes(
+    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+) -> ReviewChange:
+    """`save_draft`, returning what changed (a submitted review stays as it is: done)."""
+    before = queue_status(_find(session, trace_id, judge_id, version_id))
+    review = save_draft(session, trace_id, judge_id, version_id, data)
+    return ReviewChange(ReviewId(review.id), TraceId(trace_id), before, queue_status(review))
+
+
+def submit_review_changes(
+    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+) -> ReviewChange:
+    before = queue_status(_find(session, trace_id, judge_id, version_id))
+    review = submit_review(session, trace_id, judge_id, version_id, data)
+    return ReviewChange(ReviewId(review.id), TraceId(trace_id), before, "done")
+
+
+def withdraw_changes(session: Session, review_id: int, judge_id: int) -> ReviewChange:
+    review = session.get(Review, review_id)
+    before = queue_status(review)
+    review = withdraw_submission(session, review_id, judge_id)
+    return ReviewChange(ReviewId(review.id), TraceId(review.trace_id), before, "draft")
+
+
+@dataclass(frozen=True)
+class ReviewLine:
+    """One submitted review as a lead reads it beside the trace (plain values)."""
+
+    judge: str
+    decision: Decision | None
+    scores: str
+    rationale: str
+    correction: str
+
+
+def review_lines(session: Session, trace_id: int, viewer: Judge) -> list[ReviewLine]:
+    """`visible_reviews` (blind for judges), with names and the scores written out."""
+    reviews = visible_reviews(session, trace_id, viewer)
+    ids = {r.judge_id for r in reviews}
+    names = dict(session.execute(select(Judge.id, Judge.name).where(Judge.id.in_(ids))).all())
+    return [
+        ReviewLine(
+            names.get(r.judge_id, "?"),
+            r.decision,
+            ", ".join(f"{k}={v}" for k, v in r.scores.items()),
+            r.rationale,
+            (r.corrected_output or "")[:600],
+        )
+        for r in reviews
+    ]

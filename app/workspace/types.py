@@ -19,6 +19,7 @@ RunId = NewType("RunId", int)
 
 Decision = Literal["approve", "modify", "reject"]
 ReviewStatus = Literal["draft", "submitted"]
+QueueStatus = Literal["todo", "draft", "done"]  # a trace in one judge's queue
 Role = Literal["judge", "lead"]
 Scale = Literal["binary", "ordinal", "nominal"]
 StepLabel = Literal["good", "wrong", "first_error"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections import Counter
 
 os.environ.setdefault("QT_API", "pyside6")
 
@@ -24,11 +23,15 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
-from app.review.adjudication import (
-    AdjudicationError,  # noqa: E402
+from app.review.adjudication import (  # noqa: E402
+    AdjudicationError,
+    MajorityVerdict,
+    SideBySide,
     adjudicate,
     get_adjudication,
+    majority_verdict,
     reviews_of,
+    side_by_side,
 )
 from app.review.corrections import final_answer, unified_diff  # noqa: E402
 from app.review.rubrics import (  # noqa: E402
@@ -85,6 +88,7 @@ class AdjudicationDialog(QDialog):
         lay.addWidget(split, 1)
         self.message = QLabel()
         lay.addWidget(self.message)
+        self.majority: MajorityVerdict | None = None
         self._load()
 
     def _load(self) -> None:
@@ -97,28 +101,9 @@ class AdjudicationDialog(QDialog):
             self.panel.set_rubric(f"{version.rubric.name} v{version.version}", specs)
             reviews = reviews_of(s, self.trace_id, self.version_id)
             original = final_answer(trace.messages) or ""
-            rows = ["decision"] + [c.key for c in specs] + ["rationale", "correction"]
-            self.side_by_side.setColumnCount(len(reviews))
-            self.side_by_side.setRowCount(len(rows))
-            self.side_by_side.setHorizontalHeaderLabels([name for _, name in reviews])
-            self.side_by_side.setVerticalHeaderLabels(rows)
+            self._fill_side_by_side(side_by_side(version, reviews))
             diffs = []
-            for j, (r, name) in enumerate(reviews):
-                values = [r.decision or ""]
-                for c in specs:
-                    v = r.scores.get(c.key)
-                    if v is None:
-                        values.append("")
-                    elif c.scale == "binary":
-                        values.append("pass" if v in (1, True) else "fail")
-                    else:
-                        values.append(str(v))
-                values.append(r.rationale)
-                values.append("yes" if r.corrected_output else "")
-                for i, text in enumerate(values):
-                    item = QTableWidgetItem(text)
-                    item.setToolTip(text)  # long rationales are elided in the cell
-                    self.side_by_side.setItem(i, j, item)
+            for r, name in reviews:
                 if r.corrected_messages or r.corrected_output:
                     if r.corrected_messages:
                         lines = unified_diff(trace.messages, r.corrected_messages)
@@ -135,8 +120,6 @@ class AdjudicationDialog(QDialog):
                     diffs.append(
                         f"<h4>{_e(name)}</h4>" + render_diff(lines, palette_colors(self.palette()))
                     )
-            self._mark_disagreements(len(rows))
-            self.side_by_side.resizeRowsToContents()
             self.corrections.setHtml("".join(diffs) or "No judge wrote a correction.")
             adj = get_adjudication(s, self.trace_id, self.version_id)
             if adj is not None:
@@ -146,33 +129,37 @@ class AdjudicationDialog(QDialog):
                     "again replaces it (the audit log keeps the old one)."
                 )
             elif reviews:
-                # start from the majority decision, so agreeing cases take one keystroke
-                top = Counter(r.decision for r, _ in reviews).most_common(1)[0][0]
-                scores = {}
-                for c in specs:
-                    vals = [
-                        r.scores.get(c.key) for r, _ in reviews if r.scores.get(c.key) is not None
-                    ]
-                    if vals:
-                        scores[c.key] = Counter(vals).most_common(1)[0][0]
-                self.panel.load(top, scores, "")
-                self.message.setText(
-                    "Pre-filled with the judges' majority; change what is wrong and record."
-                )
+                # start from the majority, so agreeing cases take one keystroke; a tie is the
+                # lead's to break, so no decision is chosen for them
+                self.majority = majority_verdict(version, [r for r, _ in reviews])
+                self.panel.load(self.majority.decision, self.majority.scores, "")
+                if self.majority.tied:
+                    split = ", ".join(f"{d} {n}" for d, n in sorted(self.majority.counts.items()))
+                    self.message.setText(
+                        f"The judges are split ({split}): choose the decision; scores every "
+                        "judge agreed on are filled in."
+                    )
+                else:
+                    self.message.setText(
+                        "Pre-filled with the judges' majority; change what is wrong and record."
+                    )
 
-    def _mark_disagreements(self, n_rows: int) -> None:
-        for i in range(n_rows - 2):
-            texts = {
-                self.side_by_side.item(i, j).text()
-                for j in range(self.side_by_side.columnCount())
-                if self.side_by_side.item(i, j) and self.side_by_side.item(i, j).text()
-            }
-            if len(texts) > 1:
-                for j in range(self.side_by_side.columnCount()):
-                    it = self.side_by_side.item(i, j)
-                    if it:
-                        it.setBackground(QColor("#fde2e1"))
-                        it.setForeground(QColor("#3b0d0c"))
+    def _fill_side_by_side(self, sbs: SideBySide) -> None:
+        """Cells and the rows where judges differ, as app.review.adjudication computed them."""
+        table = self.side_by_side
+        table.setColumnCount(len(sbs.judges))
+        table.setRowCount(len(sbs.row_keys))
+        table.setHorizontalHeaderLabels(sbs.judges)
+        table.setVerticalHeaderLabels(sbs.row_keys)
+        for i, row in enumerate(sbs.cells):
+            for j, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)  # long rationales are elided in the cell
+                if sbs.disagree[i]:
+                    item.setBackground(QColor("#fde2e1"))
+                    item.setForeground(QColor("#3b0d0c"))
+                table.setItem(i, j, item)
+        table.resizeRowsToContents()
 
     def record(self) -> bool:
         decision = self.panel.decision()
