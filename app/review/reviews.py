@@ -319,3 +319,22 @@ def review_lines(session: Session, trace_id: int, viewer: Judge) -> list[ReviewL
         )
         for r in reviews
     ]
+
+
+def own_review(
+    session: Session, trace_id: int, judge_id: int, version_id: int
+) -> dict[str, Any] | None:
+    """The judge's own review of a trace (draft or submitted) as plain values, for the form."""
+    r = _find(session, trace_id, judge_id, version_id)
+    if r is None:
+        return None
+    return {
+        "decision": r.decision,
+        "scores": dict(r.scores),
+        "rationale": r.rationale,
+        "corrected_messages": r.corrected_messages,
+        "step_labels": r.step_labels,
+        "time_on_task_s": r.time_on_task_s,
+        "status": r.status,
+        "id": r.id,
+    }

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from app.review.queue import QueueRow, queue_count, queue_rows
+from app.review.reviews import ReviewChange
 from app.traces.queries import TraceFilter
 from app.workspace.db import Workspace
 from app.workspace.models import Judge
+from ui.widgets.executor import Job, WorkspaceExecutor
 
 STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
 BATCH = 200
@@ -28,10 +30,21 @@ _DRAFT_COLOR = QColor("#b26a00")
 
 class QueueModel(QAbstractTableModel):
     COLUMNS = ("Status", "#", "Source", "Steps", "Outcome", "Task")
+    filtered = Signal()  # a search / status filter's rows have landed
+    failed = Signal(str)
 
-    def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
+    def __init__(
+        self,
+        ws: Workspace,
+        judge: Judge,
+        version_id: int,
+        parent=None,
+        executor: WorkspaceExecutor | None = None,
+    ):
         super().__init__(parent)
         self.ws = ws
+        self.executor = executor  # searches run there when given (the window gives one)
+        self._search_job: Job | None = None
         self.judge = judge
         self.version_id = version_id
         self.filter = TraceFilter()
@@ -57,9 +70,35 @@ class QueueModel(QAbstractTableModel):
         self.reload()
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
+        """Filter the queue. With an executor the count and first page are read there and
+        `filtered` fires when they land (a newer search drops an older one's result)."""
         self.filter = TraceFilter(search=search or None)
         self.status = status
-        self.reload()
+        if self.executor is None:
+            self.reload()
+            self.filtered.emit()
+            return
+        if self._search_job is not None:
+            self._search_job.cancel()
+        judge, vid, flt, st = self.judge, self.version_id, self.filter, self.status
+
+        def first_page(s) -> tuple[int, list[QueueRow]]:
+            return queue_count(s, judge, vid, flt, st), queue_rows(s, judge, vid, flt, st, BATCH)
+
+        self._search_job = self.executor.submit(
+            first_page, self._page_landed, lambda e: self.failed.emit(str(e)), "search"
+        )
+
+    @property
+    def searching(self) -> bool:
+        return self._search_job is not None and not self._search_job.finished
+
+    def _page_landed(self, page: tuple[int, list[QueueRow]]) -> None:
+        self.beginResetModel()
+        self._cache.clear()
+        self._total, self._rows = page
+        self.endResetModel()
+        self.filtered.emit()
 
     @property
     def total(self) -> int:
@@ -97,6 +136,18 @@ class QueueModel(QAbstractTableModel):
             self._rows[row] = fresh[0]
             self._cache.pop(row, None)
             self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def apply_change(self, change: ReviewChange) -> None:
+        """A review written from this window: its row's status and review count, locally."""
+        row = self.row_of(change.trace_id)
+        if row is None:
+            return
+        r = self._rows[row]
+        self._rows[row] = r._replace(
+            status=change.after, n_reviews=r.n_reviews + change.submitted_delta
+        )
+        self._cache.pop(row, None)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
     # --- access --------------------------------------------------------------------------
     def row_of(self, trace_id: int) -> int | None:

@@ -27,27 +27,31 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
 
 from app.review.corrections import final_answer
 from app.review.queue import default_version_id, queue_progress
 from app.review.reviews import (
+    ReviewChange,
     ReviewError,
     ReviewInput,
-    save_draft,
-    submit_review,
-    visible_reviews,
-    withdraw_submission,
+    ReviewLine,
+    own_review,
+    review_lines,
+    save_draft_changes,
+    submit_review_changes,
+    withdraw_changes,
 )
-from app.review.rubrics import CriterionSpec
+from app.review.rubrics import CriterionSpec, version_choices
 from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
-from app.workspace.models import Judge, Review, RubricVersion
+from app.workspace.models import Judge, RubricVersion
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_model import QueueModel
 from ui.review.shortcuts import ShortcutsDialog
 from ui.traces.import_dialog import ImportDialog
+from ui.widgets.executor import Job, WorkspaceExecutor
+from ui.widgets.lazy_model import Column, LazyTableModel
 from ui.widgets.render import render_side_panel
 from ui.widgets.rubric_panel import RubricPanel
 from ui.widgets.settings import APP, ORG
@@ -55,12 +59,25 @@ from ui.widgets.trace_view import TraceView, palette_colors
 
 AUTOSAVE_MS = 1500
 
+REVIEW_COLUMNS = (
+    Column("Judge", lambda r: r.judge),
+    Column("Decision", lambda r: r.decision or ""),
+    Column("Scores", lambda r: r.scores, tooltip=lambda r: r.scores),
+    Column("Rationale", lambda r: r.rationale, tooltip=lambda r: r.rationale or None),
+    Column("Correction", lambda r: r.correction, tooltip=lambda r: r.correction or None),
+)
+
 
 class MainWindow(QMainWindow):
     def __init__(self, ws: Workspace, judge: Judge, parent=None):
         super().__init__(parent)
         self.ws = ws
         self.judge = judge
+        # database work that grows with the workspace runs here, off the UI thread
+        self.executor = WorkspaceExecutor(ws, self)
+        self._others_job: Job | None = None
+        self._keep_trace: int | None = None  # the trace to stay on when a search lands
+        self.progress: dict[str, int] = {}
         self.version: RubricVersion | None = None
         self.specs: list[CriterionSpec] = []
         self.rubric_title = ""
@@ -70,7 +87,6 @@ class MainWindow(QMainWindow):
                 self._set_version(s.get(RubricVersion, vid))
         self.trace: dict[str, Any] | None = None
         self.editor: ModifyDialog | None = None
-        self._judge_names: dict[int, str] | None = None  # for leads' "All reviews", read once
         self.corrected: list[dict[str, Any]] | None = None
         self.base_seconds = 0.0
         self.clock = QElapsedTimer()
@@ -86,7 +102,7 @@ class MainWindow(QMainWindow):
         self.autosave.timeout.connect(self.save_draft_if_dirty)
         self.autosave.start()
         self._restore_settings()
-        self._update_status()
+        self._recount()
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
         # Everything alive now (Qt wrappers, SQLAlchemy mappers, modules) lives as long as the
@@ -102,12 +118,8 @@ class MainWindow(QMainWindow):
     def _fill_versions(self) -> None:
         self.version_combo.blockSignals(True)
         self.version_combo.clear()
-        with self.ws.session() as s:
-            for v in s.scalars(
-                select(RubricVersion).order_by(
-                    RubricVersion.rubric_id, RubricVersion.version.desc()
-                )
-            ):
+        with self.ws.session() as s:  # a handful of rubric versions
+            for _label, v in version_choices(s):
                 self.version_combo.addItem(f"{v.rubric.name} · v{v.version}", v.id)
         if self.version is not None:
             self.version_combo.setCurrentIndex(self.version_combo.findData(self.version.id))
@@ -126,7 +138,7 @@ class MainWindow(QMainWindow):
             s.expunge(v)
         self.panel.set_rubric(self.rubric_title, self.specs)
         self.model.set_version(version_id)
-        self._update_status()
+        self._recount()
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
         else:
@@ -182,7 +194,10 @@ class MainWindow(QMainWindow):
         ll.addLayout(vrow)
         self.table = QTableView()
         self.table.setObjectName("queue")
-        self.model = QueueModel(self.ws, self.judge, self.version.id if self.version else -1, self)
+        self.model = QueueModel(
+            self.ws, self.judge, self.version.id if self.version else -1, self, self.executor
+        )
+        self.model.filtered.connect(self._filter_applied)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -232,10 +247,22 @@ class MainWindow(QMainWindow):
         self.details = QTextBrowser()
         self.details.setOpenLinks(False)
         self.tabs.addTab(self.details, "Details")
-        self.others = QTextBrowser()
-        self.others.setOpenLinks(False)
+        self.others_model = LazyTableModel(REVIEW_COLUMNS, self)
+        self.others = QTableView()
+        self.others.setModel(self.others_model)
+        self.others.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.others.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.others.verticalHeader().setVisible(False)
+        self.others.setWordWrap(False)
+        self.others.horizontalHeader().setStretchLastSection(True)
+        self.others_label = QLabel()
         if self.judge.role == "lead":
-            self.tabs.addTab(self.others, "All reviews")
+            others_tab = QWidget()
+            ol = QVBoxLayout(others_tab)
+            ol.setContentsMargins(0, 0, 0, 0)
+            ol.addWidget(self.others_label)
+            ol.addWidget(self.others, 1)
+            self.tabs.addTab(others_tab, "All reviews")
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 6, 6, 6)
@@ -345,9 +372,13 @@ class MainWindow(QMainWindow):
         from ui.lead.rounds import RoundDialog
 
         dlg = RoundDialog(self.ws, self.judge, self)
-        dlg.created.connect(self.model.reload)
+        dlg.created.connect(self._round_created)
         dlg.open()
         self.round_dialog = dlg
+
+    def _round_created(self) -> None:
+        self.model.reload()
+        self._recount()
 
     def open_agreement(self) -> None:
         from ui.lead.agreement_dashboard import AgreementDashboard
@@ -376,7 +407,7 @@ class MainWindow(QMainWindow):
         from ui.training.pairs_screen import PairsDialog
 
         self.save_draft_if_dirty()
-        dlg = PairsDialog(self.ws, self.judge, self)
+        dlg = PairsDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.show()
         self.pairs_dialog = dlg
 
@@ -407,10 +438,14 @@ class MainWindow(QMainWindow):
 
     # --- queue ---------------------------------------------------------------------------
     def apply_filter(self) -> None:
+        """Search and status filter run on the executor; `_filter_applied` when rows land."""
         self.save_draft_if_dirty()
-        current = self.trace["id"] if self.trace else None
+        self._keep_trace = self.trace["id"] if self.trace else None
+        self.queue_label.setText("Searching…")
         self.model.set_filter(self.search.text().strip(), self.status_filter.currentData())
-        row = self.model.row_of(current) if current else None
+
+    def _filter_applied(self) -> None:
+        row = self.model.row_of(self._keep_trace) if self._keep_trace else None
         self.select_row(row if row is not None else 0)
         self._update_status()
 
@@ -452,19 +487,16 @@ class MainWindow(QMainWindow):
             self.trace_view.show_trace(None)
             self.details.clear()
             return
-        with self.ws.session() as s:
+        with self.ws.session() as s:  # one trace and one review: constant work
             self.trace = trace_dict(get_trace(s, trace_id))
-            review = self._my_review(s, trace_id)
-            others = visible_reviews(s, trace_id, self.judge) if self.judge.role == "lead" else []
-            other_rows = [
-                (r.judge_id, r.decision, r.scores, r.rationale, r.corrected_output) for r in others
-            ]
-            if other_rows and self._judge_names is None:
-                self._judge_names = {j.id: j.name for j in s.scalars(select(Judge))}
-        names = self._judge_names or {}
+            review = (
+                own_review(s, trace_id, self.judge.id, self.version.id)
+                if self.version is not None
+                else None
+            )
         self.trace_view.show_trace(self.trace)
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
-        self._render_others(other_rows, names)
+        self._load_others(trace_id)
         self.loading = True
         if review is not None:
             self.panel.load(review["decision"], review["scores"], review["rationale"])
@@ -484,48 +516,27 @@ class MainWindow(QMainWindow):
         self._update_correction_label()
         self.clock.restart()
 
-    def _my_review(self, s, trace_id: int) -> dict[str, Any] | None:
-        if self.version is None:
-            return None
-        r = s.scalar(
-            select(Review).where(
-                Review.trace_id == trace_id,
-                Review.judge_id == self.judge.id,
-                Review.rubric_version_id == self.version.id,
-            )
-        )
-        if r is None:
-            return None
-        return {
-            "decision": r.decision,
-            "scores": dict(r.scores),
-            "rationale": r.rationale,
-            "corrected_messages": r.corrected_messages,
-            "time_on_task_s": r.time_on_task_s,
-            "status": r.status,
-            "id": r.id,
-        }
-
-    def _render_others(self, rows, names) -> None:
-        from html import escape
-
+    def _load_others(self, trace_id: int) -> None:
+        """Leads: every submitted review of this trace, read on the executor."""
         if self.judge.role != "lead":
             return
-        if not rows:
-            self.others.setHtml("<i>No submitted reviews of this trace yet.</i>")
-            return
-        html = []
-        for judge_id, decision, scores, rationale, corrected in rows:
-            sc = ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in scores.items())
-            html.append(
-                f"<p><b>{escape(names.get(judge_id, '?'))}</b>: {escape(decision or '')}<br><span style='color:gray'>{sc}</span>"
-            )
-            if rationale:
-                html.append(f"<br>{escape(rationale)}")
-            if corrected:
-                html.append(f"<br><i>Correction:</i> {escape(corrected[:600])}")
-            html.append("</p>")
-        self.others.setHtml("".join(html))
+        if self._others_job is not None:
+            self._others_job.cancel()  # the lead moved on: only the last trace's reviews
+        judge = self.judge
+        self.others_label.setText("Loading reviews…")
+        self._others_job = self.executor.submit(
+            lambda s: review_lines(s, trace_id, judge), self._show_others, label="reviews"
+        )
+
+    def _show_others(self, lines: list[ReviewLine]) -> None:
+        self.others_model.set_rows(lines)
+        n = len(lines)
+        self.others_label.setText(
+            f"{n} submitted review{'s' if n != 1 else ''}"
+            if n
+            else "No submitted reviews of this trace yet."
+        )
+        self.others.resizeColumnsToContents()
 
     # --- reviewing -----------------------------------------------------------------------
     def current_input(self) -> ReviewInput:
@@ -549,15 +560,15 @@ class MainWindow(QMainWindow):
         if not self.dirty or self.trace is None or self.version is None:
             return
         data = self.current_input()
-        with self.ws.session() as s:
-            review = save_draft(s, self.trace["id"], self.judge.id, self.version.id, data)
-            submitted = review.status == "submitted"
+        with self.ws.session() as s:  # one review, by its unique key: constant work
+            change = save_draft_changes(s, self.trace["id"], self.judge.id, self.version.id, data)
         self.dirty = False
         self.panel.saved_label.setText(
-            "Not saved: submitted reviews change on Submit" if submitted else "Draft saved"
+            "Not saved: submitted reviews change on Submit"
+            if change.after == "done"
+            else "Draft saved"
         )
-        self.model.refresh_row(self.trace["id"])
-        self._update_status()
+        self._apply_change(change)
 
     def decide(self, decision: str) -> None:
         if self.version is None or self.trace is None:
@@ -615,16 +626,17 @@ class MainWindow(QMainWindow):
         data = self.current_input()
         try:
             with self.ws.session() as s:  # validated once, inside submit_review
-                review = submit_review(s, self.trace["id"], self.judge.id, self.version.id, data)
-                self.undo_stack.append((review.id, self.trace["id"]))
+                change = submit_review_changes(
+                    s, self.trace["id"], self.judge.id, self.version.id, data
+                )
+                self.undo_stack.append((change.review_id, self.trace["id"]))
         except ReviewError as exc:
             self.panel.show_problems(exc.problems)
             return
         self.dirty = False
         trace_id = self.trace["id"]
-        self.model.refresh_row(trace_id)
+        self._apply_change(change)
         self.focus_trace()
-        self._update_status()
         self.statusBar().showMessage(f"Submitted review of #{trace_id} — Ctrl+Z to undo", 5000)
         self._advance_to_next_todo()
 
@@ -653,26 +665,40 @@ class MainWindow(QMainWindow):
         review_id, trace_id = self.undo_stack.pop()
         self.save_draft_if_dirty()
         with self.ws.session() as s:
-            withdraw_submission(s, review_id, self.judge.id)
-        self.model.refresh_row(trace_id)
+            change = withdraw_changes(s, review_id, self.judge.id)
+        self._apply_change(change)
         row = self.model.row_of(trace_id)
         if row is not None:
             if row == self.current_row():
                 self.open_row(row)
             else:
                 self.select_row(row)
-        self._update_status()
         self.statusBar().showMessage(
             f"Submission of #{trace_id} undone: it is your draft again", 5000
         )
 
     # --- other ---------------------------------------------------------------------------
+    def _recount(self) -> None:
+        """Count the queue (opening, another version, an import, a new round); a review
+        written here moves the counters through `_apply_change` instead."""
+        if self.version is not None:
+            with self.ws.session() as s:
+                self.progress = queue_progress(s, self.judge, self.version.id)
+        self._update_status()
+
+    def _apply_change(self, change: ReviewChange) -> None:
+        """Repaint the one row a write touched and move the counters: no recount."""
+        if change.before != change.after and self.progress:
+            self.progress[change.before] -= 1
+            self.progress[change.after] += 1
+        self.model.apply_change(change)
+        self._update_status()
+
     def _update_status(self) -> None:
         self.status_workspace.setText(f"Workspace: {self.ws.display_name}")
         self.status_judge.setText(f"  {self.judge.name} ({self.judge.role})  ")
-        if self.version is not None:
-            with self.ws.session() as s:
-                p = queue_progress(s, self.judge, self.version.id)
+        if self.version is not None and self.progress:
+            p = self.progress
             self.status_progress.setText(
                 f"To do {p['todo']} · Drafts {p['draft']} · Done {p['done']}  "
             )
@@ -701,7 +727,7 @@ class MainWindow(QMainWindow):
 
     def _imported(self, _report) -> None:
         self.model.reload()
-        self._update_status()
+        self._recount()
 
     def switch_judge(self) -> None:
         self.save_draft_if_dirty()
@@ -729,4 +755,5 @@ class MainWindow(QMainWindow):
         self.save_draft_if_dirty()
         self.autosave.stop()
         self._save_settings()
+        self.executor.shutdown()
         super().closeEvent(event)
