@@ -278,7 +278,7 @@ def restore_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     **c,
                     "function": {
                         **c["function"],
-                        "arguments": json.loads(c["function"]["arguments"]),
+                        "arguments": _decoded(c["function"].get("arguments")),
                     },
                 }
                 for c in msg["tool_calls"]
@@ -289,9 +289,21 @@ def restore_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _decoded(arguments: Any) -> Any:
+    """JSON text back to its value; anything else as it is (restoring twice is harmless)."""
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
 def wrap_tokenizer(tok) -> None:
     """Make `tok.apply_chat_template` accept the Arrow form of messages."""
     original = tok.apply_chat_template
+    if getattr(original, "chambers_wrapped", False):
+        return
 
     def apply_chat_template(conversation, *args, **kwargs):
         if isinstance(conversation, list) and conversation:
@@ -301,6 +313,7 @@ def wrap_tokenizer(tok) -> None:
                 conversation = [restore_messages(c) for c in conversation]
         return original(conversation, *args, **kwargs)
 
+    apply_chat_template.chambers_wrapped = True
     tok.apply_chat_template = apply_chat_template
 
 

@@ -46,7 +46,7 @@ class TrainConfig:
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: whole epochs)")
     per_device_train_batch_size: int = _f(4, "examples per device per forward pass")
     gradient_accumulation_steps: int = _f(1, "forward passes per optimizer step")
-    lora_r: int = _f(8, "LoRA rank")
+    lora_r: int = _f(8, "LoRA rank: the size of the adapter's update matrices")
     lora_alpha: int | None = _f(None, "LoRA alpha (default: 2 x lora_r)")
     lora_dropout: float = _f(0.05, "dropout on the LoRA branch")
     lora_target_modules: str = _f("all-linear", "modules that get LoRA adapters")
