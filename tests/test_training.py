@@ -233,7 +233,7 @@ def test_dpo_run_end_to_end_trains_lora_only(db, tmp_path, capsys):
     assert code == 0, out + err
     ev = events_of(out_dir)
     kinds = [e["event"] for e in ev]
-    assert kinds[0] == "start" and kinds[1] == "train_begin" and kinds[-1] == "finished"
+    assert kinds[:3] == ["start", "data", "train_begin"] and kinds[-1] == "finished"
     logs = [e for e in ev if e["event"] == "log" and "loss" in e["metrics"]]
     assert [e["step"] for e in logs] == [1, 2, 3]
     assert {"rewards/margins", "rewards/accuracies"} <= set(logs[0]["metrics"])

@@ -14,20 +14,29 @@ from pathlib import Path
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>"]
 
+# ChatML as Qwen2.5 writes it: tools as JSON schemas in the system turn, tool calls as
+# <tool_call>{"name", "arguments": object}</tool_call>, a tool result as its own turn; a message
+# renders the same whether or not more follow (the prompt is a prefix of prompt + completion).
 CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
+    "{% if tools %}<|im_start|>system\n"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] }}\n\n{% endif %}"
+    "# Tools\n<tools>\n{% for t in tools %}{{ t | tojson }}\n{% endfor %}</tools>"
+    "<|im_end|>\n"
+    "{% elif messages and messages[0]['role'] == 'system' %}"
+    "<|im_start|>system\n{{ messages[0]['content'] }}<|im_end|>\n"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if not (loop.first and message['role'] == 'system') %}"
     "<|im_start|>{{ message['role'] }}\n"
-    "{%- if message['role'] == 'tool' %}{{ message['content'] }}"
-    "{%- else %}"
-    "{%- if message['content'] %}{{ message['content'] }}{% endif %}"
-    "{%- if message.get('tool_calls') %}{% for tc in message['tool_calls'] %}"
+    "{% if message['content'] %}{{ message['content'] }}{% endif %}"
+    "{% for tc in message.get('tool_calls') or [] %}"
     '<tool_call>{"name": "{{ tc[\'function\'][\'name\'] }}", "arguments": '
-    "{%- if tc['function']['arguments'] is string %}{{ tc['function']['arguments'] }}"
-    "{%- else %}{{ tc['function']['arguments'] | tojson }}{% endif %}}</tool_call>"
-    "{% endfor %}{% endif %}"
-    "{%- endif %}<|im_end|>\n"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    "{% if tc['function']['arguments'] is string %}{{ tc['function']['arguments'] }}"
+    "{% else %}{{ tc['function']['arguments'] | tojson }}{% endif %}}</tool_call>"
+    "{% endfor %}<|im_end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 

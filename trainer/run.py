@@ -1,19 +1,27 @@
-"""One training run: DPO or GRPO with a LoRA adapter, via TRL, reporting JSON-lines events.
+"""One training run: SFT, KTO, DPO or GRPO with a LoRA adapter, via TRL, reporting JSON-lines
+events.
 
-Events (one JSON object per line, in run_dir/events.jsonl and on stdout):
-    start       config, library versions, device
+Events (one JSON object per line, in run_dir/events.jsonl and on stdout; rank 0 only):
+    start       config, library versions, device, world_size, resume_from
+    data        how the data was fitted to max_length: shortened and dropped examples, why
+    train_begin n_train, n_eval, trainable_params
     log         step, max_steps, epoch, metrics, elapsed_s, eta_s
     evaluate    step, metrics
     checkpoint  step, path
     finished    adapter_dir, manifest, metrics          (exit 0)
     failed      error                                   (exit 1)
     cancelled   step, checkpoint                        (exit 0; SIGTERM or SIGINT)
+
+Nothing here loads SQLAlchemy (tests/test_trainer.py checks): the configuration is the typed
+`app.training.config.TrainConfig`, hashes come from `app.training.manifest`.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import platform
 import signal
 import sys
@@ -23,22 +31,54 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.training.runs import file_sha256 as sha256_file  # one hashing routine for trainer and app
+from app.training.config import TrainConfig, memory_cap, model_max_positions
+from app.training.manifest import base_model_hashes, file_sha256, last_checkpoint
+from trainer.data import (
+    COMPLETION_KEYS,
+    DataError,
+    arrow_rows,
+    check_records,
+    fit_records,
+    load_jsonl,
+    to_arrow_messages,
+    wrap_tokenizer,
+)
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 class Events:
+    """events.jsonl and stdout; only rank 0 writes, so a multi-GPU run logs each event once."""
+
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self.enabled = rank() == 0
+        self.fh = None
+        if self.enabled:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
 
     def emit(self, event: str, **data: Any) -> dict[str, Any]:
         rec = {"event": event, "time": datetime.now(UTC).isoformat(), **data}
+        if not self.enabled:
+            return rec
         line = json.dumps(rec, default=_jsonable, ensure_ascii=False)
-        self.fh.write(line + "\n")
-        self.fh.flush()
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+        try:
+            self.fh.write(line + "\n")
+            self.fh.flush()
+        except OSError as exc:  # a full disk: say so where it can still be read
+            sys.stderr.write(f"cannot write {self.path}: {exc}\n{line}\n")
+        try:  # stdout is a log file, never a pipe that a dead launcher could close
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
         return rec
 
 
@@ -61,25 +101,6 @@ class Cancel:
         signal.signal(signal.SIGINT, handler)
 
 
-def base_model_hashes(model_dir: Path) -> dict[str, str]:
-    """config.json and the weights index (sharded), or the single weights file (< 2 GB; else
-    its safetensors header, which lists every tensor's name, shape and offsets)."""
-    out = {"config.json": sha256_file(model_dir / "config.json")}
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (model_dir / index).exists():
-            out[index] = sha256_file(model_dir / index)
-            return out
-    single = model_dir / "model.safetensors"
-    if single.exists():
-        if single.stat().st_size < 2 << 30:
-            out["model.safetensors"] = sha256_file(single)
-        else:
-            with open(single, "rb") as f:
-                n = int.from_bytes(f.read(8), "little")
-                out["model.safetensors#header"] = hashlib.sha256(f.read(n)).hexdigest()
-    return out
-
-
 def versions() -> dict[str, str]:
     import peft
     import torch
@@ -95,72 +116,51 @@ def versions() -> dict[str, str]:
     }
 
 
-def _load_jsonl(path: str | None) -> list[dict[str, Any]]:
-    if not path:
-        return []
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"{path}: line {n}: not JSON ({exc})") from None
-    return rows
+def base_key(name: str) -> str:
+    """A PEFT-wrapped parameter's name as in the base model."""
+    return name.replace("base_model.model.", "").replace(".base_layer", "")
 
 
-def _flat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Arrow needs one schema: tool-call arguments become JSON strings (the chat template
-    renders them verbatim), absent keys become explicit."""
-    out = []
-    for m in messages:
-        calls = [
-            {
-                "type": "function",
-                "id": c.get("id", ""),
-                "function": {
-                    "name": c["function"]["name"],
-                    "arguments": c["function"]["arguments"]
-                    if isinstance(c["function"]["arguments"], str)
-                    else json.dumps(c["function"]["arguments"]),
-                },
-            }
-            for c in m.get("tool_calls") or []
-        ]
-        msg = {"role": m["role"], "content": m.get("content") or ""}
-        if calls:
-            msg["tool_calls"] = calls
-        if m.get("tool_call_id"):
-            msg["tool_call_id"] = m["tool_call_id"]
-        out.append(msg)
+def tensor_digests(model) -> dict[str, str]:
+    """sha256 of every base (non-LoRA) tensor, one tensor at a time: the check that LoRA left
+    the base weights alone costs one tensor of host memory, not a copy of the model."""
+    import torch
+
+    out = {}
+    for name, t in model.state_dict().items():
+        if "lora_" in name:
+            continue
+        flat = t.detach().contiguous().reshape(-1)
+        raw = flat.view(torch.uint8) if flat.dtype != torch.uint8 else flat
+        h = hashlib.sha256(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(memoryview(raw.cpu().numpy()))
+        out[base_key(name)] = h.hexdigest()
     return out
 
 
-def _final_text(messages: list[dict[str, Any]]) -> str:
-    for m in reversed(messages):
-        if m.get("role") == "assistant" and (m.get("content") or "").strip():
-            return m["content"]
-    return ""
-
-
 class _Tracker:
-    def __init__(self, events: Events):
+    def __init__(self, events: Events, history: list[dict[str, Any]] | None = None):
         self.events = events
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = history or []
         self.t0 = time.time()
+        self.first_step = 0
 
 
 def make_callback(tracker: _Tracker):
     from transformers import TrainerCallback
 
     class EventCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            tracker.first_step = state.global_step  # a resumed run starts past 0
+
         def on_log(self, args, state, control, logs=None, **kw):
             logs = {k: v for k, v in (logs or {}).items() if isinstance(v, int | float)}
             if not logs:
                 return
             elapsed = time.time() - tracker.t0
             step, total = state.global_step, state.max_steps
-            eta = elapsed / step * (total - step) if step and total else None
+            done = step - tracker.first_step
+            eta = elapsed / done * (total - step) if done > 0 and total else None
             if any(k.startswith("eval_") for k in logs):
                 tracker.events.emit("evaluate", step=step, metrics=logs)
             else:
@@ -190,19 +190,115 @@ def make_callback(tracker: _Tracker):
 
 def main(config_path: str) -> int:
     cfg_path = Path(config_path)
-    config = json.loads(cfg_path.read_text())
+    config = json.loads(cfg_path.read_text(encoding="utf-8"))
     run_dir = Path(config["run_dir"])
     events = Events(run_dir / "events.jsonl")
     Cancel.install()
     try:
         return _run(config, run_dir, events)
     except Exception as exc:  # noqa: BLE001 - every failure is reported as an event
-        msg = f"{type(exc).__name__}: {exc}"
-        if "out of memory" in str(exc).lower():
-            msg = f"out of memory: {exc}"
-        traceback.print_exc(file=sys.stderr)
+        msg = describe_error(exc, run_dir)
+        if not isinstance(exc, DataError):
+            traceback.print_exc(file=sys.stderr)
+        if disk_full(exc):
+            remove_partial_files(run_dir)
         events.emit("failed", error=msg.splitlines()[0][:2000])
         return 1
+
+
+def disk_full(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "no space left on device" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def describe_error(exc: BaseException, run_dir: Path) -> str:
+    if disk_full(exc):
+        try:
+            import shutil
+
+            free = f" ({shutil.disk_usage(run_dir).free // 2**20} MB free)"
+        except OSError:
+            free = ""
+        return (
+            f"the disk is full: no space left on the device holding {run_dir}{free}; "
+            "free some space, then resume the run from its last checkpoint"
+        )
+    if "out of memory" in str(exc).lower():
+        return f"out of memory: {exc}"
+    if isinstance(exc, DataError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def remove_partial_files(run_dir: Path) -> None:
+    """What a failed write left behind: *.part files and half-written checkpoints."""
+    import shutil
+
+    for p in run_dir.rglob("*.part"):
+        p.unlink(missing_ok=True)
+    for p in (run_dir / "checkpoints").glob("tmp-checkpoint-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Whole or not at all, and no .part left when the write fails."""
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_data_files(config: dict[str, Any]) -> None:
+    """The run's data is what was prepared (a resume reads the same examples)."""
+    snap = config.get("snapshot") or {}
+    for key, sha_key in (("train_file", "train_sha256"), ("eval_file", "heldout_sha256")):
+        path = config.get(key)
+        if path and snap.get(sha_key) and file_sha256(Path(path)) != snap[sha_key]:
+            raise DataError(
+                f"{path}: changed since the run was prepared (sha256 differs from config.json)"
+            )
+
+
+def _previous_history(run_dir: Path) -> list[dict[str, Any]]:
+    """A resumed run's metrics so far (the manifest keeps the whole history)."""
+    path = run_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") == "log" and "train_runtime" not in e.get("metrics", {}):
+            out.append({"step": e["step"], **e["metrics"]})
+    return out
+
+
+def _fit(tok, config, method, cfg, rows, eval_rows, events):
+    """Shorten prompts from the middle to fit max_length (derived from the data if unset)."""
+    base = Path(config["base_model"])
+    window = model_max_positions(base) or 10**9
+    cap = min(window, memory_cap(int(config.get("n_params") or 0)))
+    rows, report = fit_records(tok, rows, method, cfg.max_length, cfg.length_percentile, cap)
+    eval_rows, eval_report = fit_records(tok, eval_rows, method, report.max_length, 100, cap)
+    data = {"train": report.as_dict(), "eval": eval_report.as_dict() if eval_rows else None}
+    events.emit("data", **data)
+    if not rows:
+        reasons = ", ".join(f"{n} {k}" for k, n in report.dropped.items())
+        raise DataError(
+            f"{config['train_file']}: every example was dropped at max_length "
+            f"{report.max_length} ({reasons}); raise max_length"
+        )
+    return rows, eval_rows, data
 
 
 def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
@@ -211,172 +307,98 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    algorithm = config["algorithm"]
-    t = dict(config["training"])
+    method = config["algorithm"]
+    cfg = TrainConfig.from_dict(config["training"], "config.json: training").resolved()
     cuda = torch.cuda.is_available()
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
-    events.emit("start", config=config, versions=versions(), device=device)
+    resume_from = config.get("resume_from")
+    history = _previous_history(run_dir) if resume_from else []
+    events.emit(
+        "start",
+        config=config,
+        versions=versions(),
+        device=device,
+        world_size=world_size(),
+        resume_from=resume_from,
+    )
     base = Path(config["base_model"])
     if config.get("fail_for_test"):  # the crash path, exercised by the tests
         raise RuntimeError(config["fail_for_test"])
+    _check_data_files(config)
+    rows = load_jsonl(config["train_file"])
+    eval_rows = load_jsonl(config.get("eval_file"))
+    check_records(rows, method, config["train_file"])
+    check_records(eval_rows, method, str(config.get("eval_file")))
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype, local_files_only=True)
-    base_before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    before = tensor_digests(model)
     lora = LoraConfig(
-        r=t["lora_r"],
-        lora_alpha=t["lora_alpha"],
-        lora_dropout=t["lora_dropout"],
-        target_modules=t["lora_target_modules"],
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules,
         task_type="CAUSAL_LM",
     )
-    train_rows = _load_jsonl(config["train_file"])
-    eval_rows = _load_jsonl(config.get("eval_file"))
+    fit_info = None
+    if method != "grpo":
+        rows, eval_rows, fit_info = _fit(tok, config, method, cfg, rows, eval_rows, events)
     common = dict(
         output_dir=str(run_dir / "checkpoints"),
-        learning_rate=t["learning_rate"],
-        num_train_epochs=t["num_train_epochs"],
-        max_steps=t.get("max_steps", -1),
-        per_device_train_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        gradient_checkpointing=t["gradient_checkpointing"],
-        logging_steps=t["logging_steps"],
-        save_steps=t["save_steps"],
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
         save_strategy="steps",
+        save_total_limit=cfg.save_total_limit,
         report_to=[],
-        seed=t["seed"],
+        seed=cfg.seed,
         bf16=dtype == torch.bfloat16,
         use_cpu=not cuda,
         disable_tqdm=True,
         dataloader_num_workers=0,
-        beta=t["beta"],
-        loss_type=t["loss_type"],
     )
-    tracker = _Tracker(events)
+    tracker = _Tracker(events, history)
     callback = make_callback(tracker)
-    if algorithm == "dpo":
-        from trl import DPOConfig, DPOTrainer
-
-        def rows(data):
-            return Dataset.from_list(
-                [
-                    {
-                        "prompt": _flat_messages(r["prompt"]),
-                        "chosen": _flat_messages(r["chosen"]),
-                        "rejected": _flat_messages(r["rejected"]),
-                    }
-                    for r in data
-                ]
-            )
-
-        eval_ds = rows(eval_rows) if eval_rows else None
-        args = DPOConfig(
-            max_length=t["max_length"],
-            per_device_eval_batch_size=2,
-            eval_strategy="steps" if eval_ds is not None else "no",
-            eval_steps=t.get("eval_steps", max(t["save_steps"], 1)),
-            **common,
-        )
-        trainer = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=rows(train_rows),
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[callback],
-        )
-    else:
-        from trl import GRPOConfig, GRPOTrainer
-
-        from app.training.graders import grade_one
-
-        graders = config["graders"]
-        seen, data = set(), []
-        for r in train_rows:
-            prompt = _flat_messages(r["prompt"])
-            key = json.dumps(prompt, sort_keys=True)
-            if key in seen:
-                continue
-            seen.add(key)
-            calls = [c["function"]["name"] for m in r["chosen"] for c in m.get("tool_calls") or []]
-            data.append(
-                {
-                    "prompt": prompt,
-                    "reference": json.dumps(
-                        {"answer": _final_text(r["chosen"]), "tool_calls": calls}
-                    ),
-                }
-            )
-
-        def reward_fn(g):
-            def fn(prompts, completions, reference, **_kw):
-                return [
-                    grade_one(g["name"], g["path"], c, json.loads(ref))
-                    for c, ref in zip(completions, reference, strict=True)
-                ]
-
-            fn.__name__ = g["name"]
-            return fn
-
-        n_gen = t["num_generations"]
-        batch = max(t["per_device_train_batch_size"] // n_gen, 1) * n_gen
-        common["per_device_train_batch_size"] = batch
-        args = GRPOConfig(
-            num_generations=n_gen,
-            max_completion_length=t["max_completion_length"],
-            reward_weights=[g["weight"] for g in graders],
-            temperature=1.0,
-            **common,
-        )
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=[reward_fn(g) for g in graders],
-            args=args,
-            train_dataset=Dataset.from_list(data),
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[callback],
-        )
+    trainer, extra = build_trainer(
+        method, model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset
+    )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)  # the events are the log; no dict prints
     trainer.remove_callback(ProgressCallback)
     events.emit(
         "train_begin",
-        n_train=len(train_rows),
+        n_train=len(rows),
         n_eval=len(eval_rows),
         trainable_params=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        **extra,
     )
     tracker.t0 = time.time()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from)
     if Cancel.requested:
-        ckpts = sorted(
-            (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])
-        )
+        ckpt = last_checkpoint(run_dir)
         events.emit(
-            "cancelled",
-            step=trainer.state.global_step,
-            checkpoint=str(ckpts[-1]) if ckpts else None,
+            "cancelled", step=trainer.state.global_step, checkpoint=str(ckpt) if ckpt else None
         )
         return 0
+    if not trainer.is_world_process_zero():
+        return 0  # rank 0 writes the adapter and the manifest
     adapter_dir = run_dir / "adapter"
     trainer.model.save_pretrained(adapter_dir)
     tok.save_pretrained(adapter_dir)
-    # LoRA trains only the adapter: check the base weights did not move.
-    merged_base = {
-        k.replace("base_model.model.", "").replace(".base_layer", ""): v
-        for k, v in trainer.model.state_dict().items()
-        if "lora_" not in k
-    }
-    changed = [
-        k
-        for k, v in base_before.items()
-        if k in merged_base and not torch.equal(v, merged_base[k].to(v.device))
-    ]
-    manifest = write_manifest(config, run_dir, adapter_dir, tracker.history, changed)
+    after = tensor_digests(trainer.model)
+    changed = sorted(k for k, v in before.items() if k in after and after[k] != v)
+    compared = sum(1 for k in before if k in after)
+    manifest = write_manifest(
+        config, run_dir, adapter_dir, tracker.history, changed, compared, fit_info, extra
+    )
     import resource
 
     peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -394,14 +416,177 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     return 0
 
 
-def write_manifest(config, run_dir: Path, adapter_dir: Path, history, changed_base) -> Path:
+def kto_weights(rows: list[dict[str, Any]], cfg: TrainConfig) -> tuple[float, float]:
+    """Desirable and undesirable weights: as set, else the ones that make both classes weigh
+    the same (KTO paper, eq. 8: lambda_D n_D / lambda_U n_U in [1, 4/3])."""
+    n_d = sum(1 for r in rows if r["label"])
+    n_u = len(rows) - n_d
+    if cfg.desirable_weight is not None or cfg.undesirable_weight is not None:
+        return cfg.desirable_weight or 1.0, cfg.undesirable_weight or 1.0
+    if not n_d or not n_u:
+        return 1.0, 1.0
+    return (round(n_u / n_d, 4), 1.0) if n_d > n_u else (1.0, round(n_d / n_u, 4))
+
+
+def build_trainer(
+    method, model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset
+):  # noqa: N803 - the datasets class, imported late
+    """The TRL trainer for this method, on the fitted records (Arrow form, see trainer.data)."""
+    import random
+
+    evaluating = bool(eval_rows)
+    eval_kw = dict(
+        eval_strategy="steps" if evaluating else "no",
+        eval_steps=cfg.eval_steps,
+        per_device_eval_batch_size=2,
+    )
+    extra: dict[str, Any] = {}
+    if method != "grpo":
+        wrap_tokenizer(tok)
+        train_ds = Dataset.from_list(arrow_rows(rows, method))
+        eval_ds = Dataset.from_list(arrow_rows(eval_rows, method)) if evaluating else None
+    if method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        # prompt-completion records: only the completion (the assistant step) is in the loss
+        args = SFTConfig(
+            max_length=None, completion_only_loss=True, loss_type=cfg.loss_type, **eval_kw, **common
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+        )
+    elif method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        # KTO estimates its KL term from the neighbours in a batch (sequential sampling):
+        # shuffled once here, seeded, so a batch mixes labels and tasks
+        order = list(range(len(train_ds)))
+        random.Random(cfg.seed).shuffle(order)
+        train_ds = train_ds.select(order)
+        d_w, u_w = kto_weights(rows, cfg)
+        extra = {
+            "desirable": sum(1 for r in rows if r["label"]),
+            "undesirable": sum(1 for r in rows if not r["label"]),
+            "desirable_weight": d_w,
+            "undesirable_weight": u_w,
+        }
+        args = KTOConfig(
+            max_length=None,
+            beta=cfg.beta,
+            loss_type=cfg.loss_type,
+            desirable_weight=d_w,
+            undesirable_weight=u_w,
+            **eval_kw,
+            **common,
+        )
+        trainer = KTOTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+        )
+    elif method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(
+            max_length=None, beta=cfg.beta, loss_type=cfg.loss_type, **eval_kw, **common
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+        )
+    else:
+        trainer = _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset)
+    return trainer, extra
+
+
+def _final_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "assistant" and (m.get("content") or "").strip():
+            return m["content"]
+    return ""
+
+
+def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset):  # noqa: N803
+    from trl import GRPOConfig, GRPOTrainer
+
+    from app.training.graders import grade_one
+
+    graders = config["graders"]
+    seen, data = set(), []
+    for r in rows:
+        key = json.dumps(r["prompt"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        calls = [c["function"]["name"] for m in r["chosen"] for c in m.get("tool_calls") or []]
+        data.append(
+            {
+                "prompt": to_arrow_messages(r["prompt"]),
+                "reference": json.dumps({"answer": _final_text(r["chosen"]), "tool_calls": calls}),
+            }
+        )
+
+    def reward_fn(g):
+        def fn(prompts, completions, reference, **_kw):
+            return [
+                grade_one(g["name"], g["path"], c, json.loads(ref))
+                for c, ref in zip(completions, reference, strict=True)
+            ]
+
+        fn.__name__ = g["name"]
+        return fn
+
+    wrap_tokenizer(tok)
+    n_gen = cfg.num_generations
+    common = {
+        **common,
+        "per_device_train_batch_size": max(cfg.per_device_train_batch_size // n_gen, 1) * n_gen,
+    }
+    args = GRPOConfig(
+        num_generations=n_gen,
+        max_completion_length=cfg.max_completion_length,
+        reward_weights=[g["weight"] for g in graders],
+        temperature=1.0,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        **common,
+    )
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=[reward_fn(g) for g in graders],
+        args=args,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[callback],
+    )
+
+
+def write_manifest(
+    config, run_dir: Path, adapter_dir: Path, history, changed_base, compared, fit_info, extra
+) -> Path:
     files = [
         run_dir / "config.json",
         *sorted((run_dir / "data").glob("*.jsonl")),
         *sorted(p for p in adapter_dir.rglob("*") if p.is_file()),
     ]
     manifest = {
-        "format": "chambers-run-manifest/1",
+        "format": "chambers-run-manifest/2",
         "name": config["name"],
         "algorithm": config["algorithm"],
         "created_at": datetime.now(UTC).isoformat(),
@@ -410,21 +595,26 @@ def write_manifest(config, run_dir: Path, adapter_dir: Path, history, changed_ba
             "sha256": base_model_hashes(Path(config["base_model"])),
         },
         "snapshot": config["snapshot"],
+        "data": {**(config.get("data") or {}), "fit": fit_info, **extra},
         "rubric_version_ids": config.get("rubric_version_ids", []),
         "review_ids": config.get("review_ids", []),
         "graders": config.get("graders", []),
         "grader_check": config.get("grader_check"),
         "config": config["training"],
+        "resumed_from": config.get("resume_from"),
+        "world_size": world_size(),
         "versions": versions(),
         "metrics": history,
-        "base_weights_unchanged": not changed_base,
+        "base_weights_unchanged": not changed_base and compared > 0,
+        "base_tensors_checked": compared,
         "artifacts": {
             "adapter_dir": str(adapter_dir),
-            "sha256": {str(p.relative_to(run_dir)): sha256_file(p) for p in files},
+            "sha256": {str(p.relative_to(run_dir)): file_sha256(p) for p in files},
         },
     }
     path = run_dir / "manifest.json"
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_jsonable))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(manifest, indent=2, default=_jsonable).encode())
     return path
+
+
+__all__ = ["COMPLETION_KEYS", "main"]

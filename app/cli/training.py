@@ -77,6 +77,8 @@ def cmd_snapshot_create(args) -> int:
     from app.training.pairs import create_snapshot, derive_pairs
 
     ws = open_ws(args)
+    if getattr(args, "source", "pairs") == "verdicts":
+        return _snapshot_verdicts(ws, args)
     with ws.session() as s:
         derive_pairs(s)
         snap = create_snapshot(s, args.name, _filter(s, args))
@@ -99,6 +101,49 @@ def cmd_snapshot_create(args) -> int:
     return 0
 
 
+def _snapshot_verdicts(ws, args) -> int:
+    """A snapshot of step examples from verdicts (SFT and KTO train on these)."""
+    from app.training.examples import KINDS, ExampleFilter, create_verdict_snapshot
+
+    kinds = [k.strip() for k in args.kinds.split(",")] if args.kinds else None
+    bad = sorted(set(kinds or []) - set(KINDS))
+    if bad:
+        raise ChambersError(
+            f"--kinds: unknown judgement kind(s) {', '.join(bad)}; known: {', '.join(KINDS)}"
+        )
+    with ws.session() as s:
+        flt = _filter(s, args)
+        snap = create_verdict_snapshot(
+            s,
+            args.name,
+            ExampleFilter(
+                rubric_version_id=flt.rubric_version_id,
+                kinds=kinds,
+                adjudicated_only=flt.adjudicated_only,
+                heldout=flt.heldout,
+                seed=flt.seed,
+            ),
+        )
+        out = {
+            "name": snap.name,
+            "id": snap.id,
+            "sha256": snap.sha256,
+            "counts": snap.counts,
+            "filters": snap.filters,
+        }
+    if args.json:
+        print_json(out)
+    else:
+        c = out["counts"]
+        print(
+            f"snapshot {out['name']!r}: {c['examples']} step examples from verdicts "
+            f"({c['desirable']} desirable, {c['undesirable']} undesirable; "
+            f"{', '.join(f'{k} {v}' for k, v in c['by_split'].items())}), "
+            f"sha256 {out['sha256'][:16]}…"
+        )
+    return 0
+
+
 def cmd_snapshot_list(args) -> int:
     from sqlalchemy import select
 
@@ -110,6 +155,7 @@ def cmd_snapshot_list(args) -> int:
             {
                 "name": x.name,
                 "pairs": x.counts.get("pairs"),
+                "examples": x.counts.get("examples"),
                 "by_split": x.counts.get("by_split"),
                 "sha256": x.sha256,
                 "created_at": x.created_at,
@@ -121,7 +167,12 @@ def cmd_snapshot_list(args) -> int:
         print_json(rows)
     else:
         for r in rows:
-            print(f"{r['name']}: {r['pairs']} pairs {r['by_split']} sha256 {r['sha256'][:16]}…")
+            size = (
+                f"{r['pairs']} pairs"
+                if r["pairs"] is not None
+                else f"{r['examples']} step examples (verdicts)"
+            )
+            print(f"{r['name']}: {size} {r['by_split']} sha256 {r['sha256'][:16]}…")
     return 0
 
 
@@ -138,32 +189,36 @@ def cmd_export_pairs(args) -> int:
     return 0
 
 
+def _train_overrides(args) -> dict:
+    """The TrainConfig fields given on the command line (None: not given)."""
+    from app.training.config import TrainConfig
+
+    return {name: getattr(args, name, None) for name in TrainConfig.help_lines()}
+
+
 def cmd_train(args) -> int:
     from app.training import runs
+    from app.training.config import TrainConfig
 
     ws = open_ws(args)
-    overrides = {
-        k: v
-        for k, v in {
-            "max_steps": args.max_steps,
-            "learning_rate": args.learning_rate,
-            "num_train_epochs": args.epochs,
-            "beta": args.beta,
-            "lora_r": args.lora_r,
-            "lora_alpha": args.lora_alpha,
-            "max_length": args.max_length,
-            "num_generations": args.num_generations,
-            "max_completion_length": args.max_completion_length,
-            "loss_type": args.loss_type,
-        }.items()
-        if v is not None
-    }
+    if args.resume:
+        with ws.session() as s:
+            run_id = runs.prepare_resume(s, args.resume).id
+        return _follow(ws, run_id, args)
+    missing = [f"--{k}" for k in ("snapshot", "model", "out") if not getattr(args, k)]
+    if missing:
+        raise ChambersError(
+            f"train {args.algorithm}: {', '.join(missing)} required (or --resume RUN)"
+        )
     graders = None
     if args.algorithm == "grpo":
         graders = runs.parse_graders(
             args.grader or ([] if args.grader_file else ["match:1.0"]),
             [Path(p) for p in args.grader_file or []],
         )
+    overrides = _train_overrides(args)
+    if args.config:
+        overrides = TrainConfig.from_file(Path(args.config)).update(overrides)
     with ws.session() as s:
         run = runs.prepare_run(
             s,
@@ -177,11 +232,60 @@ def cmd_train(args) -> int:
             force=args.force,
         )
         run_id = run.id
+    return _follow(ws, run_id, args)
+
+
+def _follow(ws, run_id: int, args) -> int:
+    from app.training import runs
+
     code = runs.run_foreground(ws, run_id, echo=not args.quiet)
     with ws.session() as s:
         r = runs.get_run(s, run_id)
         print(f"run {r.name}: {r.status}" + (f" ({r.error})" if r.error else "") + f"; {r.run_dir}")
     return 0 if code == 0 else 1
+
+
+def cmd_runs_resume(args) -> int:
+    from app.training import runs
+
+    ws = open_ws(args)
+    with ws.session() as s:
+        run = runs.prepare_resume(s, args.run)
+        if args.detach:
+            runs.launch(s, run)
+            print(
+                f"resuming run {run.name} (pid {run.pid}) from "
+                f"{run.config['resume_from']}; follow it with `chambers runs show {run.name}`"
+            )
+            return 0
+        run_id = run.id
+    return _follow(ws, run_id, args)
+
+
+def _config_options(tp) -> None:
+    """One option per TrainConfig field, its help line from the dataclass."""
+    import argparse
+
+    from app.training.config import TrainConfig
+
+    types = TrainConfig.option_types()
+    aliases = {"num_train_epochs": ["--epochs"]}
+    for name, help_line in TrainConfig.help_lines().items():
+        flags = [f"--{name.replace('_', '-')}", *aliases.get(name, [])]
+        default = TrainConfig.field_default(name)
+        shown = f" [for a tiny model: {default}]" if default is not None else ""
+        if types[name] is bool:
+            tp.add_argument(
+                *flags,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_line,
+            )
+        else:
+            tp.add_argument(
+                *flags, dest=name, type=types[name], default=None, help=help_line + shown
+            )
 
 
 def cmd_runs_list(args) -> int:
@@ -302,6 +406,18 @@ def register(sub) -> None:
     sp = sns.add_parser("create", help="freeze a selection of pairs (no filters: every pair)")
     sp.add_argument("name")
     _filter_args(sp)
+    sp.add_argument(
+        "--from",
+        dest="source",
+        choices=["pairs", "verdicts"],
+        default="pairs",
+        help="pairs (DPO, GRPO; default) or verdicts: step examples for SFT and KTO",
+    )
+    sp.add_argument(
+        "--kinds",
+        help="verdicts: only these judgement kinds (comma-separated: "
+        "approve,modify,reject,reject_with_answer,step_label)",
+    )
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_snapshot_create)
     sp = sns.add_parser("list", help="snapshots")
@@ -317,22 +433,36 @@ def register(sub) -> None:
     sp.add_argument("--out", required=True)
     sp.set_defaults(func=cmd_export_pairs)
 
-    tp = sub.add_parser("train", help="launch a LoRA DPO or GRPO run on a snapshot")
-    tp.add_argument("algorithm", choices=["dpo", "grpo"])
-    tp.add_argument("--snapshot", required=True)
-    tp.add_argument("--model", required=True, help="a local Hugging Face model directory")
-    tp.add_argument("--out", required=True, help="the run directory (created)")
+    tp = sub.add_parser(
+        "train",
+        help="launch a LoRA run: sft and kto on verdicts, dpo and grpo on pairs",
+        description="Train a LoRA adapter. SFT learns from approved and corrected steps, KTO "
+        "from unpaired verdicts (approved and corrected desirable, rejected undesirable), DPO "
+        "from preference pairs, GRPO from graders checked against the judges. Ctrl+C cancels "
+        "(a checkpoint is kept); closing the terminal leaves the run going.",
+    )
+    tp.add_argument(
+        "algorithm",
+        choices=["sft", "kto", "dpo", "grpo"],
+        metavar="METHOD",
+        help="sft, kto, dpo or grpo",
+    )
+    tp.add_argument("--snapshot", help="a snapshot: of verdicts for sft/kto, of pairs for dpo/grpo")
+    tp.add_argument("--model", help="a local Hugging Face model directory")
+    tp.add_argument("--out", help="the run directory (created)")
     tp.add_argument("--name", help="run name (default: the run directory's name)")
-    tp.add_argument("--max-steps", type=int)
-    tp.add_argument("--epochs", type=float)
-    tp.add_argument("--learning-rate", type=float)
-    tp.add_argument("--beta", type=float)
-    tp.add_argument("--loss-type")
-    tp.add_argument("--lora-r", type=int)
-    tp.add_argument("--lora-alpha", type=int)
-    tp.add_argument("--max-length", type=int)
-    tp.add_argument("--num-generations", type=int, help="GRPO: completions per prompt")
-    tp.add_argument("--max-completion-length", type=int, help="GRPO")
+    tp.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a cancelled or failed run from "
+        "its last checkpoint (other options are ignored)",
+    )
+    tp.add_argument(
+        "--config",
+        metavar="FILE.json",
+        help="training options as JSON (the fields below; options given here win)",
+    )
+    _config_options(tp)
     tp.add_argument(
         "--grader",
         action="append",
@@ -367,6 +497,11 @@ def register(sub) -> None:
     sp = rs.add_parser("cancel", help="stop a running run (its last checkpoint stays usable)")
     sp.add_argument("run")
     sp.set_defaults(func=cmd_runs_cancel)
+    sp = rs.add_parser("resume", help="continue a cancelled or failed run from its last checkpoint")
+    sp.add_argument("run")
+    sp.add_argument("--detach", action="store_true", help="start it and return")
+    sp.add_argument("--quiet", action="store_true", help="do not echo events")
+    sp.set_defaults(func=cmd_runs_resume)
 
     sp = sub.add_parser(
         "demo-model",

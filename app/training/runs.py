@@ -19,12 +19,15 @@ kills it; the app reattaches by reading events.jsonl. app/ never imports the ML 
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +36,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.training.config import METHOD_DATA, METHODS, TrainConfig, model_size
+from app.training.examples import is_verdict_snapshot, verdict_records
 from app.training.graders import GraderSpec, combined
 from app.training.graders import parse as parse_graders
+from app.training.manifest import (  # noqa: F401 - file_sha256, verify_manifest re-exported
+    file_sha256,
+    last_checkpoint,
+    verify_manifest,
+)
 from app.training.pairs import export_bytes, get_snapshot, snapshot_rows, to_chat
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
@@ -57,66 +67,9 @@ def trainer_env() -> dict[str, str]:
     env["HF_DATASETS_OFFLINE"] = "1"
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the repository (app/training/runs.py)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-# ---------------------------------------------------------------------------------------------
-# Defaults
-
-
-def model_size(model_dir: Path) -> int:
-    """Approximate parameter count from config.json (for sane defaults)."""
-    try:
-        cfg = json.loads((model_dir / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(
-            f"{model_dir}: not a Hugging Face model directory (config.json: {exc})"
-        ) from None
-    h = cfg.get("hidden_size", 0)
-    n = cfg.get("num_hidden_layers", 0)
-    v = cfg.get("vocab_size", 0)
-    inter = cfg.get("intermediate_size", 4 * h)
-    return int(n * (4 * h * h + 3 * h * inter) + v * h)
-
-
-def default_config(algorithm: str, n_params: int) -> dict[str, Any]:
-    """Per model size: tiny models learn fast; large ones need small steps and low rank."""
-    if n_params < 50e6:
-        lr, r, batch, accum, max_len = 5e-4, 8, 4, 1, 512
-    elif n_params < 2e9:
-        lr, r, batch, accum, max_len = 2e-5, 16, 2, 8, 2048
-    else:
-        lr, r, batch, accum, max_len = 5e-6, 16, 1, 16, 4096
-    cfg: dict[str, Any] = {
-        "learning_rate": lr,
-        "num_train_epochs": 1.0,
-        "max_steps": -1,
-        "per_device_train_batch_size": batch,
-        "gradient_accumulation_steps": accum,
-        "lora_r": r,
-        "lora_alpha": 2 * r,
-        "lora_dropout": 0.05,
-        "lora_target_modules": "all-linear",
-        "gradient_checkpointing": n_params >= 50e6,
-        "logging_steps": 1,
-        "save_steps": 50,
-        "seed": 0,
-    }
-    if algorithm == "dpo":
-        cfg.update({"beta": 0.1, "loss_type": "sigmoid", "max_length": max_len})
-    else:
-        cfg.update(
-            {
-                "beta": 0.0,
-                "loss_type": "dapo",
-                "num_generations": 4,
-                "max_completion_length": 64 if n_params < 50e6 else 512,
-                "per_device_train_batch_size": max(batch, 4),
-            }
-        )
-    return cfg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,33 +180,73 @@ def validate_graders(session: Session, graders: list[GraderSpec]) -> dict[str, A
 # Preparing and launching
 
 
+def _data_for(
+    session: Session, method: str, snap: DatasetSnapshot
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The snapshot's records for this method (each with its split) and where they came from:
+    pairs for DPO and GRPO, verdicts' step examples for SFT (desirable ones) and KTO."""
+    if is_verdict_snapshot(snap):
+        if method not in ("sft", "kto"):
+            raise RunError(
+                f"snapshot {snap.name!r} holds verdicts (step examples): train SFT or "
+                f"KTO on it, or {method.upper()} on a snapshot of pairs"
+            )
+        records = verdict_records(snap)
+        if method == "sft":
+            records = [r for r in records if r["label"]]
+        source = {
+            "source": "verdicts",
+            "judgements": sorted({r["kind"] for r in records}),
+            "desirable": sum(r["label"] for r in records),
+            "undesirable": sum(not r["label"] for r in records),
+        }
+        return records, source
+    if method in ("sft", "kto"):
+        raise RunError(
+            f"snapshot {snap.name!r} holds preference pairs: {method.upper()} trains "
+            "on verdicts; create one with `chambers snapshot create NAME --from "
+            'verdicts` (or the run dialog\'s "Snapshot the verdicts")'
+        )
+    rows = snapshot_rows(session, snap)
+    records = [json.loads(line) for line in export_bytes(rows, "trl").splitlines()]
+    return records, {"source": "pairs", "judgements": sorted({p.rule for p, _ in rows})}
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True).encode() + b"\n" for r in records
+    )
+
+
 def prepare_run(
     session: Session,
     algorithm: str,
     snapshot: str,
     model_dir: Path,
     run_dir: Path,
-    overrides: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | TrainConfig | None = None,
     graders: list[GraderSpec] | None = None,
     name: str | None = None,
     force: bool = False,
 ) -> TrainingRun:
-    if algorithm not in ("dpo", "grpo"):
-        raise RunError("algorithm must be dpo or grpo")
-    model_dir = model_dir.resolve()
+    """Write the run directory (config.json, the data) and register a pending run. `overrides`
+    is a TrainConfig, or the fields to change in the model-size defaults."""
+    if algorithm not in METHODS:
+        raise RunError(f"method must be one of {', '.join(METHODS)}, not {algorithm!r}")
+    model_dir = Path(model_dir).resolve()
     n_params = model_size(model_dir)
+    run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"{run_dir}: the run directory exists and is not empty")
     name = name or run_dir.name
     if session.scalar(select(TrainingRun.id).where(TrainingRun.name == name)):
         raise RunError(f"a run named {name!r} exists already")
     snap = get_snapshot(session, snapshot)
-    rows = snapshot_rows(session, snap)
-    cfg = default_config(algorithm, n_params)
-    unknown = set(overrides or {}) - set(cfg) - {"max_steps"}
-    if unknown:
-        raise RunError(f"unknown options: {', '.join(sorted(unknown))}")
-    cfg.update(overrides or {})
+    records, source = _data_for(session, algorithm, snap)
+    if isinstance(overrides, TrainConfig):
+        cfg = overrides
+    else:
+        cfg = TrainConfig.for_model(algorithm, n_params).update(overrides or {})
     validation = None
     if algorithm == "grpo":
         graders = graders or parse_graders(["match:1.0"])
@@ -264,36 +257,48 @@ def prepare_run(
                 + "; ".join(validation["warnings"])
                 + " (--force to train anyway)"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    data = run_dir / "data"
-    train = [(p, s) for p, s in rows if s == "train"]
-    held = [(p, s) for p, s in rows if s == "heldout"]
+    train = [r for r in records if r.get("split", "train") == "train"]
+    held = [r for r in records if r.get("split") == "heldout"]
     if not train:
-        raise RunError(f"snapshot {snapshot!r} has no training pairs")
-    sha_train = write_atomic(data / "train.jsonl", export_bytes(train, "trl"))
-    sha_held = write_atomic(data / "heldout.jsonl", export_bytes(held, "trl"))
-    config = {
-        "algorithm": algorithm,
-        "name": name,
-        "base_model": str(model_dir),
-        "run_dir": str(run_dir.resolve()),
-        "train_file": str((data / "train.jsonl").resolve()),
-        "eval_file": str((data / "heldout.jsonl").resolve()) if held else None,
-        "snapshot": {
-            "id": snap.id,
-            "name": snap.name,
-            "sha256": snap.sha256,
-            "pairs": len(rows),
-            "train_sha256": sha_train,
-            "heldout_sha256": sha_held,
-        },
-        "rubric_version_ids": snap.manifest.get("rubric_version_ids", []),
-        "review_ids": snap.manifest.get("review_ids", []),
-        "graders": [g.as_dict() for g in graders or []],
-        "grader_check": validation,
-        "training": cfg,
-    }
-    write_atomic(run_dir / "config.json", json.dumps(config, indent=2).encode())
+        raise RunError(f"snapshot {snapshot!r} has no training examples for {algorithm.upper()}")
+    created = not run_dir.exists()
+    data = run_dir / "data"
+    try:
+        sha_train = write_atomic(data / "train.jsonl", _jsonl(train))
+        sha_held = write_atomic(data / "heldout.jsonl", _jsonl(held))
+        config = {
+            "algorithm": algorithm,
+            "name": name,
+            "base_model": str(model_dir),
+            "n_params": n_params,
+            "run_dir": str(run_dir.resolve()),
+            "train_file": str((data / "train.jsonl").resolve()),
+            "eval_file": str((data / "heldout.jsonl").resolve()) if held else None,
+            "snapshot": {
+                "id": snap.id,
+                "name": snap.name,
+                "sha256": snap.sha256,
+                "examples": len(records),
+                "train_sha256": sha_train,
+                "heldout_sha256": sha_held,
+            },
+            "data": {
+                **source,
+                "method": METHOD_DATA[algorithm],
+                "train": len(train),
+                "heldout": len(held),
+            },
+            "rubric_version_ids": snap.manifest.get("rubric_version_ids", []),
+            "review_ids": snap.manifest.get("review_ids", []),
+            "graders": [g.as_dict() for g in graders or []],
+            "grader_check": validation,
+            "training": cfg.resolved().to_dict(),
+        }
+        write_atomic(run_dir / "config.json", json.dumps(config, indent=2).encode())
+    except OSError as exc:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise RunError(disk_message(exc, run_dir)) from None
     run = TrainingRun(
         name=name,
         algorithm=algorithm,
@@ -318,27 +323,54 @@ def prepare_run(
     return run
 
 
+def disk_message(exc: OSError, where: Path) -> str:
+    """An OSError as a sentence; a full disk says so, with the space left."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = _free_mb(where)
+        return (
+            f"the disk is full: no space left to write {exc.filename or where}"
+            + (f" ({free} MB free)" if free is not None else "")
+            + "; free some space and start the run again"
+        )
+    return f"{exc.filename or where}: {exc.strerror or exc}"
+
+
+def _free_mb(where: Path) -> int | None:
+    for p in (Path(where), *Path(where).parents):
+        try:
+            return shutil.disk_usage(p).free // 2**20
+        except OSError:
+            continue
+    return None
+
+
 def trainer_command(run: TrainingRun) -> list[str]:
     return [sys.executable, "-m", "trainer", "run", str(Path(run.run_dir) / "config.json")]
+
+
+def _start_trainer(run_dir: Path, cmd: list[str]) -> subprocess.Popen:
+    """The trainer in its own session (a closed terminal or a killed launcher never reaches
+    it), its output to stdout.log (no pipe whose reader could die)."""
+    log = open(run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=trainer_env(),
+            start_new_session=True,
+            cwd=run_dir,
+        )
+    finally:
+        log.close()
 
 
 def launch(session: Session, run: TrainingRun) -> int:
     """Start the trainer detached (own session and process group); returns its pid."""
     if run.status not in ("pending",):
         raise RunError(f"run {run.name!r} is {run.status}; only a pending run can start")
-    log = open(Path(run.run_dir) / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            trainer_command(run),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=trainer_env(),
-            start_new_session=True,
-            cwd=run.run_dir,
-        )
-    finally:
-        log.close()
+    proc = _start_trainer(Path(run.run_dir), trainer_command(run))
     run.pid = proc.pid
     run.status = "running"
     run.started_at = datetime.now(UTC)
@@ -346,39 +378,87 @@ def launch(session: Session, run: TrainingRun) -> int:
     return proc.pid
 
 
-def run_foreground(ws, run_id: int, echo: bool = True) -> int:
-    """The command line's run: start the trainer, stream its events, wait, record the end.
-    Ctrl+C cancels the run (SIGTERM to its group) and waits for it to stop cleanly."""
+def prepare_resume(session: Session, key: int | str) -> TrainingRun:
+    """Make a cancelled or failed run pending again, to continue from its last checkpoint."""
+    run = sync(session, get_run(session, key))
+    if run.status not in ("cancelled", "failed"):
+        raise RunError(f"run {run.name!r} is {run.status}; only a cancelled or failed run resumes")
+    ckpt = last_checkpoint(run.run_dir)
+    if ckpt is None:
+        raise RunError(
+            f"run {run.name!r} has no checkpoint to resume from (it stopped before its first save)"
+        )
+    path = Path(run.run_dir) / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["resume_from"] = str(ckpt)
+    try:
+        write_atomic(path, json.dumps(config, indent=2).encode())
+    except OSError as exc:
+        raise RunError(disk_message(exc, path)) from None
+    _append_event(Path(run.run_dir), "resume", checkpoint=str(ckpt), previous=run.status)
+    run.config = config
+    run.status, run.error, run.finished_at = "pending", None, None
+    session.flush()
+    audit.record(
+        session, "resume", "training_run", run.id, None, name=run.name, checkpoint=ckpt.name
+    )
+    return run
+
+
+def _append_event(run_dir: Path, event: str, **data: Any) -> None:
+    """The app's own line in events.jsonl (the trainer is not running when it writes)."""
+    line = json.dumps({"event": event, "time": datetime.now(UTC).isoformat(), **data})
+    try:
+        with open(run_dir / "events.jsonl", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as exc:
+        raise RunError(disk_message(exc, run_dir / "events.jsonl")) from None
+
+
+def run_foreground(ws, run_id: int, echo: bool = True, poll_s: float = 0.25) -> int:
+    """The command line's run: start the trainer detached, follow events.jsonl, record the end.
+    Ctrl+C cancels the run (SIGTERM to its group) and waits for it to stop cleanly; closing
+    the terminal (or killing this process) leaves the trainer running, and `chambers runs
+    show` / the Runs screen pick it up."""
     with ws.session() as s:
         run = s.get(TrainingRun, run_id)
-        cmd = trainer_command(run)
         run_dir = Path(run.run_dir)
-    with open(run_dir / "stdout.log", "ab") as log:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=trainer_env(),
-            start_new_session=True,
-            cwd=run_dir,
-        )
-        with ws.session() as s:
-            run = s.get(TrainingRun, run_id)
-            run.pid, run.status, run.started_at = proc.pid, "running", datetime.now(UTC)
-        try:
-            for line in proc.stdout:  # type: ignore[union-attr]
-                log.write(line)
-                if echo and line.startswith(b"{"):
-                    sys.stdout.write(format_event(line))
+        _, offset = read_events(run_dir)  # a resumed run: only what it appends now
+        launch(s, run)
+        pid = run.pid
+    code = None
+    try:
+        while code is None:
+            new, offset = read_events(run_dir, offset)
+            for e in new:
+                if echo:
+                    sys.stdout.write(format_event(json.dumps(e).encode()))
                     sys.stdout.flush()
-            code = proc.wait()
-        except KeyboardInterrupt:
-            os.killpg(proc.pid, signal.SIGTERM)
-            code = proc.wait()
+            if any(e.get("event") in FINAL_EVENTS for e in new):
+                code = 1 if new[-1].get("event") == "failed" else 0
+            elif not process_alive(pid):
+                new, offset = read_events(run_dir, offset)
+                final = [e for e in new if e.get("event") in FINAL_EVENTS]
+                code = 1 if not final or final[-1]["event"] == "failed" else 0
+            else:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        os.killpg(pid, signal.SIGTERM)
+        while process_alive(pid):
+            time.sleep(poll_s)
+        code = 130
+    _reap(pid)
     with ws.session() as s:
-        sync(s, s.get(TrainingRun, run_id))
+        run = sync(s, s.get(TrainingRun, run_id))
+        if code == 130:
+            code = 0 if run.status == "cancelled" else 1
     return code
+
+
+def _reap(pid: int) -> None:
+    """Collect our own exited child (no zombie); a trainer we did not start is left alone."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def format_event(raw: bytes) -> str:
@@ -441,7 +521,9 @@ def process_alive(pid: int | None) -> bool:
 def sync(session: Session, run: TrainingRun) -> TrainingRun:
     """Bring the registry in line with the run directory (reattach after a restart)."""
     events, _ = read_events(run.run_dir)
-    final = next((e for e in reversed(events) if e.get("event") in FINAL_EVENTS), None)
+    starts = [i for i, e in enumerate(events) if e.get("event") in ("start", "resume")]
+    current = events[starts[-1] :] if starts else events  # a resumed run: its latest attempt
+    final = next((e for e in reversed(current) if e.get("event") in FINAL_EVENTS), None)
     if final is not None:
         run.status = final["event"]
         run.error = final.get("error")
@@ -455,7 +537,13 @@ def sync(session: Session, run: TrainingRun) -> TrainingRun:
             }
     elif run.status == "running" and not process_alive(run.pid):
         run.status = "failed"
-        run.error = "the trainer process ended without a final event (killed or out of memory)"
+        free = _free_mb(Path(run.run_dir))
+        run.error = (
+            f"the trainer process ended without a final event: the disk is full ({free} MB "
+            f"free where {run.run_dir} is)"
+            if free is not None and free < 64
+            else "the trainer process ended without a final event (killed or out of memory)"
+        )
         run.finished_at = datetime.now(UTC)
     session.flush()
     return run
@@ -502,32 +590,6 @@ def list_runs(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def verify_manifest(run_dir: str | Path) -> tuple[bool, list[str]]:
-    """Recompute every artifact's sha256 and the base model's hashes."""
-    run_dir = Path(run_dir)
-    m = json.loads((run_dir / "manifest.json").read_text())
-    problems = []
-    for rel, sha in m["artifacts"]["sha256"].items():
-        p = run_dir / rel
-        if not p.exists():
-            problems.append(f"{rel}: missing")
-        elif file_sha256(p) != sha:
-            problems.append(f"{rel}: sha256 differs")
-    for rel, sha in m["base_model"]["sha256"].items():
-        p = Path(m["base_model"]["path"]) / rel
-        if not p.exists() or file_sha256(p) != sha:
-            problems.append(f"base model {rel}: changed or missing")
-    return not problems, problems
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def show_run(session: Session, key: int | str) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The run dialog: method, snapshot, model, hyper-parameters, grader check."""
+"""The run dialog: method (SFT, KTO, DPO, GRPO), snapshot, model, hyper-parameters from the
+typed TrainConfig (defaults per model size), grader check."""
 
 from __future__ import annotations
 
 import html
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,12 @@ from PySide6.QtWidgets import (  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from app.training import runs  # noqa: E402
+from app.training.config import METHOD_DATA, METHODS, TrainConfig, model_size  # noqa: E402
+from app.training.examples import (  # noqa: E402
+    SNAPSHOT_KIND,
+    ExampleFilter,
+    create_verdict_snapshot,
+)
 from app.training.graders import BUILTINS, GraderSpec  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
@@ -43,11 +51,21 @@ class RunConfigDialog(QDialog):
         self.resize(640, 560)
         form = QFormLayout(self)
         self.algorithm = QComboBox()
-        self.algorithm.addItems(["dpo", "grpo"])
+        for m in METHODS:
+            self.algorithm.addItem(m.upper(), m)
+        self.algorithm.setCurrentIndex(self.algorithm.findData("dpo"))
+        self.method_help = QLabel()
+        self.method_help.setWordWrap(True)
         self.snapshot = QComboBox()
-        with ws.session() as s:
-            for snap in s.scalars(select(DatasetSnapshot).order_by(DatasetSnapshot.id.desc())):
-                self.snapshot.addItem(f"{snap.name} ({snap.counts.get('pairs')} pairs)", snap.name)
+        self.verdicts_button = QPushButton("Snapshot the verdicts now")
+        self.verdicts_button.setToolTip(
+            "Freeze every verdict's step examples (approved and corrected steps desirable, "
+            "rejected steps undesirable) in a new snapshot for SFT and KTO"
+        )
+        self.verdicts_button.clicked.connect(self.snapshot_verdicts)
+        srow = QHBoxLayout()
+        srow.addWidget(self.snapshot, 1)
+        srow.addWidget(self.verdicts_button)
         self.model = QLineEdit()
         self.model.setPlaceholderText("a local Hugging Face model directory")
         browse = QPushButton("Browse…")
@@ -68,6 +86,16 @@ class RunConfigDialog(QDialog):
         self.beta.setRange(0, 10)
         self.lora_r = QSpinBox()
         self.lora_r.setRange(1, 512)
+        self.lora_r.setToolTip(TrainConfig.help_lines()["lora_r"] + "; LoRA alpha is 2 x rank")
+        self.max_length = QSpinBox()
+        self.max_length.setRange(0, 1_000_000)
+        self.max_length.setSingleStep(256)
+        self.max_length.setSpecialValueText("from the data (95th percentile)")
+        self.max_length.setToolTip(TrainConfig.help_lines()["max_length"])
+        self.save_total_limit = QSpinBox()
+        self.save_total_limit.setRange(0, 1000)
+        self.save_total_limit.setSpecialValueText("keep every checkpoint")
+        self.save_total_limit.setToolTip(TrainConfig.help_lines()["save_total_limit"])
         self.num_generations = QSpinBox()
         self.num_generations.setRange(2, 64)
         self.completion = QSpinBox()
@@ -85,14 +113,17 @@ class RunConfigDialog(QDialog):
         self.check_view = QLabel()
         self.check_view.setWordWrap(True)
         self.force = QCheckBox("train even if the graders disagree with the judges")
-        form.addRow("Algorithm", self.algorithm)
-        form.addRow("Snapshot", self.snapshot)
+        form.addRow("Method", self.algorithm)
+        form.addRow(self.method_help)
+        form.addRow("Snapshot", srow)
         form.addRow("Base model", mrow)
         form.addRow("Run name", self.name)
         form.addRow("Max steps", self.max_steps)
         form.addRow("Learning rate", self.lr)
         form.addRow("β", self.beta)
         form.addRow("LoRA rank", self.lora_r)
+        form.addRow("Max length (tokens)", self.max_length)
+        form.addRow("Checkpoints kept", self.save_total_limit)
         form.addRow("GRPO: generations per prompt", self.num_generations)
         form.addRow("GRPO: completion length", self.completion)
         form.addRow("GRPO: grader weights", grow)
@@ -108,7 +139,7 @@ class RunConfigDialog(QDialog):
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
         form.addRow(bb)
-        self.algorithm.currentTextChanged.connect(self._defaults)
+        self.algorithm.currentIndexChanged.connect(self._defaults)
         self.model.editingFinished.connect(self._defaults)
         self._defaults()
 
@@ -118,18 +149,50 @@ class RunConfigDialog(QDialog):
             self.model.setText(d)
             self._defaults()
 
+    def method(self) -> str:
+        return self.algorithm.currentData()
+
+    def _fill_snapshots(self, select_name: str | None = None) -> None:
+        """The snapshots this method can train on: verdicts for SFT/KTO, pairs for DPO/GRPO."""
+        want_verdicts = self.method() in ("sft", "kto")
+        current = select_name or self.snapshot.currentData()
+        self.snapshot.clear()
+        with self.ws.session() as s:
+            rows = s.execute(  # not the manifests: a verdicts snapshot holds its examples
+                select(
+                    DatasetSnapshot.name, DatasetSnapshot.counts, DatasetSnapshot.filters
+                ).order_by(DatasetSnapshot.id.desc())
+            ).all()
+        for name, c, filters in rows:
+            if ((filters or {}).get("from") == SNAPSHOT_KIND) != want_verdicts:
+                continue
+            size = (
+                f"{c.get('examples')} step examples" if want_verdicts else f"{c.get('pairs')} pairs"
+            )
+            self.snapshot.addItem(f"{name} ({size})", name)
+        i = self.snapshot.findData(current)
+        if i >= 0:
+            self.snapshot.setCurrentIndex(i)
+
     def _defaults(self, *_a) -> None:
         try:
-            n = runs.model_size(Path(self.model.text())) if self.model.text() else 10**6
+            n = model_size(Path(self.model.text())) if self.model.text() else 10**6
         except ChambersError:
             n = 10**6
-        cfg = runs.default_config(self.algorithm.currentText(), n)
-        self.lr.setValue(cfg["learning_rate"])
-        self.beta.setValue(cfg["beta"])
-        self.lora_r.setValue(cfg["lora_r"])
-        grpo = self.algorithm.currentText() == "grpo"
-        self.num_generations.setValue(cfg.get("num_generations", 4))
-        self.completion.setValue(cfg.get("max_completion_length", 64))
+        method = self.method()
+        cfg = TrainConfig.for_model(method, n)
+        self.method_help.setText(f"<i>{html.escape(METHOD_DATA[method])}</i>")
+        self._fill_snapshots()
+        self.verdicts_button.setEnabled(method in ("sft", "kto"))
+        self.lr.setValue(cfg.learning_rate)
+        self.beta.setValue(cfg.beta)
+        self.lora_r.setValue(cfg.lora_r)
+        self.max_length.setValue(cfg.max_length or 0)
+        self.save_total_limit.setValue(cfg.save_total_limit or 0)
+        grpo = method == "grpo"
+        self.beta.setEnabled(method != "sft")
+        self.num_generations.setValue(cfg.num_generations)
+        self.completion.setValue(cfg.max_completion_length)
         for w in (
             self.num_generations,
             self.completion,
@@ -138,6 +201,25 @@ class RunConfigDialog(QDialog):
             *self.grader_boxes.values(),
         ):
             w.setEnabled(grpo)
+
+    def snapshot_verdicts(self) -> str | None:
+        """Freeze the verdicts' step examples in a new snapshot and select it."""
+        name = f"verdicts-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+        try:
+            with self.ws.session() as s:
+                snap = create_verdict_snapshot(s, name, ExampleFilter())
+                c = snap.counts
+        except ChambersError as exc:
+            self.problems.setText(str(exc))
+            return None
+        self.problems.setText("")
+        self.method_help.setText(
+            f"<i>{html.escape(METHOD_DATA[self.method()])}</i><br>Snapshot {html.escape(name)}:"
+            f" {c['desirable']} desirable and {c['undesirable']} undesirable step examples "
+            f"({', '.join(f'{k} {v}' for k, v in c['by_kind'].items())})"
+        )
+        self._fill_snapshots(name)
+        return name
 
     def graders(self) -> list[GraderSpec]:
         return [GraderSpec(n, sp.value()) for n, sp in self.grader_boxes.items() if sp.value() > 0]
@@ -166,19 +248,31 @@ class RunConfigDialog(QDialog):
         )
         return v
 
-    def overrides(self) -> dict[str, Any]:
+    def config(self) -> TrainConfig:
+        """The dialog's settings on top of the model-size defaults (alpha derived there)."""
+        try:
+            n = model_size(Path(self.model.text())) if self.model.text() else 10**6
+        except ChambersError:
+            n = 10**6
         out: dict[str, Any] = {
             "learning_rate": self.lr.value(),
-            "beta": self.beta.value(),
             "lora_r": self.lora_r.value(),
-            "lora_alpha": 2 * self.lora_r.value(),
+            "max_length": self.max_length.value() or None,
+            "save_total_limit": self.save_total_limit.value() or None,
         }
+        if self.method() != "sft":
+            out["beta"] = self.beta.value()
         if self.max_steps.value() > 0:
             out["max_steps"] = self.max_steps.value()
-        if self.algorithm.currentText() == "grpo":
+        if self.method() == "grpo":
             out["num_generations"] = self.num_generations.value()
             out["max_completion_length"] = self.completion.value()
-        return out
+        cfg = TrainConfig.for_model(self.method(), n).update(out, "the run dialog")
+        if not self.save_total_limit.value():
+            cfg.save_total_limit = None
+        if not self.max_length.value():
+            cfg.max_length = None
+        return cfg
 
     def accept(self) -> None:
         self.run_id = self.launch()
@@ -187,21 +281,24 @@ class RunConfigDialog(QDialog):
 
     def launch(self) -> int | None:
         """Prepare and start the run; returns its id (None, with a message, on a problem)."""
-        name = (
-            self.name.text().strip()
-            or f"{self.algorithm.currentText()}-{self.snapshot.currentData()}"
-        )
+        name = self.name.text().strip() or f"{self.method()}-{self.snapshot.currentData()}"
         run_dir = runs_dir() / name
+        if not self.snapshot.currentData():
+            self.problems.setText(
+                "Choose a snapshot"
+                + (" (or snapshot the verdicts now)." if self.method() in ("sft", "kto") else ".")
+            )
+            return None
         try:
             with self.ws.session() as s:
                 run = runs.prepare_run(
                     s,
-                    self.algorithm.currentText(),
+                    self.method(),
                     self.snapshot.currentData() or "",
                     Path(self.model.text()),
                     run_dir,
-                    self.overrides(),
-                    self.graders() if self.algorithm.currentText() == "grpo" else None,
+                    self.config(),
+                    self.graders() if self.method() == "grpo" else None,
                     name=name,
                     force=self.force.isChecked(),
                 )

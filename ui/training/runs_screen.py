@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 
 from app.training import runs  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
+from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, TrainingRun  # noqa: E402
 from ui.training.run_config import RunConfigDialog  # noqa: E402
 
@@ -43,6 +44,8 @@ class RunsDialog(QDialog):
     """Every run; the selected one live: progress with ETA, plots, log tail, Cancel."""
 
     PLOTS = {
+        "sft": [("loss", "loss"), ("mean_token_accuracy", "token accuracy")],
+        "kto": [("loss", "loss"), ("kl", "KL"), ("rewards/margins", "rewards/margins")],
         "dpo": [
             ("loss", "loss"),
             ("rewards/margins", "rewards/margins"),
@@ -72,8 +75,13 @@ class RunsDialog(QDialog):
         self.cancel_button = QPushButton("Cancel run")
         self.cancel_button.clicked.connect(self.cancel)
         self.cancel_button.setEnabled(False)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue a cancelled or failed run from its last checkpoint")
+        self.resume_button.clicked.connect(self.resume)
+        self.resume_button.setEnabled(False)
         top.addWidget(self.new_button)
         top.addWidget(self.cancel_button)
+        top.addWidget(self.resume_button)
         top.addStretch(1)
         lay.addLayout(top)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -145,6 +153,7 @@ class RunsDialog(QDialog):
         self.max_steps = 0
         self.eta: float | None = None
         self.log_size = -1
+        self.checkpoint = runs.last_checkpoint(self.run_dir)
         self.poll()
 
     def poll(self) -> None:
@@ -159,6 +168,8 @@ class RunsDialog(QDialog):
                 run = runs.sync(s, s.get(TrainingRun, self.run_id))
                 self.status, self.error = run.status, run.error
         for e in new:
+            if e["event"] == "checkpoint":
+                self.checkpoint = e.get("path")
             if e["event"] == "log" and e.get("metrics") and "train_runtime" not in e["metrics"]:
                 self.history.append({"step": e["step"], **e["metrics"]})
                 self.max_steps = e.get("max_steps") or 0
@@ -168,6 +179,9 @@ class RunsDialog(QDialog):
         self._update_header()
         self._tail_log()
         self.cancel_button.setEnabled(self.status == "running")
+        self.resume_button.setEnabled(
+            self.status in ("cancelled", "failed") and self.checkpoint is not None
+        )
         row = self.table.currentRow()
         if 0 <= row < self.table.rowCount() and self.table.item(row, 2).text() != self.status:
             self.table.item(row, 2).setText(self.status)
@@ -244,6 +258,22 @@ class RunsDialog(QDialog):
         if self.run_id is not None:
             with self.ws.session() as s:
                 self.log.appendPlainText(runs.cancel_run(s, self.run_id))
+
+    def resume(self) -> bool:
+        """Start the selected run again from its last checkpoint, in its own process."""
+        if self.run_id is None:
+            return False
+        try:
+            with self.ws.session() as s:
+                run = runs.prepare_resume(s, self.run_id)
+                runs.launch(s, run)
+                self.status, self.error, self.pid = run.status, None, run.pid
+                self.log.appendPlainText(f"resuming from {run.config['resume_from']}")
+        except ChambersError as exc:
+            self.log.appendPlainText(str(exc))
+            return False
+        self.poll()
+        return True
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.timer.stop()  # the run itself goes on

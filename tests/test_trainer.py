@@ -1,0 +1,237 @@
+"""The trainer side: the typed run config, SFT and KTO from verdicts, truncation that keeps the
+corrected step, sharded-model hashes, rank-0 writes, resume, runs that outlive their launcher,
+a full disk. CPU, on the committed tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from app.training.config import ConfigError, TrainConfig
+from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---------------------------------------------------------------------------------------------
+# The config dataclass
+
+
+def test_config_round_trips_and_names_the_bad_field(tmp_path):
+    cfg = TrainConfig.for_model("kto", 10**6)
+    assert cfg.per_device_train_batch_size >= 2 and cfg.loss_type == "kto"
+    again = TrainConfig.from_json(cfg.to_json())
+    assert again == cfg
+    assert cfg.lora_alpha is None and cfg.resolved().lora_alpha == 2 * cfg.lora_r
+    assert TrainConfig(lora_r=4, lora_alpha=7).resolved().lora_alpha == 7
+    big = TrainConfig.for_model("dpo", 7 * 10**9)
+    assert big.learning_rate < cfg.learning_rate and big.gradient_checkpointing
+    with pytest.raises(ConfigError, match="x.json: unknown option\\(s\\) lora_rank"):
+        TrainConfig.from_json('{"lora_rank": 8}', "x.json")
+    with pytest.raises(ConfigError, match='x.json: lora_r must be int, not "8"'):
+        TrainConfig.from_json('{"lora_r": "8"}', "x.json")
+    with pytest.raises(ConfigError, match="learning_rate must be positive"):
+        TrainConfig.from_dict({"learning_rate": 0})
+    assert TrainConfig.from_dict({"learning_rate": 1}).learning_rate == 1.0
+    helps = TrainConfig.help_lines()
+    assert set(helps) == set(cfg.to_dict()) and all(len(h) > 10 for h in helps.values())
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="c.json: not JSON"):
+        TrainConfig.from_file(tmp_path / "c.json")
+
+
+def test_train_cli_has_an_option_with_help_for_every_config_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name, help_line in TrainConfig.help_lines().items():
+        assert f"--{name.replace('_', '-')}" in out
+        assert " ".join(help_line.split())[:40] in out
+
+
+def test_the_trainer_loads_no_sqlalchemy():
+    code = (
+        "import sys, trainer.run, trainer.__main__; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlalchemy', 'alembic', 'PySide6')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+    help_ = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "trainer", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert "sqlalchemy" not in help_.stderr and "run" in help_.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: step records, through Arrow, fitted to max_length
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "Find an order",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "integer"}},
+                "required": ["order_id"],
+            },
+        },
+    }
+]
+
+
+def long_record(turns: int = 12, completion: str = "Your refund of $59.00 is on its way.") -> dict:
+    """A step record: system, task, many tool rounds, then the assistant step."""
+    prompt = [
+        {"role": "system", "content": "You are the support agent of Acme."},
+        {"role": "user", "content": "TASK-MARKER: refund order 42 please"},
+    ]
+    for i in range(turns):
+        prompt += [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "type": "function",
+                        "id": f"c{i}",
+                        "function": {"name": "lookup_order", "arguments": {"order_id": 40 + i}},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": f"c{i}", "content": f"ROUND-{i} " + "status ok " * 12},
+        ]
+    return {
+        "prompt": prompt,
+        "completion": [{"role": "assistant", "content": completion}],
+        "tools": TOOLS,
+        "label": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TINY)
+
+
+def test_a_long_prompt_is_shortened_from_the_middle_and_the_step_is_kept(tok):
+    from trainer.data import fit_records, render_ids
+
+    rec = long_record()
+    full = len(render_ids(tok, rec["prompt"] + rec["completion"], TOOLS))
+    rows, report = fit_records(tok, [rec], "sft", full // 3, 95, 4096)
+    assert report.shortened == 1 and report.kept == 1 and report.dropped == {}
+    kept = rows[0]
+    text = tok.decode(render_ids(tok, kept["prompt"] + kept["completion"], TOOLS))
+    assert len(render_ids(tok, kept["prompt"] + kept["completion"], TOOLS)) <= full // 3
+    # system and task kept, the last rounds before the step kept, the oldest removed
+    assert kept["prompt"][:2] == rec["prompt"][:2]
+    assert "ROUND-11" in text and "ROUND-0 " not in text
+    assert kept["prompt"][-2:] == rec["prompt"][-2:]
+    assert kept["completion"] == rec["completion"]  # the step is never cut
+    assert kept["prompt"][2]["role"] == "assistant"  # no tool result without its call
+    assert report.messages_removed == len(rec["prompt"]) - len(kept["prompt"])
+
+
+def test_examples_that_cannot_fit_are_dropped_with_a_reason_and_max_length_comes_from_data(tok):
+    from trainer.data import fit_records, render_ids
+
+    short = long_record(turns=0)
+    huge_step = long_record(turns=0, completion="refund " * 400)
+    budget = len(render_ids(tok, short["prompt"] + short["completion"], TOOLS)) + 8
+    rows, report = fit_records(tok, [short, huge_step], "sft", budget, 95, 4096)
+    assert report.dropped == {"completion_too_long": 1} and report.kept == 1
+    recs = [long_record(turns=n) for n in range(20)]
+    lengths = sorted(len(render_ids(tok, r["prompt"] + r["completion"], TOOLS)) for r in recs)
+    rows, report = fit_records(tok, recs, "sft", None, 90, 100_000)
+    assert report.max_length % 64 == 0 and lengths[17] <= report.max_length < lengths[17] + 64
+    assert report.shortened == sum(1 for n in lengths if n > report.max_length) == 2
+    assert "p90 of 20 examples" in report.max_length_source
+    _, capped = fit_records(tok, recs, "sft", None, 90, 256)
+    assert capped.max_length == 256  # the model's cap wins over the data
+
+
+def test_structured_arguments_survive_arrow_and_render_once(tok):
+    from datasets import Dataset
+
+    from trainer.data import arrow_rows, wrap_tokenizer
+
+    rec = long_record(turns=2)
+    rec["prompt"][2]["tool_calls"][0]["function"]["arguments"] = {"order_id": 7, "note": 'a"b'}
+    direct = tok.apply_chat_template(rec["prompt"], tools=TOOLS, tokenize=False)
+    ds = Dataset.from_list(arrow_rows([rec, long_record(turns=1)], "sft"))
+    wrap_tokenizer(tok)
+    via_arrow = tok.apply_chat_template(
+        ds[0]["prompt"], tools=json.loads(ds[0]["tools"]), tokenize=False
+    )
+    assert via_arrow == direct
+    assert '"arguments":{"order_id": 7, "note": "a\\"b"}' in direct.replace(": {", ":{")
+    assert '\\"order_id\\"' not in via_arrow  # not double-encoded
+
+
+def test_sft_trains_on_the_assistant_step_only(tok, tmp_path):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.run import _Tracker, build_trainer, make_callback
+
+    tok = AutoTokenizer.from_pretrained(TINY)
+    rec = long_record(turns=2, completion="STEP-TEXT refund sent")
+    cfg = TrainConfig.for_model("sft", 10**6).resolved()
+    model = AutoModelForCausalLM.from_pretrained(TINY)
+    trainer, _ = build_trainer(
+        "sft",
+        model,
+        tok,
+        LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"),
+        cfg,
+        dict(output_dir=str(tmp_path), max_steps=1, report_to=[], use_cpu=True),
+        [rec],
+        [],
+        {},
+        make_callback(_Tracker(_NoEvents())),
+        Dataset,
+    )
+    row = trainer.train_dataset[0]
+    trained = [t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab != -100]
+    rendered = tok.apply_chat_template(
+        rec["prompt"] + rec["completion"], tools=TOOLS, tokenize=False
+    )
+    prompt_part = tok.apply_chat_template(
+        rec["prompt"], tools=TOOLS, tokenize=False, add_generation_prompt=True
+    )
+    assert tok.decode(trained) == rendered[len(prompt_part) :]
+    assert tok.decode(trained).startswith("STEP-TEXT") and "<|im_end|>" in tok.decode(trained)
+    assert "TASK-MARKER" not in tok.decode(trained) and "ROUND-1" not in tok.decode(trained)
+
+
+class _NoEvents:
+    def emit(self, event, **data):
+        return {"event": event, **data}
