@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("run", help="run a training config (JSON) written by Chambers")
     sp.add_argument("config")
+    sp = sub.add_parser("eval", help="run an evaluation config (JSON) written by Chambers")
+    sp.add_argument("config")
+    sp = sub.add_parser("export", help="export a registered model (JSON job written by Chambers)")
+    sp.add_argument("config")
     sp = sub.add_parser("demo-model", help="write a tiny Qwen2-style model + tokenizer")
     sp.add_argument("dir")
     args = p.parse_args(argv)
@@ -24,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.run import main as run_main
 
         return run_main(args.config)
+    if args.command == "eval":
+        from trainer.evaluate import main as eval_main
+
+        return eval_main(args.config)
+    if args.command == "export":
+        from trainer.export import main as export_main
+
+        return export_main(args.config)
     from trainer.demo import build
 
     path = build(args.dir)

@@ -337,3 +337,158 @@ class AuditEntry(Base):
     entity: Mapped[str] = mapped_column(String(60))
     entity_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Closing the loop: the model registry, evaluations, blind A/B comparisons (migration 0006)
+
+
+class RegisteredModel(Base):
+    """A base model (a directory) or a candidate (a run's LoRA adapter on its parent)."""
+
+    __tablename__ = "models"
+    __table_args__ = (CheckConstraint("kind IN ('base', 'candidate')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("models.id"), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
+    path: Mapped[str] = mapped_column(Text)  # the model directory, or the adapter directory
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Promotion(Base):
+    """Append-only history of the current model: promote pushes, rollback pops."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (CheckConstraint("action IN ('promote', 'rollback')", name="action"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class GateRule(Base):
+    """The workspace's promotion rule; the newest row is in force (older ones stay readable)."""
+
+    __tablename__ = "gate_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Evaluation(Base):
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'running', 'finished', 'failed', 'cancelled')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"), nullable=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    baseline_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    tasks: Mapped[str] = mapped_column(String(200))
+    decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    graders: Mapped[list[Any]] = mapped_column(default=list)
+    eval_dir: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class EvalItem(Base):
+    """One task of an evaluation: the prompt both models continue, and the reference."""
+
+    __tablename__ = "eval_items"
+    __table_args__ = (UniqueConstraint("evaluation_id", "position", name="eval_item_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(
+        ForeignKey("evaluations.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    task_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prompt: Mapped[list[Any]] = mapped_column(default=list)
+    tools: Mapped[list[Any]] = mapped_column(default=list)
+    reference: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class EvalOutput(Base):
+    """One model's next assistant turn for one item, parsed (or marked invalid), graded."""
+
+    __tablename__ = "eval_outputs"
+    __table_args__ = (
+        UniqueConstraint("item_id", "side", name="eval_output_side"),
+        CheckConstraint("side IN ('baseline', 'candidate')", name="side"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("eval_items.id", ondelete="CASCADE"), index=True
+    )
+    side: Mapped[str] = mapped_column(String(10))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    valid: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    score: Mapped[float] = mapped_column(Float, default=0.0)
+    decoding: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    n_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ComparisonRound(Base):
+    __tablename__ = "comparison_rounds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
+    k: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("judges.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ComparisonVerdict(Base):
+    """One judge's assignment on one item (choice empty until submitted). `a_side` says which
+    model's output was shown as A to this judge: the judge never sees it."""
+
+    __tablename__ = "comparison_verdicts"
+    __table_args__ = (
+        UniqueConstraint("round_id", "item_id", "judge_id", name="comparison_assignment"),
+        CheckConstraint("a_side IN ('baseline', 'candidate')", name="a_side"),
+        CheckConstraint("choice IS NULL OR choice IN ('A', 'B', 'tie')", name="choice"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(
+        ForeignKey("comparison_rounds.id", ondelete="CASCADE"), index=True
+    )
+    item_id: Mapped[int] = mapped_column(ForeignKey("eval_items.id", ondelete="CASCADE"))
+    judge_id: Mapped[int] = mapped_column(ForeignKey("judges.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    a_side: Mapped[str] = mapped_column(String(10))
+    choice: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    criteria: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
