@@ -92,12 +92,14 @@ def _encode_error(rec: TraceRecord, exc: Exception) -> RecordError:
 
 
 def nul_field(row: dict[str, Any]) -> str | None:
-    """The first field holding a NUL character (PostgreSQL cannot store one), or None."""
-    for col in TEXT_COLUMNS:
-        value = row.get(col)
-        if isinstance(value, str) and "\x00" in value:
-            return col
-    for col in JSON_COLUMNS:
+    """The first field holding a NUL character (PostgreSQL cannot store one), or None; the
+    messages first, as the task and final output are taken from them."""
+    for col in ("messages", *TEXT_COLUMNS, *JSON_COLUMNS[1:]):
+        if col in TEXT_COLUMNS:
+            value = row.get(col)
+            if isinstance(value, str) and "\x00" in value:
+                return col
+            continue
         text = row[col]
         if "\\u0000" not in text or not _JSON_NUL.search(text):
             continue

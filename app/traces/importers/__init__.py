@@ -62,6 +62,7 @@ CONVERSATION_FORMATS = ("openai-chat", "openai-responses", "anthropic", "sharegp
 GROUPED_FORMATS = ("otel", "openai-agents", "langgraph")  # traces assembled across records
 FILE_NAME_IDS = ("swe-agent", "toolbench")  # one run per file, named after its task
 SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".eval")
+DETECT_RECORDS = 20  # records looked at to tell a file's format
 
 Result = tuple[str, TraceRecord | RecordError]
 
@@ -185,28 +186,33 @@ class FileImport:
         return starts_whole_file(first.value)
 
     def _detect(self, first: Item, items: Iterator[Item], pending: list[Item]) -> str:
-        """The format of the first readable record (skipping broken ones)."""
-        item = first
+        """The format of the first record that shows one (broken or empty records before it
+        are reported as errors of that format); the file is refused if none of the first
+        DETECT_RECORDS does."""
+        item, unknown = first, None
         while True:
             if item.error is None:
                 fmt = detect_record(item.value)
-                if fmt is None:
-                    keys = (
-                        ", ".join(str(k)[:40] for k in list(item.value)[:8])
-                        if isinstance(item.value, dict)
-                        else type(item.value).__name__
-                    )
-                    raise FileUnreadable(
-                        f"{self.path}: {item.locator}: cannot tell the format (keys: {keys}); "
-                        f"pass --format ({', '.join(FORMATS)}) or --messages-key "
-                        f"(one of {', '.join(MESSAGE_KEYS)} was expected)"
-                    )
-                return fmt
-            nxt = next(items, None)
+                if fmt is not None:
+                    return fmt
+                unknown = unknown or item
+            nxt = next(items, None) if len(pending) < DETECT_RECORDS else None
             if nxt is None:
-                return "benchmark"
+                break
             pending.append(nxt)
             item = nxt
+        if unknown is None:
+            return "benchmark"
+        keys = (
+            ", ".join(str(k)[:40] for k in list(unknown.value)[:8])
+            if isinstance(unknown.value, dict)
+            else type(unknown.value).__name__
+        )
+        raise FileUnreadable(
+            f"{self.path}: {unknown.locator}: cannot tell the format (keys: {keys}); "
+            f"pass --format ({', '.join(FORMATS)}) or --messages-key "
+            f"(one of {', '.join(MESSAGE_KEYS)} was expected)"
+        )
 
     def _whole_file(self, first: Item, items: Iterator[Item], kind: str) -> Iterator[Result]:
         """A top-level array of messages (or events, or steps) is one conversation."""
