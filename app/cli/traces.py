@@ -13,7 +13,7 @@ from app.cli.common import EXIT_UNREADABLE, open_ws, print_json
 
 def cmd_import(args: argparse.Namespace) -> int:
     from app.traces.importers.conversations import KeyOptions
-    from app.traces.ingest import import_paths
+    from app.traces.ingest import error_line, import_paths
 
     ws = open_ws(args)
     options = KeyOptions(args.messages_key, args.outcome_key, args.id_key)
@@ -33,8 +33,16 @@ def cmd_import(args: argparse.Namespace) -> int:
                 f"{f.path}: {f.format}, {f.records} records: {f.imported} imported, {f.duplicates} duplicates, {f.errors} errors"
             )
         for e in report.errors:
-            where = f"{e['file']}: {e['record']}: " if e["record"] else ""
-            print(f"error: {where}{e['message']}", file=sys.stderr)
+            print(f"error: {error_line(e)}", file=sys.stderr)
+        for w in report.warnings:
+            print(f"warning: {error_line(w)}", file=sys.stderr)
+        if report.skipped:
+            names = ", ".join(Path(s["file"]).name for s in report.skipped[:5])
+            more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
+            print(
+                f"skipped {len(report.skipped)} files that are not traces: {names}{more}",
+                file=sys.stderr,
+            )
         print(
             f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}"
         )

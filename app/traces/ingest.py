@@ -2,32 +2,34 @@
 
 Records are parsed one at a time and inserted in batches, each batch in its own transaction,
 so memory stays bounded and a crash leaves only whole traces. Re-importing the same content
-adds nothing: every trace carries a content hash with a unique constraint.
+adds nothing: every trace carries a content hash with a unique constraint. A record the
+database refuses is reported without its content; the rest of its batch is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 
-from app.traces.importers import IMPORTER_VERSION, FileImport, expand_paths
+from app.traces.importers import IMPORTER_VERSION, scan_paths
 from app.traces.importers.conversations import KeyOptions
-from app.traces.importers.messages import RecordError
 from app.traces.importers.reader import FileUnreadable
-from app.traces.model import TraceRecord
+from app.traces.parse_worker import BATCH_SIZE, Chunk, parallel_chunks, parse_chunks
+from app.traces.rows import COLUMNS, JSON_COLUMNS, LOCATOR, reject_nul, trace_row
 from app.workspace import audit
 from app.workspace.db import Workspace
 from app.workspace.models import ImportBatch, Trace
 
-BATCH_SIZE = 500
+__all__ = ["BATCH_SIZE", "ImportReport", "import_paths", "store_traces", "trace_row"]
+
 PARALLEL_MIN_BYTES = 16 * 2**20  # files this big are parsed in a second process
 MAX_ERRORS_KEPT = 1000  # per file; the count is always exact
 
@@ -41,6 +43,7 @@ class FileReport:
     imported: int = 0
     duplicates: int = 0
     errors: int = 0
+    warnings: int = 0
     unreadable: str | None = None
 
 
@@ -49,6 +52,8 @@ class ImportReport:
     imported: int = 0
     duplicates: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     cancelled: bool = False
 
@@ -57,7 +62,16 @@ class ImportReport:
         return [f for f in self.files if f.unreadable]
 
     def as_json(self) -> dict[str, Any]:
-        return {"imported": self.imported, "duplicates": self.duplicates, "errors": self.errors}
+        out: dict[str, Any] = {
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "errors": self.errors,
+        }
+        if self.warnings:
+            out["warnings"] = self.warnings
+        if self.skipped:
+            out["skipped"] = self.skipped
+        return out
 
 
 Progress = Callable[[str, int, int], None]  # (file, records read, traces imported so far)
@@ -71,62 +85,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-JSON_COLUMNS = ("messages", "tools", "metadata", "scores")
-_COLUMNS = (
-    "batch_id",
-    "external_id",
-    "source",
-    "task",
-    "task_key",
-    "messages",
-    "final_output",
-    "tools",
-    "metadata",
-    "outcome",
-    "outcome_label",
-    "outcome_source",
-    "scores",
-    "n_messages",
-    "n_tool_calls",
-    "content_hash",
-    "split",
-    "imported_at",
-)
-
-
-def trace_row(rec: TraceRecord, batch_id: int | None) -> dict[str, Any]:
-    """A row for the traces table, JSON columns already serialised (once, also for the hash)."""
-    encoded = rec.encoded()
-    return {
-        "batch_id": batch_id,
-        "external_id": rec.external_id[:512] if rec.external_id else None,
-        "source": rec.source,
-        "task": rec.task,
-        "task_key": rec.task_key,
-        "messages": encoded["messages"],
-        "final_output": rec.final_output,
-        "tools": encoded["tools"],
-        "metadata": encoded["metadata"],
-        "outcome": rec.outcome,
-        "outcome_label": rec.outcome_label,
-        "outcome_source": rec.outcome_source,
-        "scores": encoded["scores"],
-        "n_messages": rec.n_messages,
-        "n_tool_calls": rec.n_tool_calls,
-        "content_hash": rec.content_hash(encoded),
-        "split": rec.split,
-        "imported_at": datetime.now(UTC),
-    }
-
-
 def _insert_sql(dialect: str) -> str:
     """DBAPI-level INSERT: JSON arrives serialised by orjson (cast to JSONB on PostgreSQL)."""
     mark = "?" if dialect == "sqlite" else "%s"
     values = [
         f"CAST({mark} AS JSONB)" if dialect == "postgresql" and c in JSON_COLUMNS else mark
-        for c in _COLUMNS
+        for c in COLUMNS
     ]
-    quoted = ", ".join(f'"{c}"' for c in _COLUMNS)
+    quoted = ", ".join(f'"{c}"' for c in COLUMNS)
     return f"INSERT INTO traces ({quoted}) VALUES ({', '.join(values)})"
 
 
@@ -151,10 +117,37 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
             ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
             to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
             params = [
-                tuple(to_db(r[c]) if c == "imported_at" else r[c] for c in _COLUMNS) for r in new
+                tuple(to_db(r[c]) if c == "imported_at" else r[c] for c in COLUMNS) for r in new
             ]
             conn.exec_driver_sql(_insert_sql(ws.dialect), params)
     return len(new)
+
+
+def store_rows(ws: Workspace, rows: list[dict[str, Any]]) -> tuple[int, list[tuple[str, str]]]:
+    """store_traces, and if the database refuses the batch, row by row: the refused rows
+    become errors (the database's reason, never the content), the others are kept."""
+    if ws.dialect == "postgresql":
+        rows, errors = reject_nul(rows)
+    else:
+        errors = []
+    try:
+        return store_traces(ws, rows), errors
+    except (DataError, IntegrityError):
+        pass
+    stored = 0
+    for row in rows:
+        try:
+            stored += store_traces(ws, [row])
+        except IntegrityError:  # stored meanwhile by another importer: a duplicate
+            continue
+        except DataError as exc:
+            errors.append((row[LOCATOR], f"the database refused this record ({_reason(exc)})"))
+    return stored, errors
+
+
+def _reason(exc: DataError) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:100] if str(orig) else ''}"
 
 
 def import_paths(
@@ -166,7 +159,19 @@ def import_paths(
     should_cancel: Callable[[], bool] | None = None,
 ) -> ImportReport:
     report = ImportReport()
-    for path in expand_paths([Path(p) for p in paths]):
+    given = [Path(p) for p in paths]
+    files, skipped = scan_paths(given)
+    report.skipped = [{"file": f, "reason": why} for f, why in skipped]
+    for d in given:
+        if d.is_dir() and not any(str(f).startswith(str(d)) for f in files):
+            report.errors.append(
+                {
+                    "file": str(d),
+                    "record": None,
+                    "message": f"no trace files in this folder ({len(skipped)} other files skipped)",
+                }
+            )
+    for path in files:
         fr = _import_file(ws, path, fmt, options, report, progress, should_cancel)
         report.files.append(fr)
         if report.cancelled:
@@ -174,88 +179,52 @@ def import_paths(
     return report
 
 
-# A parsed chunk: (format, rows, errors) where errors are (locator, message).
-Chunk = tuple[str | None, list[dict[str, Any]], list[tuple[str, str]]]
+def finish_interrupted(ws: Workspace, path: str, digest: str, by: int) -> int:
+    """Batches of the same file left unfinished by a killed import: counted and closed."""
+    with ws.session() as s:
+        stale = s.scalars(
+            select(ImportBatch).where(
+                ImportBatch.path == path,
+                ImportBatch.sha256 == digest,
+                ImportBatch.finished_at.is_(None),
+                ImportBatch.id != by,
+            )
+        ).all()
+        for batch in stale:
+            kept = s.scalar(select(func.count()).where(Trace.batch_id == batch.id)) or 0
+            batch.n_imported = kept
+            batch.errors = [
+                {
+                    "file": path,
+                    "record": None,
+                    "message": f"interrupted after {kept} traces; completed by batch {by}",
+                }
+            ]
+            batch.finished_at = datetime.now(UTC)
+        return len(stale)
 
 
-def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
-    """Parse a file into chunks of BATCH_SIZE rows. Raises FileUnreadable before the first
-    chunk if the file cannot be read at all."""
-    reader = FileImport(path, fmt, options)
-    rows: list[dict[str, Any]] = []
-    errors: list[tuple[str, str]] = []
-    try:
-        for locator, result in reader:
-            if isinstance(result, RecordError):
-                errors.append(
-                    (locator, f"{result.field}: {result.reason}" if result.field else result.reason)
-                )
-                continue
-            rows.append(trace_row(result, None))
-            if len(rows) >= BATCH_SIZE:
-                yield reader.format, rows, errors
-                rows, errors = [], []
-    except FileUnreadable as exc:
-        if rows or errors or reader.format:
-            yield reader.format, rows, [*errors, ("", str(exc))]
-            return
-        raise
-    yield reader.format, rows, errors
-
-
-def _parser_process(path: str, fmt: str | None, options: KeyOptions | None, queue: Any) -> None:
-    """Runs in a child process: parse and serialise while the parent writes to the database."""
-    try:
-        for chunk in parse_chunks(Path(path), fmt, options):
-            queue.put(("chunk", chunk))
-        queue.put(("done", None))
-    except FileUnreadable as exc:
-        queue.put(("unreadable", str(exc)))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never lost
-        queue.put(("crash", f"{type(exc).__name__}: {exc}"))
-
-
-def parallel_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
-    """parse_chunks in a child process, so parsing and database writes overlap (two cores).
-
-    The queue is bounded, so memory stays bounded whatever the file size.
-    """
-    ctx = multiprocessing.get_context("spawn")  # never fork a process that may run Qt threads
-    queue = ctx.Queue(maxsize=4)
-    proc = ctx.Process(target=_parser_process, args=(str(path), fmt, options, queue), daemon=True)
-    proc.start()
-    try:
-        while True:
-            kind, payload = queue.get()
-            if kind == "chunk":
-                yield payload
-            elif kind == "done":
-                return
-            elif kind == "unreadable":
-                raise FileUnreadable(payload)
-            else:
-                raise FileUnreadable(f"{path}: the parser failed ({payload})")
-    finally:
-        if proc.is_alive():
-            proc.terminate()
-        proc.join(timeout=5)
-
-
-def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> FileReport:
-    fr = FileReport(path=str(path))
+def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
+    """(first chunk, chunks, digest), or None with the file reported unreadable."""
     try:
         big = path.stat().st_size >= PARALLEL_MIN_BYTES
         chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options)
         first = next(chunks, None)  # detects the format; FileUnreadable if it cannot
-        digest = sha256_file(path)
+        return first, chunks, sha256_file(path)
     except FileUnreadable as exc:
         fr.unreadable = str(exc)
-        report.errors.append({"file": str(path), "record": None, "message": str(exc)})
-        return fr
     except OSError as exc:
         fr.unreadable = f"{path}: {exc.strerror or exc}"
-        report.errors.append({"file": str(path), "record": None, "message": fr.unreadable})
+    report.errors.append({"file": str(path), "record": None, "message": fr.unreadable})
+    return None
+
+
+def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> FileReport:
+    fr = FileReport(path=str(path))
+    opened = _open_file(path, fmt, options, fr, report)
+    if opened is None:
         return fr
+    first, chunks, digest = opened
     with ws.session() as s:
         batch = ImportBatch(
             path=str(path),
@@ -266,22 +235,11 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
         s.add(batch)
         s.flush()
         fr.batch_id = batch.id
-    kept_errors: list[dict[str, Any]] = []
+    finish_interrupted(ws, str(path), digest, fr.batch_id)
+    kept: list[dict[str, Any]] = []
     try:
-        for fmt_seen, rows, errors in chain([first] if first else [], chunks):
-            fr.format = fmt_seen
-            for row in rows:
-                row["batch_id"] = fr.batch_id
-            n = store_traces(ws, rows)
-            fr.records += len(rows) + sum(1 for loc, _ in errors if loc)
-            fr.imported += n
-            fr.duplicates += len(rows) - n
-            for locator, message in errors:
-                fr.errors += 1
-                if len(kept_errors) < MAX_ERRORS_KEPT:
-                    kept_errors.append(
-                        {"file": str(path), "record": locator or None, "message": message}
-                    )
+        for chunk in chain([first] if first else [], chunks):
+            _store_chunk(ws, path, chunk, fr, kept, report)
             if progress:
                 progress(str(path), fr.records, report.imported + fr.imported)
             if should_cancel and should_cancel():
@@ -289,18 +247,42 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
                 break
     except FileUnreadable as exc:
         fr.errors += 1
-        kept_errors.append({"file": str(path), "record": None, "message": str(exc)})
+        kept.append({"file": str(path), "record": None, "message": str(exc)})
     finally:
         chunks.close()
-    if fr.errors > len(kept_errors):
-        kept_errors.append(
+        _finish_batch(ws, path, fr, kept, report)
+    return fr
+
+
+def _store_chunk(ws, path, chunk: Chunk, fr, kept, report) -> None:
+    fmt_seen, rows, errors, warnings = chunk
+    fr.format = fmt_seen
+    for row in rows:
+        row["batch_id"] = fr.batch_id
+    n, refused = store_rows(ws, rows)
+    errors = [*errors, *refused]
+    fr.records += len(rows) + sum(1 for loc, _ in errors if loc) - len(refused)
+    fr.imported += n
+    fr.duplicates += len(rows) - len(refused) - n
+    for locator, message in errors:
+        fr.errors += 1
+        if len(kept) < MAX_ERRORS_KEPT:
+            kept.append({"file": str(path), "record": locator or None, "message": message})
+    for locator, message in warnings:
+        fr.warnings += 1
+        report.warnings.append({"file": str(path), "record": locator or None, "message": message})
+
+
+def _finish_batch(ws, path, fr: FileReport, kept: list[dict[str, Any]], report) -> None:
+    if fr.errors > len(kept):
+        kept.append(
             {
                 "file": str(path),
                 "record": None,
-                "message": f"... and {fr.errors - len(kept_errors)} more errors",
+                "message": f"... and {fr.errors - len(kept)} more errors",
             }
         )
-    report.errors.extend(kept_errors)
+    report.errors.extend(kept)
     report.imported += fr.imported
     report.duplicates += fr.duplicates
     with ws.session() as s:
@@ -313,7 +295,7 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
                 n_imported=fr.imported,
                 n_duplicates=fr.duplicates,
                 n_errors=fr.errors,
-                errors=kept_errors,
+                errors=kept,
                 finished_at=datetime.now(UTC),
             )
         )
@@ -328,4 +310,12 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
             errors=fr.errors,
             cancelled=report.cancelled,
         )
-    return fr
+
+
+def error_line(entry: dict[str, Any]) -> str:
+    """One error or warning as a line naming file and record once each."""
+    message = str(entry["message"])
+    where = [] if message.startswith(str(entry["file"])) else [str(entry["file"])]
+    if entry.get("record") and not message.startswith(f"{entry['file']}: {entry['record']}"):
+        where.append(str(entry["record"]))
+    return ": ".join([*where, message])

@@ -82,12 +82,46 @@ def get_path(record: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+def _holds_messages(items: list[Any]) -> bool:
+    return any(
+        isinstance(v, dict) and ("role" in v or ("from" in v and "value" in v)) for v in items[:3]
+    )
+
+
 def find_messages_key(record: dict[str, Any]) -> str | None:
+    """The key of the record's message list. A record may hold several candidate lists
+    (SWE-agent: `trajectory` of steps and `history` of messages): the one whose items are
+    messages wins over a list of other objects."""
+    fallback = None
     for key in MESSAGE_KEYS:
         value = record.get(key)
         if isinstance(value, list) and value and isinstance(value[0], dict):
-            return key
-    return None
+            if _holds_messages(value):
+                return key
+            fallback = fallback or key
+    return fallback
+
+
+def longest_of_prefixes(lists: list[Any], field: str) -> tuple[list[Any], list[str]]:
+    """The longest of a list of growing conversation prefixes, and a warning for each list
+    that is not a prefix of it (the data then holds branches, of which only one is kept)."""
+    for i, item in enumerate(lists):
+        if not isinstance(item, list):
+            raise RecordError(f"{field}[{i}]", f"expected a message list, got {type_name(item)}")
+    longest_i = max(range(len(lists)), key=lambda i: len(lists[i]))
+    longest = lists[longest_i]
+    warnings = []
+    for i, item in enumerate(lists):
+        if item != longest[: len(item)]:
+            first = next(
+                (k for k, (a, b) in enumerate(zip(item, longest, strict=False)) if a != b),
+                len(longest),
+            )
+            warnings.append(
+                f"{field}[{i}] is not a prefix of the longest list {field}[{longest_i}] "
+                f"(differs at message {first}); only {field}[{longest_i}] was imported"
+            )
+    return longest, warnings
 
 
 def normalize_outcome(value: Any) -> tuple[float | None, str | None]:
@@ -202,6 +236,9 @@ def conversation_record(value: Any, source: str, options: KeyOptions | None = No
     raw = get_path(value, key)
     if raw is None:
         raise RecordError(key, "missing")
+    warnings: list[str] = []
+    if isinstance(raw, list) and raw and all(isinstance(v, list) for v in raw):
+        raw, warnings = longest_of_prefixes(raw, key)  # ToolBench-style growing prefixes
     messages = normalize_messages(raw, key)
     system = value.get("system") if isinstance(value.get("system"), (str, list)) else None
     if system is None and isinstance(value.get("instructions"), str):
@@ -229,6 +266,8 @@ def conversation_record(value: Any, source: str, options: KeyOptions | None = No
         meta.setdefault(
             "info", {k: v for k, v in value["info"].items() if not isinstance(v, (dict, list))}
         )
+    if warnings:
+        meta["import_warnings"] = warnings
     scores = []
     if isinstance(value.get("scores"), dict):
         scores = [

@@ -39,6 +39,9 @@ ROLE_MAP = {
     "observation": "tool",
     "ipython": "tool",
     "function_call": "assistant",
+    "agent": "assistant",
+    "tool-call": "assistant",  # smolagents' MessageRole.TOOL_CALL
+    "tool-response": "tool",  # smolagents' MessageRole.TOOL_RESPONSE
 }
 
 LANGCHAIN_TYPES = {
@@ -51,6 +54,17 @@ LANGCHAIN_TYPES = {
     "ChatMessage": None,
 }
 
+# LangChain / LangGraph messages as plain dicts ({"type": "human", "content": ...}), the shape
+# of the LangGraph API's thread states.
+LANGCHAIN_DICT_TYPES = {
+    "human": "user",
+    "ai": "assistant",
+    "AIMessageChunk": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "tool",
+}
+
 
 class RecordError(ValueError):
     """A record that cannot be imported; `field` is a path like `messages[2].role`."""
@@ -59,6 +73,15 @@ class RecordError(ValueError):
         super().__init__(f"{field}: {reason}" if field else reason)
         self.field = field
         self.reason = reason
+
+
+def as_record_error(exc: Exception, what: str = "this format") -> RecordError:
+    """Any failure while reading one record, as that record's error (never a crash)."""
+    if isinstance(exc, RecordError):
+        return exc
+    text = str(exc).splitlines()[0][:160] if str(exc) else ""
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return RecordError("", f"unexpected structure for {what} ({detail})")
 
 
 def type_name(value: Any) -> str:
@@ -172,7 +195,13 @@ def block_parts(block: Any, field: str) -> list[dict[str, Any]]:  # noqa: C901 -
     if kind == "text" or (kind is None and isinstance(block.get("content"), str)):
         return [text_part(block["content"])]
     if kind in ("thinking", "reasoning", "redacted_thinking"):
-        text = block.get("thinking") or block.get("text") or block.get("content") or ""
+        text = (
+            block.get("thinking")
+            or block.get("reasoning")  # Inspect AI's ContentReasoning
+            or block.get("text")
+            or block.get("content")
+            or ""
+        )
         if kind == "redacted_thinking":
             text = "[redacted thinking]"
         return [{"type": "reasoning", "text": to_text(text)}] if text else []
@@ -230,6 +259,8 @@ def openai_tool_calls(calls: Any, field: str) -> list[dict[str, Any]]:
             parts.append(
                 tool_call_part(call.get("id"), fn.get("name"), fn.get("arguments"), f"{f}.function")
             )
+        elif isinstance(fn, str):  # Inspect AI: {id, function: name, arguments: {...}}
+            parts.append(tool_call_part(call.get("id"), fn, call.get("arguments"), f))
         else:  # LangChain {name, args, id} or flat {name, arguments, id}
             args = call.get("args", call.get("arguments", call.get("input")))
             parts.append(tool_call_part(call.get("id"), call.get("name"), args, f))
@@ -294,6 +325,8 @@ def normalize_item(item: Any, field: str) -> list[dict[str, Any]]:
     if "from" in item and "value" in item and "role" not in item:
         return sharegpt_turn(item, field)
     kind = item.get("type")
+    if type(kind) is str and kind in LANGCHAIN_DICT_TYPES and "content" in item:
+        return role_message({**item, "role": LANGCHAIN_DICT_TYPES[kind]}, field)
     if kind in ("function_call", "custom_tool_call") and "role" not in item:
         return [
             message(
@@ -352,6 +385,9 @@ def role_message(item: dict[str, Any], field: str) -> list[dict[str, Any]]:
     for key in ("reasoning_content", "reasoning"):
         if isinstance(item.get(key), str) and item[key]:
             parts.insert(0, {"type": "reasoning", "text": item[key]})
+    if isinstance(item.get("thinking_blocks"), list):  # SWE-agent / LiteLLM
+        thinking = content_parts(item["thinking_blocks"], f"{field}.thinking_blocks")
+        parts[:0] = [p for p in thinking if p["type"] == "reasoning"]
     if "tool_calls" in item and item["tool_calls"]:
         parts.extend(openai_tool_calls(item["tool_calls"], f"{field}.tool_calls"))
     extra = item.get("additional_kwargs")
@@ -386,9 +422,16 @@ def tool_message(
         return message("tool", *parts)
     text = "\n".join(p.get("text", "") for p in parts if p["type"] == "text")
     call_id = item.get("tool_call_id") or item.get("call_id") or item.get("id") or ""
+    ids = item.get("tool_call_ids")  # SWE-agent names the call in a list
+    if not call_id and isinstance(ids, list) and ids and isinstance(ids[0], str):
+        call_id = ids[0]
     if raw_role == "function" and not call_id:
         call_id = item.get("name") or ""  # legacy: matched to the call by name below
-    is_error = bool(item.get("is_error")) or item.get("status") == "error"
+    is_error = (
+        bool(item.get("is_error"))
+        or item.get("status") == "error"
+        or isinstance(item.get("error"), dict)  # Inspect AI: {type, message}
+    )
     name = item.get("name") if isinstance(item.get("name"), str) else None
     return message("tool", tool_result_part(call_id, text, is_error), name=name)
 

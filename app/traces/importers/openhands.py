@@ -68,3 +68,34 @@ def parse(events: list[Any]) -> TraceRecord:
     return TraceRecord(
         source=SOURCE, messages=messages, metadata={"n_events": len(events)}
     ).finish()
+
+
+def is_eval_output(value: Any) -> bool:
+    """OpenHands' evaluation output (output.jsonl): one instance per line, events in `history`."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("history"), list)
+        and detect_list(value["history"])
+    )
+
+
+def parse_eval_output(value: dict[str, Any]) -> TraceRecord:
+    rec = parse(value["history"])
+    iid = value.get("instance_id")
+    if isinstance(iid, (str, int)) and not isinstance(iid, bool):
+        rec.external_id = str(iid)
+    if isinstance(value.get("instruction"), str):
+        rec.task = value["instruction"]
+    if isinstance(value.get("error"), str):
+        rec.metadata["error"] = value["error"]
+    result = value.get("test_result")
+    if isinstance(result, dict):
+        rec.metadata["test_result"] = {
+            k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))
+        }
+        report = result.get("report")
+        if isinstance(report, dict) and isinstance(report.get("resolved"), bool):
+            rec.outcome = 1.0 if report["resolved"] else 0.0
+            rec.outcome_label = "resolved" if report["resolved"] else "unresolved"
+            rec.outcome_source = "openhands:test_result.report.resolved"
+    return rec

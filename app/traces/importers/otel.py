@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from app.traces.importers.assemble import ConversationBuilder
-from app.traces.importers.messages import RecordError, normalize_item, to_text
+from app.traces.importers.messages import RecordError, as_record_error, normalize_item, to_text
 from app.traces.model import TraceRecord, message, text_part
 
 SOURCE = "otel"
@@ -50,6 +50,22 @@ def _is_span(value: Any) -> bool:
 # Span extraction: every input shape -> flat dicts {trace_id, span_id, parent, start, name, attrs, events}
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """`value` if it is an object, else an empty one: hostile files put anything anywhere."""
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return value
+
+
 def any_value(v: Any) -> Any:
     """Decode an OTLP AnyValue."""
     if not isinstance(v, dict):
@@ -58,25 +74,33 @@ def any_value(v: Any) -> Any:
         if key in v:
             return v[key]
     if "intValue" in v:
-        return int(v["intValue"])
+        return _int(v["intValue"])
     if "arrayValue" in v:
-        return [any_value(x) for x in (v["arrayValue"] or {}).get("values", [])]
+        return [any_value(x) for x in _arr(_obj(v["arrayValue"]).get("values"))]
     if "kvlistValue" in v:
-        return kv_list((v["kvlistValue"] or {}).get("values", []))
+        return kv_list(_obj(v["kvlistValue"]).get("values"))
     return None
 
 
 def kv_list(items: Any) -> dict[str, Any]:
+    """OTLP attributes ([{key, value}]) or SDK attributes ({key: value}) as a dict."""
     if isinstance(items, dict):
         return items
     out = {}
-    for kv in items or []:
-        if isinstance(kv, dict) and "key" in kv:
+    for kv in _arr(items):
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
             out[kv["key"]] = any_value(kv.get("value"))
     return out
 
 
 def _time(value: Any) -> float:
+    try:
+        return _seconds(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+
+
+def _seconds(value: Any) -> float:
     if isinstance(value, list) and len(value) == 2:  # [seconds, nanos]
         return float(value[0]) + float(value[1]) / 1e9
     if isinstance(value, (int, float)):
@@ -96,12 +120,13 @@ def _time(value: Any) -> float:
 def flat_spans(value: Any) -> Iterator[dict[str, Any]]:
     if isinstance(value, dict) and isinstance(value.get("resourceSpans"), list):
         for rs in value["resourceSpans"]:
-            resource = kv_list(((rs or {}).get("resource") or {}).get("attributes"))
-            for ss in (
-                (rs or {}).get("scopeSpans") or (rs or {}).get("instrumentationLibrarySpans") or []
-            ):
-                for span in (ss or {}).get("spans") or []:
-                    yield _flat(span, resource)
+            rs = _obj(rs)
+            resource = kv_list(_obj(rs.get("resource")).get("attributes"))
+            scopes = _arr(rs.get("scopeSpans")) or _arr(rs.get("instrumentationLibrarySpans"))
+            for ss in scopes:
+                for span in _arr(_obj(ss).get("spans")):
+                    if isinstance(span, dict):
+                        yield _flat(span, resource)
     elif isinstance(value, list):
         for v in value:
             yield from flat_spans(v)
@@ -110,16 +135,16 @@ def flat_spans(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def _flat(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
-    ctx = span.get("spanContext") or span.get("context") or {}
+    ctx = _obj(span.get("spanContext")) or _obj(span.get("context"))
     parent = span.get("parentSpanId") or span.get("parent_id") or span.get("parentId")
     if isinstance(span.get("parentSpanContext"), dict):
         parent = span["parentSpanContext"].get("spanId")
     events = []
-    for e in span.get("events") or []:
+    for e in _arr(span.get("events")):
         if isinstance(e, dict):
             events.append(
                 {
-                    "name": e.get("name", ""),
+                    "name": str(e.get("name", "")),
                     "attrs": kv_list(e.get("attributes")),
                     "body": e.get("body"),
                 }
@@ -135,7 +160,7 @@ def _flat(span: dict[str, Any], resource: dict[str, Any]) -> dict[str, Any]:
         "attrs": kv_list(span.get("attributes")),
         "events": events,
         "resource": resource,
-        "error": (span.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR", "ERROR"),
+        "error": _obj(span.get("status")).get("code") in (2, "STATUS_CODE_ERROR", "ERROR"),
     }
 
 
@@ -327,42 +352,38 @@ def parse_spans(spans: Iterable[dict[str, Any]]) -> Iterator[tuple[str, TraceRec
     for s in spans:
         by_trace[s["trace_id"]].append(s)
     for trace_id, group in by_trace.items():
-        ordered = order_spans(group)
-        builder = ConversationBuilder()
         try:
-            for span in ordered:
-                span_step(span, builder)
-        except RecordError as exc:
-            yield f"trace {trace_id}", RecordError(exc.field, exc.reason)
-            continue
-        if not builder.messages:
-            yield (
-                f"trace {trace_id}",
-                RecordError("", "no span carries GenAI, OpenInference or AI SDK messages"),
-            )
-            continue
-        root = ordered[0]
-        meta = {
-            "root_span": root["name"],
-            "n_spans": len(group),
-            **{k: v for k, v in root["resource"].items() if k.startswith("service.")},
-        }
-        model = next(
-            (
-                s["attrs"].get("gen_ai.request.model")
-                for s in ordered
-                if s["attrs"].get("gen_ai.request.model")
-            ),
-            None,
-        )
-        if model:
-            meta["model"] = model
-        yield (
-            f"trace {trace_id}",
-            TraceRecord(
-                source=SOURCE,
-                messages=builder.finish(),
-                external_id=trace_id or None,
-                metadata=meta,
-            ).finish(),
-        )
+            yield f"trace {trace_id}", _trace_record(trace_id, group)
+        except Exception as exc:  # noqa: BLE001 - one trace's failure is its own error
+            yield f"trace {trace_id}", as_record_error(exc, "otel")
+
+
+def _trace_record(trace_id: str, group: list[dict[str, Any]]) -> TraceRecord:
+    ordered = order_spans(group)
+    builder = ConversationBuilder()
+    for span in ordered:
+        span_step(span, builder)
+    if not builder.messages:
+        raise RecordError("", "no span carries GenAI, OpenInference or AI SDK messages")
+    root = ordered[0]
+    meta = {
+        "root_span": root["name"],
+        "n_spans": len(group),
+        **{k: v for k, v in root["resource"].items() if str(k).startswith("service.")},
+    }
+    model = next(
+        (
+            s["attrs"].get("gen_ai.request.model")
+            for s in ordered
+            if s["attrs"].get("gen_ai.request.model")
+        ),
+        None,
+    )
+    if model:
+        meta["model"] = model
+    return TraceRecord(
+        source=SOURCE,
+        messages=builder.finish(),
+        external_id=trace_id or None,
+        metadata=meta,
+    ).finish()

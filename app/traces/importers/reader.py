@@ -7,6 +7,7 @@ read at all (missing, binary, not JSON) raises FileUnreadable.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ MAX_STRING_CHARS = 16 * 1024 * 1024  # one string value (a message, a tool outpu
 MAX_DEPTH = 256  # JSON nesting; real traces stay well under 50
 MAX_WHOLE_FILE_BYTES = 512 * 1024 * 1024  # a single top-level object is loaded whole
 _SNIFF_BYTES = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 class FileUnreadable(ChambersError):
@@ -61,8 +64,34 @@ def check_shape(value: Any, limit: int = MAX_DEPTH) -> None:
                 )
 
 
+def open_text(path: Path):
+    """The file opened in binary mode past a UTF-8 byte-order mark (Windows tools write one)."""
+    f = path.open("rb")
+    if f.read(3) != _BOM:
+        f.seek(0)
+    return f
+
+
+def _is_jsonl(text: str) -> bool:
+    """One JSON object per line. A first line that does not parse (a truncated or garbled
+    record) still makes a JSONL file when a later line, unindented, is an object of its own;
+    a pretty-printed object never has one."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        return False
+    for i, line in enumerate(lines[:50]):
+        if i > 0 and line[:1] != "{":
+            continue
+        try:
+            if isinstance(orjson.loads(line), dict):
+                return True
+        except orjson.JSONDecodeError:
+            continue
+    return False
+
+
 def sniff(path: Path) -> str:
-    """'jsonl', 'array' or 'object' from the first bytes; FileUnreadable for anything else."""
+    """'jsonl', 'array', 'object' or 'zip' from the first bytes; FileUnreadable otherwise."""
     try:
         with path.open("rb") as f:
             head = f.read(_SNIFF_BYTES)
@@ -74,6 +103,8 @@ def sniff(path: Path) -> str:
         raise FileUnreadable(f"{path}: cannot read ({exc.strerror})") from None
     if not head.strip():
         raise FileUnreadable(f"{path}: the file is empty")
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
     if b"\x00" in head:
         raise FileUnreadable(f"{path}: binary data, not JSON or JSONL")
     try:
@@ -91,12 +122,8 @@ def sniff(path: Path) -> str:
         raise FileUnreadable(f"{path}: a bare JSON string, not a trace or a list of traces")
     if not stripped.startswith("{"):
         raise FileUnreadable(f"{path}: not JSON or JSONL (starts with {stripped[:20]!r})")
-    first_line = stripped.split("\n", 1)[0].strip()
-    try:
-        if isinstance(orjson.loads(first_line), dict) and "\n" in stripped.rstrip():
-            return "jsonl"
-    except orjson.JSONDecodeError:
-        pass
+    if "\n" in stripped.rstrip() and _is_jsonl(stripped):
+        return "jsonl"
     return "object"
 
 
@@ -104,6 +131,8 @@ def read_records(path: Path) -> Iterator[Item]:
     kind = sniff(path)
     if kind == "jsonl":
         yield from _read_jsonl(path)
+    elif kind == "zip":
+        yield from _read_eval_zip(path)
     elif kind == "array":
         yield from _read_array(path)
     else:
@@ -111,7 +140,7 @@ def read_records(path: Path) -> Iterator[Item]:
 
 
 def _read_jsonl(path: Path) -> Iterator[Item]:
-    with path.open("rb") as f:
+    with open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -140,7 +169,7 @@ def _read_array(path: Path) -> Iterator[Item]:
     item would otherwise exhaust memory).
     """
     index = 0
-    with path.open("rb") as f:
+    with open_text(path) as f:
         events = ijson.basic_parse(f, use_float=True)
         try:
             event, _ = next(events)
@@ -226,7 +255,8 @@ def _read_object(path: Path) -> Item:
             f"{path}: a single JSON object of {size / 2**20:.0f} MB; write one record per line (JSONL)"
         )
     try:
-        value = orjson.loads(path.read_bytes())
+        data = path.read_bytes()
+        value = orjson.loads(data[3:] if data.startswith(_BOM) else data)
     except orjson.JSONDecodeError as exc:
         return Item("record 0", error=_decode_error(exc, "truncated or invalid JSON"))
     try:
@@ -251,3 +281,55 @@ def _too_big(n: int) -> str:
 
 def _short(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+# Inspect AI writes its logs as zip archives (.eval): a header plus one JSON member per sample.
+INSPECT_EVAL_KEY = "__inspect_eval__"
+
+
+def _read_eval_zip(path: Path) -> Iterator[Item]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise FileUnreadable(f"{path}: a damaged zip archive ({_short(exc)})") from None
+    with archive:
+        members = {i.filename: i for i in archive.infolist()}  # a re-logged sample: last wins
+        samples = sorted(n for n in members if n.startswith("samples/") and n.endswith(".json"))
+        if not samples and "header.json" not in members and "_journal/start.json" not in members:
+            raise FileUnreadable(f"{path}: a zip archive, but not an Inspect AI .eval log")
+        header = _zip_json(archive, members, "header.json") or _zip_json(
+            archive, members, "_journal/start.json"
+        )
+        info = header.get("eval") if isinstance(header, dict) else None
+        info = info if isinstance(info, dict) else {}
+        for name in samples:
+            value, error = _zip_member(archive, members[name])
+            if error is None and isinstance(value, dict):
+                value[INSPECT_EVAL_KEY] = {
+                    k: v for k, v in info.items() if isinstance(v, (str, int, float))
+                }
+            yield Item(name, value if error is None else None, error)
+
+
+def _zip_json(archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], name: str) -> Any:
+    if name not in members:
+        return None
+    value, error = _zip_member(archive, members[name])
+    return value if error is None else None
+
+
+def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[Any, str | None]:
+    if info.file_size > MAX_RECORD_BYTES:
+        return None, _too_big(info.file_size)
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_RECORD_BYTES + 1)  # the header's size may lie
+        if len(data) > MAX_RECORD_BYTES:
+            return None, _too_big(len(data))
+        value = orjson.loads(data)
+        check_shape(value)
+        return value, None
+    except orjson.JSONDecodeError as exc:
+        return None, _decode_error(exc, "invalid JSON")
+    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+        return None, f"cannot read this member of the archive ({_short(exc)})"

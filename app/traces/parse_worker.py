@@ -1,0 +1,131 @@
+"""Parsing a file into chunks of rows, in this process or in a child process.
+
+A big file is parsed in a child process so that parsing and database writes overlap. The child
+must never outlive its parent: if the importer is killed (kill -9, a closed terminal), a child
+blocked on a full queue would wait forever, holding multiprocessing's resource tracker with it.
+A watchdog thread in the child exits as soon as the parent is gone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from app.traces.importers import FileImport
+from app.traces.importers.conversations import KeyOptions
+from app.traces.importers.messages import RecordError
+from app.traces.importers.reader import FileUnreadable
+from app.traces.rows import trace_row
+
+BATCH_SIZE = 500
+WATCH_SECONDS = 0.2  # how often the child checks that its parent is alive
+
+# A parsed chunk: (format, rows, errors, warnings); errors and warnings are (locator, message).
+Chunk = tuple[str | None, list[dict[str, Any]], list[tuple[str, str]], list[tuple[str, str]]]
+
+
+def _message(err: RecordError) -> str:
+    return f"{err.field}: {err.reason}" if err.field else err.reason
+
+
+def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
+    """Parse a file into chunks of BATCH_SIZE rows. Raises FileUnreadable before the first
+    chunk if the file cannot be read at all."""
+    reader = FileImport(path, fmt, options)
+    rows: list[dict[str, Any]] = []
+    errors: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    try:
+        for locator, result in reader:
+            if isinstance(result, RecordError):
+                errors.append((locator, _message(result)))
+                continue
+            try:
+                rows.append(trace_row(result, None, locator))
+            except RecordError as exc:
+                errors.append((locator, _message(exc)))
+                continue
+            warnings += [(locator, str(w)) for w in result.metadata.get("import_warnings") or ()]
+            if len(rows) >= BATCH_SIZE:
+                yield reader.format, rows, errors, warnings
+                rows, errors, warnings = [], [], []
+    except FileUnreadable as exc:
+        if rows or errors or reader.format:
+            yield reader.format, rows, [*errors, ("", str(exc))], warnings
+            return
+        raise
+    yield reader.format, rows, errors, warnings
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit the child as soon as its parent dies (it is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_SECONDS)
+    os._exit(0)
+
+
+def _put(q: Any, item: Any, parent: int) -> None:
+    while True:
+        try:
+            q.put(item, timeout=WATCH_SECONDS)
+            return
+        except queue_mod.Full:
+            if os.getppid() != parent:
+                os._exit(0)
+
+
+def parser_process(
+    path: str, fmt: str | None, options: KeyOptions | None, q: Any, parent: int
+) -> None:
+    """Runs in a child process: parse and serialise while the parent writes to the database."""
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    try:
+        for chunk in parse_chunks(Path(path), fmt, options):
+            _put(q, ("chunk", chunk), parent)
+        _put(q, ("done", None), parent)
+    except FileUnreadable as exc:
+        _put(q, ("unreadable", str(exc)), parent)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, never lost
+        _put(q, ("crash", f"{type(exc).__name__}: {exc}"), parent)
+
+
+def parallel_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
+    """parse_chunks in a child process, so parsing and database writes overlap (two cores).
+
+    The queue is bounded, so memory stays bounded whatever the file size.
+    """
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that may run Qt threads
+    q = ctx.Queue(maxsize=4)
+    proc = ctx.Process(
+        target=parser_process, args=(str(path), fmt, options, q, os.getpid()), daemon=True
+    )
+    proc.start()
+    try:
+        while True:
+            try:
+                kind, payload = q.get(timeout=1.0)
+            except queue_mod.Empty:
+                if proc.is_alive():
+                    continue
+                raise FileUnreadable(
+                    f"{path}: the parser process died (exit code {proc.exitcode})"
+                ) from None
+            if kind == "chunk":
+                yield payload
+            elif kind == "done":
+                return
+            elif kind == "unreadable":
+                raise FileUnreadable(payload)
+            else:
+                raise FileUnreadable(f"{path}: the parser failed ({payload})")
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+        proc.join(timeout=5)
+        q.close()
