@@ -12,7 +12,7 @@ from app.workspace.errors import ChambersError
 def _filter(s, args):
     from app.review.reviews import get_judge
     from app.review.rubrics import get_version
-    from app.training.pairs import PairFilter
+    from app.training.pairs import DEFAULT_MAX_PER_TASK, PairFilter
 
     vid = None
     if getattr(args, "rubric", None) or getattr(args, "version", None):
@@ -29,6 +29,7 @@ def _filter(s, args):
         until=getattr(args, "until", None),
         min_margin=getattr(args, "min_margin", None),
         min_agreement=getattr(args, "min_agreement", None),
+        max_per_task=getattr(args, "max_per_task", DEFAULT_MAX_PER_TASK) or None,
         heldout=getattr(args, "heldout", 0.1),
         seed=getattr(args, "seed", 0),
     )
@@ -58,13 +59,15 @@ def cmd_pairs_stats(args) -> int:
 
     ws = open_ws(args)
     with ws.session() as s:
-        new = derive_pairs(s)
+        changes = derive_pairs(s)
         data = stats(s, _filter(s, args))
-    data["new_this_run"] = new
+    data["derived"] = changes.as_dict()
     if args.json:
         print_json(data)
     else:
+        added, removed = sum(changes.added.values()), sum(changes.removed.values())
         print(f"{data['pairs']} pairs ({data['adjudicated']} from adjudicated traces)")
+        print(f"  this derivation: {added} added, {removed} removed, {changes.updated} updated")
         print("  by rule: " + ", ".join(f"{k} {v}" for k, v in data["by_rule"].items()))
         print(
             "  by split: "
@@ -182,10 +185,12 @@ def cmd_export_pairs(args) -> int:
     ws = open_ws(args)
     with ws.session() as s:
         info = export_snapshot(s, args.snapshot, args.format, Path(args.out))
-    print(
-        f"wrote {info['pairs']} pairs to {info['path']} ({info['format']}, sha256 "
-        f"{info['sha256'][:16]}…)"
-    )
+    for f in info["files"]:
+        split = "" if f["split"] == "all" else f" {f['split']}"
+        print(
+            f"wrote {f['pairs']}{split} pairs to {f['path']} ({info['format']}, sha256 "
+            f"{f['sha256'][:16]}…)"
+        )
     return 0
 
 
@@ -363,7 +368,7 @@ def cmd_demo_model(args) -> int:
 def _filter_args(sp) -> None:
     sp.add_argument("--rubric", help="only pairs under this rubric")
     sp.add_argument("--version", type=int, help="…and this version")
-    sp.add_argument("--rules", help="comma-separated: modify,reject_with_answer,ranked")
+    sp.add_argument("--rules", help="comma-separated: modify,first_error,reject_with_answer,ranked")
     sp.add_argument(
         "--adjudicated-only", action="store_true", help="only pairs from traces a lead adjudicated"
     )
@@ -378,10 +383,17 @@ def _filter_args(sp) -> None:
     sp.add_argument("--until", metavar="YYYY-MM-DD")
     sp.add_argument("--min-margin", type=float, help="ranked pairs: minimum score margin")
     sp.add_argument(
+        "--max-per-task",
+        type=int,
+        default=10,
+        metavar="N",
+        help="ranked pairs: at most N per task, largest margins first (default 10; 0: no cap)",
+    )
+    sp.add_argument(
         "--heldout",
         type=float,
         default=0.1,
-        help="share of tasks held out (split by task; default 0.1)",
+        help="share of pairs held out, whole tasks at a time (default 0.1)",
     )
     sp.add_argument("--seed", type=int, default=0, help="seed of the task split")
 
@@ -430,7 +442,11 @@ def register(sub) -> None:
     sp = es.add_parser("pairs", help="a snapshot's pairs as TRL JSONL, OpenAI DPO JSONL or Parquet")
     sp.add_argument("--snapshot", required=True)
     sp.add_argument("--format", choices=["trl", "openai", "parquet"], default="trl")
-    sp.add_argument("--out", required=True)
+    sp.add_argument(
+        "--out",
+        required=True,
+        help="the file; openai: the training pairs, held-out ones go to NAME.heldout.jsonl beside it",
+    )
     sp.set_defaults(func=cmd_export_pairs)
 
     tp = sub.add_parser(

@@ -6,13 +6,14 @@ chosen and rejected messages of a pair are read when the user selects it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.training import pairs as pr
+from app.training.derive import PairChanges
 from app.workspace.errors import NotFound
 from app.workspace.models import Judge, PreferencePair
 from app.workspace.types import JudgeId, PairId
@@ -33,7 +34,7 @@ class PairRow(NamedTuple):
 class PairTable:
     rows: list[PairRow]
     stats: dict[str, Any]
-    derived: dict[str, int] = field(default_factory=dict)  # new pairs per rule, this call
+    derived: PairChanges | None = None  # what this call's derivation changed
 
 
 @dataclass
@@ -59,7 +60,7 @@ def pair_table(
     derive: bool = True,
 ) -> PairTable:
     """Derive what the reviews yield (when asked), then the selected pairs as light rows."""
-    derived = pr.derive_pairs(session) if derive else {}
+    derived = pr.derive_pairs(session) if derive else None
     if judge_names:
         flt.judge_ids = judge_ids_named(session, judge_names)
     selected = pr.select_pairs(session, flt)

@@ -1,18 +1,8 @@
-"""Preference pairs from reviews, with provenance; filters, task-level splits, snapshots and
-exports.
+"""Preference pairs: filters, the train/held-out split, snapshots and exports.
 
-Derivation rules (README "Preference pairs"):
-- `modify`: the judge corrected the trajectory. prompt = the conversation up to the first
-  assistant step that changed; chosen = the corrected continuation; rejected = the original.
-- `reject_with_answer`: the judge rejected and wrote the answer the agent should have given.
-  prompt = the conversation up to the agent's final answer; chosen = the written answer;
-  rejected = the agent's final answer.
-- `ranked`: several traces of the same task (same first user message) whose consensus
-  weighted rubric scores differ: the better one is chosen, the worse rejected, prompt = the
-  task, and the score difference is kept as the margin.
-Gold (a lead's adjudication) wins over the judges where there is one.
-
-Messages are in TRL's conversational format, tool calls structured:
+How pairs are derived (one assistant step each, tools attached, incrementally) is in
+app.training.derive; the file formats in app.training.exports. Messages are in TRL's
+conversational format, tool calls structured:
     {"role": "assistant", "content": "...", "tool_calls": [{"type": "function", "id": "...",
       "function": {"name": "...", "arguments": {...}}}]}
     {"role": "tool", "tool_call_id": "...", "content": "..."}
@@ -21,9 +11,7 @@ Messages are in TRL's conversational format, tool calls structured:
 from __future__ import annotations
 
 import hashlib
-import io
-import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +20,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.traces.model import canonical_json, sha256_hex
+from app.training.derive import (  # noqa: F401 - the pairs API in one place
+    RULES,
+    PairChanges,
+    derive_pairs,
+    weighted_score,
+)
+from app.training.exports import (  # noqa: F401
+    FORMATS,
+    RECORD_VERSION,
+    export_bytes,
+    openai_record,
+    trl_record,
+)
+from app.training.steps import to_chat  # noqa: F401
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import (
@@ -41,292 +42,14 @@ from app.workspace.models import (
     Judge,
     PreferencePair,
     Review,
-    RubricVersion,
-    Trace,
 )
 from app.workspace.paths import write_atomic
 
-RULES = ("modify", "reject_with_answer", "ranked")
-FORMATS = ("trl", "openai", "parquet")
+DEFAULT_MAX_PER_TASK = 10
 
 
 class PairError(ChambersError):
     pass
-
-
-# ---------------------------------------------------------------------------------------------
-# Message conversion
-
-
-def to_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Internal trace messages -> TRL conversational messages (tool calls stay structured)."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        role = m["role"]
-        parts = m.get("parts", [])
-        text = "\n\n".join(p["text"] for p in parts if p.get("type") == "text")
-        if role == "tool":
-            results = [p for p in parts if p.get("type") == "tool_result"]
-            for r in results:
-                out.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": r.get("call_id") or "",
-                        "content": r.get("content") or "",
-                    }
-                )
-            if not results:
-                out.append({"role": "tool", "tool_call_id": "", "content": text})
-            continue
-        msg: dict[str, Any] = {"role": role, "content": text}
-        calls = [p for p in parts if p.get("type") == "tool_call"]
-        if calls and role == "assistant":
-            msg["tool_calls"] = [
-                {
-                    "type": "function",
-                    "id": c.get("id") or f"call_{i}",
-                    "function": {"name": c["name"], "arguments": c.get("arguments")},
-                }
-                for i, c in enumerate(calls)
-            ]
-        out.append(msg)
-    return out
-
-
-def _first_changed_assistant(original: list[dict[str, Any]], corrected: list[dict[str, Any]]):
-    for i, m in enumerate(corrected):
-        if i >= len(original) or original[i] != m:
-            # the pair starts at the first assistant step that differs
-            j = i
-            while j > 0 and corrected[j]["role"] != "assistant":
-                j -= 1
-            return j if corrected[j]["role"] == "assistant" else i
-    if len(original) > len(corrected):
-        return len(corrected)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Derivation
-
-
-@dataclass
-class Verdict:
-    """One trace's verdict: from gold if adjudicated, else from one submitted review."""
-
-    trace: Trace
-    decision: str
-    scores: dict[str, Any]
-    corrected_messages: list[dict[str, Any]] | None
-    corrected_output: str | None
-    review_ids: list[int]
-    judge_ids: list[int]
-    adjudicated: bool
-    version_id: int
-    submitted_at: datetime | None
-
-
-def weighted_score(version: RubricVersion, scores: dict[str, Any]) -> float | None:
-    """The rubric's weighted score in [0, 1]: binary pass = 1, ordinal v -> (v-1)/(k-1);
-    nominal criteria are not ordered and do not count."""
-    total = weight = 0.0
-    for c in version.criteria:
-        v = scores.get(c.key)
-        if v is None or c.weight <= 0:
-            continue
-        if c.scale == "binary":
-            x = 1.0 if v in (1, True) else 0.0
-        elif c.scale == "ordinal":
-            k = len(c.levels)
-            x = (v - 1) / (k - 1) if k > 1 else 0.0
-        else:
-            continue
-        total += c.weight * x
-        weight += c.weight
-    return total / weight if weight else None
-
-
-def _pair_hash(prompt, chosen, rejected) -> str:
-    return sha256_hex(canonical_json([prompt, chosen, rejected]))
-
-
-def derive_pairs(session: Session, version_id: int | None = None) -> dict[str, int]:
-    """Create the pairs the workspace's reviews yield (idempotent: known pairs are skipped).
-    Returns counts per rule of new pairs."""
-    q = select(Review).where(Review.status == "submitted")
-    if version_id is not None:
-        q = q.where(Review.rubric_version_id == version_id)
-    reviews = list(session.scalars(q.order_by(Review.id)))
-    gold = {(a.trace_id, a.rubric_version_id): a for a in session.scalars(select(Adjudication))}
-    traces = {
-        t.id: t
-        for t in session.scalars(
-            select(Trace).where(Trace.id.in_({r.trace_id for r in reviews} or {0}))
-        )
-    }
-    versions = {v.id: v for v in session.scalars(select(RubricVersion))}
-    known = set(session.scalars(select(PreferencePair.content_hash)))
-    created: dict[str, int] = dict.fromkeys(RULES, 0)
-    now = datetime.now(UTC)
-
-    def add(
-        rule,
-        prompt,
-        chosen,
-        rejected,
-        margin,
-        trace_ids,
-        review_ids,
-        judge_ids,
-        vid,
-        adjudicated,
-        task_key,
-    ):
-        h = _pair_hash(prompt, chosen, rejected)
-        if h in known:
-            return
-        known.add(h)
-        session.add(
-            PreferencePair(
-                rule=rule,
-                prompt=prompt,
-                chosen=chosen,
-                rejected=rejected,
-                margin=margin,
-                task_key=task_key,
-                rubric_version_id=vid,
-                content_hash=h,
-                provenance={
-                    "rule": rule,
-                    "review_ids": sorted(review_ids),
-                    "judge_ids": sorted(set(judge_ids)),
-                    "rubric_version_id": vid,
-                    "trace_ids": trace_ids,
-                    "trace_hashes": [traces[t].content_hash for t in trace_ids],
-                    "adjudicated": adjudicated,
-                    "created_at": now.isoformat(),
-                },
-            )
-        )
-        created[rule] += 1
-
-    # Per review: modify and reject-with-answer. Gold corrections are used too.
-    sources: list[tuple[Any, list[int], list[int], bool]] = [
-        (r, [r.id], [r.judge_id], False) for r in reviews
-    ]
-    sources += [
-        (a, [], [a.lead_id], True)
-        for a in gold.values()
-        if version_id is None or a.rubric_version_id == version_id
-    ]
-    for src, review_ids, judge_ids, is_gold in sources:
-        trace = traces.get(src.trace_id) or session.get(Trace, src.trace_id)
-        traces[trace.id] = trace
-        original = trace.messages
-        if src.decision == "modify" and src.corrected_messages:
-            k = _first_changed_assistant(original, src.corrected_messages)
-            if k is None:
-                continue
-            prompt = to_chat(original[:k])
-            chosen = to_chat(src.corrected_messages[k:])
-            rejected = to_chat(original[k:])
-            if chosen and rejected and chosen != rejected:
-                add(
-                    "modify",
-                    prompt,
-                    chosen,
-                    rejected,
-                    None,
-                    [trace.id],
-                    review_ids,
-                    judge_ids,
-                    src.rubric_version_id,
-                    is_gold,
-                    trace.task_key,
-                )
-        elif src.decision == "reject" and src.corrected_output:
-            last = max(
-                (i for i, m in enumerate(original) if m["role"] == "assistant"), default=None
-            )
-            if last is None:
-                continue
-            prompt = to_chat(original[:last])
-            chosen = [{"role": "assistant", "content": src.corrected_output}]
-            rejected = to_chat(original[last:])
-            if [m.get("content") for m in rejected if m["role"] == "assistant"] == [
-                src.corrected_output
-            ]:
-                continue  # the "correction" is what the agent said: no preference to learn
-            add(
-                "reject_with_answer",
-                prompt,
-                chosen,
-                rejected,
-                None,
-                [trace.id],
-                review_ids,
-                judge_ids,
-                src.rubric_version_id,
-                is_gold,
-                trace.task_key,
-            )
-
-    # Ranked: traces of the same task with different consensus scores.
-    by_task: dict[tuple[str, int], dict[int, list[Any]]] = defaultdict(lambda: defaultdict(list))
-    for r in reviews:
-        t = traces[r.trace_id]
-        if t.task_key:
-            by_task[(t.task_key, r.rubric_version_id)][t.id].append(r)
-    for (task_key, vid), per_trace in by_task.items():
-        if len(per_trace) < 2:
-            continue
-        version = versions[vid]
-        scored = []
-        for tid, rs in per_trace.items():
-            g = gold.get((tid, vid))
-            if g is not None:
-                s = weighted_score(version, g.scores)
-                ids, judges = [r.id for r in rs], [g.lead_id]
-            else:
-                vals = [weighted_score(version, r.scores) for r in rs]
-                vals = [v for v in vals if v is not None]
-                s = sum(vals) / len(vals) if vals else None
-                ids, judges = [r.id for r in rs], [r.judge_id for r in rs]
-            if s is not None:
-                scored.append((s, tid, ids, judges, g is not None))
-        scored.sort(key=lambda x: (-x[0], x[1]))
-        for i, hi in enumerate(scored):
-            for lo in scored[i + 1 :]:
-                margin = hi[0] - lo[0]
-                if margin <= 0:
-                    continue
-                th, tl = traces[hi[1]], traces[lo[1]]
-                k = next(
-                    (n for n, m in enumerate(th.messages) if m["role"] == "assistant"),
-                    len(th.messages),
-                )
-                prompt = to_chat(th.messages[:k])
-                k2 = next(
-                    (n for n, m in enumerate(tl.messages) if m["role"] == "assistant"),
-                    len(tl.messages),
-                )
-                add(
-                    "ranked",
-                    prompt,
-                    to_chat(th.messages[k:]),
-                    to_chat(tl.messages[k2:]),
-                    round(margin, 6),
-                    [hi[1], lo[1]],
-                    hi[2] + lo[2],
-                    hi[3] + lo[3],
-                    vid,
-                    hi[4] or lo[4],
-                    task_key,
-                )
-    session.flush()
-    if any(created.values()):
-        audit.record(session, "derive", "preference_pairs", None, None, **created)
-    return created
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +66,8 @@ class PairFilter:
     until: str | None = None
     min_margin: float | None = None
     min_agreement: float | None = None  # share of a trace's judges agreeing on the decision
-    heldout: float = 0.1  # share of tasks held out
+    max_per_task: int | None = DEFAULT_MAX_PER_TASK  # ranked pairs per task (largest margins)
+    heldout: float = 0.1  # share of pairs held out (whole tasks)
     seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -351,20 +75,68 @@ class PairFilter:
         return {k: v for k, v in asdict(self).items() if not (v is None or v is False or v == [])}
 
 
-def split_of(task_key: str | None, pair_hash: str, heldout: float, seed: int) -> str:
-    """By task: every pair of one task lands on the same side (no task on both)."""
-    key = task_key or pair_hash
-    h = int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    return "heldout" if h < heldout else "train"
+def group_of(p: PreferencePair) -> str:
+    """What must not straddle the split: the task, or the trace for a task-less one."""
+    if p.task_key:
+        return p.task_key
+    ids = p.provenance.get("trace_ids") or []
+    return f"trace:{ids[0]}" if ids else p.content_hash
+
+
+def _rank(key: str, seed: int) -> int:
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:12], 16)
+
+
+def assign_splits(pairs: list[PreferencePair], heldout: float, seed: int) -> dict[str, str]:
+    """Whole tasks to the held-out side, in a seeded random order, while that brings its
+    share of *pairs* closer to `heldout`: one task with hundreds of pairs cannot swing it."""
+    sizes = Counter(group_of(p) for p in pairs)
+    target = heldout * len(pairs)
+    held: set[str] = set()
+    n = 0
+    for g in sorted(sizes, key=lambda g: _rank(g, seed)):
+        if n + sizes[g] / 2 < target:
+            held.add(g)
+            n += sizes[g]
+    if not held and heldout > 0 and len(sizes) > 1:
+        held.add(min(sizes, key=lambda g: (sizes[g], _rank(g, seed))))
+    return {g: "heldout" if g in held else "train" for g in sizes}
+
+
+def _rules_of(p: PreferencePair) -> set[str]:
+    return {p.rule, *(["modify"] if p.rule == "first_error" else [])}
+
+
+def _cap_per_task(pairs: list[PreferencePair], cap: int | None) -> list[PreferencePair]:
+    """At most `cap` ranked pairs per task and version, the largest margins kept."""
+    if not cap:
+        return pairs
+    ranked: dict[tuple[Any, Any], list[PreferencePair]] = defaultdict(list)
+    for p in pairs:
+        if p.rule == "ranked":
+            ranked[(group_of(p), p.rubric_version_id)].append(p)
+    drop: set[int] = set()
+    for group in ranked.values():
+        group.sort(key=lambda p: (-(p.margin or 0), p.id))
+        drop |= {p.id for p in group[cap:]}
+    return [p for p in pairs if p.id not in drop]
 
 
 def select_pairs(session: Session, flt: PairFilter) -> list[tuple[PreferencePair, str]]:
     q = select(PreferencePair).order_by(PreferencePair.id)
     if flt.rubric_version_id is not None:
         q = q.where(PreferencePair.rubric_version_id == flt.rubric_version_id)
+    pairs = [p for p in session.scalars(q) if not p.provenance.get("retired_at")]
     if flt.rules:
-        q = q.where(PreferencePair.rule.in_(flt.rules))
-    pairs = list(session.scalars(q))
+        pairs = [p for p in pairs if _rules_of(p) & set(flt.rules)]
+    keep = _keeper(session, flt)
+    pairs = _cap_per_task([p for p in pairs if keep(p)], flt.max_per_task)
+    sides = assign_splits(pairs, flt.heldout, flt.seed)
+    return [(p, sides[group_of(p)]) for p in pairs]
+
+
+def _keeper(session: Session, flt: PairFilter):
+    """The per-pair filters as one predicate (reviews and gold loaded once)."""
     need_reviews = flt.judge_ids or flt.since or flt.until or flt.min_agreement is not None
     review_info: dict[int, Review] = {}
     decisions: dict[tuple[int, int], list[str]] = defaultdict(list)
@@ -372,69 +144,55 @@ def select_pairs(session: Session, flt: PairFilter) -> list[tuple[PreferencePair
         for r in session.scalars(select(Review).where(Review.status == "submitted")):
             review_info[r.id] = r
             decisions[(r.trace_id, r.rubric_version_id)].append(r.decision or "")
-    gold: set[tuple[int, int]] = set()
-    if flt.adjudicated_only:
-        gold = {
-            tuple(r)
-            for r in session.execute(
-                select(Adjudication.trace_id, Adjudication.rubric_version_id)
-            ).all()
-        }
-    out = []
-    for p in pairs:
+    gold = _gold_keys(session) if flt.adjudicated_only else set()
+
+    def keep(p: PreferencePair) -> bool:
         prov = p.provenance
         if flt.adjudicated_only and not _is_gold(p, gold):
-            continue
+            return False
         if flt.min_margin is not None and (p.margin is None or p.margin < flt.min_margin):
-            continue
+            return False
         if flt.judge_ids and not set(prov.get("judge_ids", [])) & set(flt.judge_ids):
-            continue
-        if flt.since or flt.until:
-            dates = [
-                review_info[i].submitted_at
-                for i in prov.get("review_ids", [])
-                if i in review_info and review_info[i].submitted_at
-            ]
-            day = max(dates).date().isoformat() if dates else p.created_at.date().isoformat()
-            if (flt.since and day < flt.since) or (flt.until and day > flt.until):
-                continue
-        if flt.min_agreement is not None:
-            ok = True
-            for tid in prov.get("trace_ids", []):
-                ds = decisions.get((tid, p.rubric_version_id), [])
-                if len(ds) >= 2:
-                    top = max(ds.count(d) for d in set(ds))
-                    ok = ok and top / len(ds) >= flt.min_agreement
-                elif not prov.get("adjudicated"):
-                    ok = False  # one judge: no agreement to speak of
-            if not ok:
-                continue
-        out.append((p, split_of(p.task_key, p.content_hash, flt.heldout, flt.seed)))
-    return out
+            return False
+        if (flt.since or flt.until) and not _in_dates(p, review_info, flt):
+            return False
+        return flt.min_agreement is None or _agreed(p, decisions, flt.min_agreement)
+
+    return keep
+
+
+def _gold_keys(session: Session) -> set[tuple[int, int]]:
+    rows = session.execute(select(Adjudication.trace_id, Adjudication.rubric_version_id))
+    return {(t, v) for t, v in rows}
+
+
+def _in_dates(p: PreferencePair, review_info: dict[int, Review], flt: PairFilter) -> bool:
+    dates = [
+        review_info[i].submitted_at
+        for i in p.provenance.get("review_ids", [])
+        if i in review_info and review_info[i].submitted_at
+    ]
+    day = max(dates).date().isoformat() if dates else p.created_at.date().isoformat()
+    return not ((flt.since and day < flt.since) or (flt.until and day > flt.until))
+
+
+def _agreed(p: PreferencePair, decisions, min_agreement: float) -> bool:
+    for tid in p.provenance.get("trace_ids", []):
+        ds = decisions.get((tid, p.rubric_version_id), [])
+        if len(ds) >= 2:
+            if max(ds.count(d) for d in set(ds)) / len(ds) < min_agreement:
+                return False
+        elif not p.provenance.get("adjudicated"):
+            return False  # one judge: no agreement to speak of
+    return True
 
 
 def stats(session: Session, flt: PairFilter | None = None) -> dict[str, Any]:
     rows = select_pairs(session, flt or PairFilter())
-    gold = {
-        tuple(r)
-        for r in session.execute(
-            select(Adjudication.trace_id, Adjudication.rubric_version_id)
-        ).all()
-    }
-    by_rule: dict[str, int] = defaultdict(int)
-    by_split: dict[str, int] = defaultdict(int)
-    tasks: dict[str, set] = defaultdict(set)
-    for p, split in rows:
-        by_rule[p.rule] += 1
-        by_split[split] += 1
-        tasks[split].add(p.task_key or p.content_hash)
-    return {
-        "pairs": len(rows),
-        "by_rule": dict(by_rule),
-        "by_split": dict(by_split),
-        "tasks": {k: len(v) for k, v in tasks.items()},
-        "adjudicated": sum(1 for p, _ in rows if _is_gold(p, gold)),
-    }
+    gold = _gold_keys(session)
+    out = stats_of(rows)
+    out["adjudicated"] = sum(1 for p, _ in rows if _is_gold(p, gold))
+    return out
 
 
 def _is_gold(p: PreferencePair, gold: set[tuple[int, int]]) -> bool:
@@ -445,55 +203,7 @@ def _is_gold(p: PreferencePair, gold: set[tuple[int, int]]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# Export and snapshots
-
-
-def trl_record(p: PreferencePair, split: str) -> dict[str, Any]:
-    return {
-        "prompt": p.prompt,
-        "chosen": p.chosen,
-        "rejected": p.rejected,
-        "split": split,
-        "pair_id": p.id,
-        "rule": p.rule,
-        "margin": p.margin,
-    }
-
-
-def openai_record(p: PreferencePair) -> dict[str, Any]:
-    """OpenAI's preference fine-tuning (DPO) JSONL line."""
-    return {
-        "input": {"messages": p.prompt},
-        "preferred_output": p.chosen,
-        "non_preferred_output": p.rejected,
-    }
-
-
-def export_bytes(rows: list[tuple[PreferencePair, str]], fmt: str) -> bytes:
-    if fmt == "trl":
-        return b"".join(canonical_json(trl_record(p, s)) + b"\n" for p, s in rows)
-    if fmt == "openai":
-        return b"".join(canonical_json(openai_record(p)) + b"\n" for p, _ in rows)
-    if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        # Messages are nested and heterogeneous (tool call arguments): JSON strings in columns.
-        table = pa.table(
-            {
-                "pair_id": [p.id for p, _ in rows],
-                "split": [s for _, s in rows],
-                "rule": [p.rule for p, _ in rows],
-                "margin": [p.margin for p, _ in rows],
-                "prompt": [json.dumps(p.prompt, ensure_ascii=False) for p, _ in rows],
-                "chosen": [json.dumps(p.chosen, ensure_ascii=False) for p, _ in rows],
-                "rejected": [json.dumps(p.rejected, ensure_ascii=False) for p, _ in rows],
-            }
-        )
-        buf = io.BytesIO()
-        pq.write_table(table, buf)
-        return buf.getvalue()
-    raise PairError(f"format must be one of {', '.join(FORMATS)}")
+# Snapshots
 
 
 def create_snapshot(
@@ -523,6 +233,7 @@ def create_snapshot(
             "splits": {str(p.id): s for p, s in rows},
             "counts": counts,
             "sha256_trl_jsonl": sha,
+            "record_version": RECORD_VERSION,
             "rubric_version_ids": sorted(
                 {p.rubric_version_id for p, _ in rows if p.rubric_version_id}
             ),
@@ -548,10 +259,17 @@ def create_snapshot(
 def stats_of(rows: list[tuple[PreferencePair, str]]) -> dict[str, Any]:
     by_split: dict[str, int] = defaultdict(int)
     by_rule: dict[str, int] = defaultdict(int)
+    tasks: dict[str, set[str]] = defaultdict(set)
     for p, s in rows:
         by_split[s] += 1
         by_rule[p.rule] += 1
-    return {"pairs": len(rows), "by_split": dict(by_split), "by_rule": dict(by_rule)}
+        tasks[s].add(group_of(p))
+    return {
+        "pairs": len(rows),
+        "by_split": dict(by_split),
+        "by_rule": dict(by_rule),
+        "tasks": {k: len(v) for k, v in tasks.items()},
+    }
 
 
 def get_snapshot(session: Session, name: str) -> DatasetSnapshot:
@@ -574,16 +292,40 @@ def snapshot_rows(session: Session, snap: DatasetSnapshot) -> list[tuple[Prefere
         raise PairError(f"snapshot {snap.name!r}: pairs {missing[:5]} are gone from the workspace")
     splits = snap.manifest.get("splits", {})
     rows = [(pairs[i], splits.get(str(i), "train")) for i in snap.pair_ids]
-    if hashlib.sha256(export_bytes(rows, "trl")).hexdigest() != snap.sha256:
+    version = snap.manifest.get("record_version", 1)
+    if hashlib.sha256(export_bytes(rows, "trl", version)).hexdigest() != snap.sha256:
         raise PairError(f"snapshot {snap.name!r}: its pairs no longer hash to {snap.sha256[:12]}")
     return rows
 
 
+def heldout_path(out: Path) -> Path:
+    """Where the held-out file of a split export goes: `dpo.jsonl` -> `dpo.heldout.jsonl`."""
+    return out.with_name(f"{out.stem}.heldout{out.suffix or '.jsonl'}")
+
+
 def export_snapshot(session: Session, name: str, fmt: str, out: Path) -> dict[str, Any]:
+    """Write a snapshot's pairs. OpenAI takes a training and a validation file: the
+    training pairs go to `out`, the held-out ones beside it (`heldout_path`)."""
     snap = get_snapshot(session, name)
     rows = snapshot_rows(session, snap)
-    sha = write_atomic(out, export_bytes(rows, fmt))
-    return {"snapshot": name, "format": fmt, "path": str(out), "pairs": len(rows), "sha256": sha}
+    if fmt != "openai":
+        sha = write_atomic(out, export_bytes(rows, fmt))
+        files = [{"split": "all", "path": str(out), "pairs": len(rows), "sha256": sha}]
+    else:
+        files = []
+        for split, path in (("train", out), ("heldout", heldout_path(out))):
+            part = [(p, s) for p, s in rows if s == split]
+            if part or split == "train":
+                sha = write_atomic(path, export_bytes(part, fmt))
+                files.append({"split": split, "path": str(path), "pairs": len(part), "sha256": sha})
+    return {
+        "snapshot": name,
+        "format": fmt,
+        "path": str(out),
+        "pairs": len(rows),
+        "sha256": files[0]["sha256"],
+        "files": files,
+    }
 
 
 def list_pairs(
@@ -603,6 +345,8 @@ def list_pairs(
                 "trace_ids": p.provenance.get("trace_ids"),
                 "judges": [judges.get(j, str(j)) for j in p.provenance.get("judge_ids", [])],
                 "adjudicated": p.provenance.get("adjudicated", False),
+                "step": p.provenance.get("step"),
+                "tools": len(p.provenance.get("tools") or []),
                 "prompt_turns": len(p.prompt),
                 "chosen_turns": len(p.chosen),
                 "rejected_turns": len(p.rejected),

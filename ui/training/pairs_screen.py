@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 from typing import Any
 
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableView,
     QTextBrowser,
@@ -45,12 +47,14 @@ from ui.widgets.render import render_diff  # noqa: E402
 from ui.widgets.trace_view import palette_colors  # noqa: E402
 
 RULE_HELP = (
-    "<b>modify</b>: prompt = the conversation up to the first assistant step the judge changed; "
-    "chosen = the corrected continuation; rejected = the original. "
-    "<b>reject_with_answer</b>: the judge rejected and wrote the right answer: chosen = that "
-    "answer, rejected = the agent's. <b>ranked</b>: traces of the same task with different "
-    "weighted rubric scores: the better one is chosen, the margin kept. Splits are by task, so "
-    "no task is on both sides."
+    "Each pair is one assistant step: <b>chosen</b> and <b>rejected</b> are single assistant "
+    "messages, the prompt is everything before them, with the trace's tools. "
+    "<b>modify</b>: each step a judge's correction changed, after the corrected history. "
+    "<b>first_error</b>: the modify pair at the step the judge marked as the first error. "
+    "<b>reject_with_answer</b>: the judge's written answer against the agent's last step. "
+    "<b>ranked</b>: two runs of one task with different weighted rubric scores, at the first "
+    "step where their actions differ (copied ids ignored), at most N per task. A lead's "
+    "verdict wins over the judges. The held-out share counts pairs; no task is on both sides."
 )
 
 
@@ -62,7 +66,8 @@ def _messages_text(messages: list[dict[str, Any]]) -> list[str]:
             lines += str(m["content"]).splitlines()
         for c in m.get("tool_calls") or []:
             f = c["function"]
-            lines.append(f"→ {f['name']}({f.get('arguments')})")
+            args = json.dumps(f.get("arguments"), ensure_ascii=False, sort_keys=True)
+            lines.append(f"→ {f['name']}({args})")
     return lines
 
 
@@ -118,6 +123,11 @@ class PairsDialog(QDialog):
         self.heldout.setRange(0, 0.9)
         self.heldout.setSingleStep(0.05)
         self.heldout.setValue(0.1)
+        self.max_per_task = QSpinBox()
+        self.max_per_task.setRange(0, 10_000)
+        self.max_per_task.setValue(pr.DEFAULT_MAX_PER_TASK)
+        self.max_per_task.setSpecialValueText("no cap")
+        self.max_per_task.setToolTip("Ranked pairs kept per task, largest score margins first")
         form.addWidget(self.version)
         for b in self.rules.values():
             b.setChecked(True)
@@ -127,6 +137,8 @@ class PairsDialog(QDialog):
         form.addWidget(self.min_agreement)
         form.addWidget(QLabel("min margin"))
         form.addWidget(self.min_margin)
+        form.addWidget(QLabel("ranked per task"))
+        form.addWidget(self.max_per_task)
         form.addWidget(QLabel("held out"))
         form.addWidget(self.heldout)
         self.judges = QLineEdit()
@@ -186,6 +198,7 @@ class PairsDialog(QDialog):
             adjudicated_only=self.adjudicated.isChecked(),
             min_agreement=self.min_agreement.value() or None,
             min_margin=self.min_margin.value() or None,
+            max_per_task=self.max_per_task.value() or None,
             heldout=self.heldout.value(),
         )
 
@@ -219,9 +232,17 @@ class PairsDialog(QDialog):
         st = table.stats
         self.counts.setText(
             f"{st['pairs']} pairs · "
-            + " · ".join(f"{k}: {v}" for k, v in st["by_split"].items())
+            + " · ".join(
+                f"{k}: {v} ({st['tasks'].get(k, 0)} tasks)" for k, v in st["by_split"].items()
+            )
             + " · "
             + ", ".join(f"{k} {v}" for k, v in st["by_rule"].items())
+            + (
+                f" · last derivation: +{sum(table.derived.added.values())} "
+                f"−{sum(table.derived.removed.values())}"
+                if table.derived is not None
+                else ""
+            )
         )
         self.model.set_rows(table.rows)
         if table.rows:
