@@ -26,7 +26,14 @@ from app.workspace.db import (
     upgrade,
 )
 from app.workspace.errors import WorkspaceError
-from app.workspace.models import AuditEntry, Base, ImportBatch, Review, Trace
+from app.workspace.models import (
+    AuditEntry,
+    Base,
+    ImportBatch,
+    Review,
+    Trace,
+    include_in_autogenerate,
+)
 
 CHAT = {
     "id": "t1",
@@ -58,7 +65,11 @@ def test_models_and_migrations_agree(db_url):
     try:
         with ws.engine.connect() as conn:
             diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata
+                MigrationContext.configure(
+                    conn,
+                    opts={"compare_type": False, "include_name": include_in_autogenerate},
+                ),
+                Base.metadata,
             )
         assert diff == []
     finally:

@@ -52,7 +52,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_traces_list(args: argparse.Namespace) -> int:
     from app.traces.queries import TraceFilter, list_traces
+    from app.traces.search import FilterError
 
+    if (args.min_score is not None or args.max_score is not None) and not args.score:
+        raise FilterError("--min-score/--max-score need --score NAME (which automated score)")
     ws = open_ws(args)
     flt = TraceFilter(
         source=args.source,
@@ -62,6 +65,13 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         has_outcome=True if args.has_outcome else None,
         split=args.split,
         min_tool_calls=args.min_tool_calls,
+        tools=args.tool or [],
+        min_steps=args.min_steps,
+        max_steps=args.max_steps,
+        score_name=args.score,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        meta=[_key_value(kv) for kv in args.meta or []],
     )
     with ws.session() as s:
         rows = list_traces(s, flt, limit=args.limit, offset=args.offset)
@@ -76,6 +86,15 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
             f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}"
         )
     return 0
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    from app.traces.search import FilterError
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise FilterError(f"--meta {text!r}: expected KEY=VALUE, e.g. --meta domain=airline")
+    return key.strip(), value.strip()
 
 
 def cmd_traces_show(args: argparse.Namespace) -> int:
@@ -149,12 +168,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     tsub.required = True
     sp = tsub.add_parser("list", help="list traces with filters")
     sp.add_argument("--source", help="only this source format (e.g. langfuse, otel, benchmark)")
-    sp.add_argument("--search", help="text in the task, final answer or external id")
+    sp.add_argument(
+        "--search",
+        help='words or "phrases" in the task, answers, tool names, arguments, results or '
+        "metadata (all required; the last token of each is a prefix), or part of an external id",
+    )
     sp.add_argument("--min-outcome", type=float)
     sp.add_argument("--max-outcome", type=float)
     sp.add_argument("--has-outcome", action="store_true", help="only traces with an outcome")
     sp.add_argument("--split")
     sp.add_argument("--min-tool-calls", type=int)
+    sp.add_argument("--tool", action="append", help="only traces calling this tool (repeatable)")
+    sp.add_argument("--min-steps", type=int, help="at least this many messages")
+    sp.add_argument("--max-steps", type=int, help="at most this many messages")
+    sp.add_argument("--score", metavar="NAME", help="only traces with this automated score")
+    sp.add_argument("--min-score", type=float, help="... at least this value (with --score)")
+    sp.add_argument("--max-score", type=float, help="... at most this value (with --score)")
+    sp.add_argument(
+        "--meta",
+        action="append",
+        metavar="KEY=VALUE",
+        help="metadata KEY (a.b for nested keys) equals VALUE (repeatable)",
+    )
     sp.add_argument("--limit", type=int)
     sp.add_argument("--offset", type=int, default=0)
     sp.add_argument("--json", action="store_true", help="print an array of objects")

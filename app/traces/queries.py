@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
+from app.traces.search import meta_condition, search_condition
 from app.workspace.errors import NotFound
 from app.workspace.models import (
     Adjudication,
@@ -19,6 +20,8 @@ from app.workspace.models import (
     Rubric,
     RubricVersion,
     Trace,
+    TraceScore,
+    TraceTool,
     TrainingRun,
 )
 
@@ -37,6 +40,9 @@ SUMMARY_COLUMNS = (
 
 @dataclass
 class TraceFilter:
+    """What a queue or `traces list` shows. Empty fields do not filter. The fields a judge can
+    set are plain JSON values (as_json/from_json), so a filter can be saved as a named view."""
+
     source: str | None = None
     search: str | None = None
     min_outcome: float | None = None
@@ -45,38 +51,68 @@ class TraceFilter:
     split: str | None = None
     min_tool_calls: int | None = None
     ids: list[int] | None = None
+    tools: list[str] = field(default_factory=list)  # calls every one of them
+    min_steps: int | None = None
+    max_steps: int | None = None
+    score_name: str | None = None  # an automated score (traces.scores) ...
+    min_score: float | None = None  # ... at least / at most these
+    max_score: float | None = None
+    meta: list[tuple[str, str]] = field(default_factory=list)  # metadata key (a.b) = value
 
     def apply(self, q: Select) -> Select:
-        if self.source:
-            q = q.where(Trace.source == self.source)
-        if self.search:
-            like = f"%{_escape_like(self.search)}%"
-            q = q.where(
-                or_(
-                    Trace.task.ilike(like, escape="\\"),
-                    Trace.final_output.ilike(like, escape="\\"),
-                    Trace.external_id.ilike(like, escape="\\"),
-                )
-            )
-        if self.min_outcome is not None:
-            q = q.where(Trace.outcome >= self.min_outcome)
-        if self.max_outcome is not None:
-            q = q.where(Trace.outcome <= self.max_outcome)
-        if self.has_outcome is True:
-            q = q.where(Trace.outcome.is_not(None))
-        elif self.has_outcome is False:
-            q = q.where(Trace.outcome.is_(None))
-        if self.split:
-            q = q.where(Trace.split == self.split)
-        if self.min_tool_calls is not None:
-            q = q.where(Trace.n_tool_calls >= self.min_tool_calls)
-        if self.ids is not None:
-            q = q.where(Trace.id.in_(self.ids))
+        for condition in self.conditions():
+            q = q.where(condition)
         return q
 
+    def conditions(self) -> list[ColumnElement[bool]]:
+        c: list[ColumnElement[bool]] = []
+        if self.source:
+            c.append(Trace.source == self.source)
+        found = search_condition(self.search or "")
+        if found is not None:
+            c.append(found)
+        c += _range(Trace.outcome, self.min_outcome, self.max_outcome)
+        if self.has_outcome is not None:
+            c.append(Trace.outcome.is_not(None) if self.has_outcome else Trace.outcome.is_(None))
+        if self.split:
+            c.append(Trace.split == self.split)
+        c += _range(Trace.n_tool_calls, self.min_tool_calls, None)
+        c += _range(Trace.n_messages, self.min_steps, self.max_steps)
+        if self.ids is not None:
+            c.append(Trace.id.in_(self.ids))
+        c += [
+            Trace.id.in_(select(TraceTool.trace_id).where(TraceTool.name == t)) for t in self.tools
+        ]
+        if self.score_name:
+            score = select(TraceScore.trace_id).where(TraceScore.name == self.score_name)
+            score = score.where(*_range(TraceScore.value, self.min_score, self.max_score))
+            c.append(Trace.id.in_(score))
+        c += [meta_condition(k, v) for k, v in self.meta]
+        return c
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    def as_json(self) -> dict[str, Any]:
+        """The non-empty fields a judge sets (not `ids`), as JSON values."""
+        out = {k: v for k, v in asdict(self).items() if k != "ids" and v not in (None, [], "")}
+        if self.meta:
+            out["meta"] = [[k, v] for k, v in self.meta]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TraceFilter:
+        known = {f.name for f in fields(cls)} - {"ids"}
+        values = {k: v for k, v in data.items() if k in known}
+        values["tools"] = [str(t) for t in values.get("tools") or []]
+        values["meta"] = [(str(k), str(v)) for k, v in values.get("meta") or []]
+        return cls(**values)
+
+
+def _range(column: Any, low: float | None, high: float | None) -> list[ColumnElement[bool]]:
+    out = []
+    if low is not None:
+        out.append(column >= low)
+    if high is not None:
+        out.append(column <= high)
+    return out
 
 
 def summary_dict(row: Any) -> dict[str, Any]:
@@ -189,4 +225,16 @@ def stats(session: Session) -> dict[str, Any]:
         "preference_pairs": count(PreferencePair),
         "snapshots": count(DatasetSnapshot),
         "training_runs": count(TrainingRun),
+    }
+
+
+def facets(session: Session) -> dict[str, list[str]]:
+    """The values a filter can pick from: sources, tools called, automated score names.
+    Read from small indexed tables, not from the traces' JSON (fast at 100,000 traces)."""
+    return {
+        "sources": list(session.scalars(select(Trace.source).distinct().order_by(Trace.source))),
+        "tools": list(session.scalars(select(TraceTool.name).distinct().order_by(TraceTool.name))),
+        "scores": list(
+            session.scalars(select(TraceScore.name).distinct().order_by(TraceScore.name))
+        ),
     }

@@ -492,3 +492,51 @@ class ComparisonVerdict(Base):
     criteria: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rationale: Mapped[str] = mapped_column(Text, default="")
     submitted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+
+
+class TraceTool(Base):
+    """A tool a trace calls (one row per trace and tool name): the "tool used" filter and the
+    list of tools to pick from. Kept in step with `traces` by database triggers (0005_search)."""
+
+    __tablename__ = "trace_tools"
+    __table_args__ = (Index("ix_trace_tools_name", "name", "trace_id"),)
+
+    trace_id: Mapped[int] = mapped_column(
+        ForeignKey("traces.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class TraceScore(Base):
+    """A numeric automated score of a trace (from `traces.scores`), for the score filter.
+    Kept in step with `traces` by database triggers (0005_search)."""
+
+    __tablename__ = "trace_scores"
+    __table_args__ = (Index("ix_trace_scores_name", "name", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trace_id: Mapped[int] = mapped_column(ForeignKey("traces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class QueueView(Base):
+    """A judge's named queue filter ("saved view"): search text and filters as JSON."""
+
+    __tablename__ = "queue_views"
+    __table_args__ = (UniqueConstraint("judge_id", "name", name="queue_view"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judge_id: Mapped[int] = mapped_column(ForeignKey("judges.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+def include_in_autogenerate(name: str | None, type_: str, _parent_names: object) -> bool:
+    """Alembic's include_name hook: the search index (SQLite's FTS5 table `trace_fts` and the
+    shadow tables SQLite makes for it, PostgreSQL's expression index `ix_traces_search`) is
+    made by migration 0005_search, not from the ORM."""
+    if type_ == "table":
+        return not (name or "").startswith("trace_fts")
+    return not (type_ == "index" and name == "ix_traces_search")

@@ -1,7 +1,7 @@
 """Closing the loop: model registry, promotions and the gate rule, evaluations (items and outputs), blind A/B comparison rounds and verdicts. New tables only: no existing row changes.
 
 Revision ID: 0006_models
-Revises: 0003_step_labels
+Revises: 0005_search
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006_models"
-down_revision = "0003_step_labels"
+down_revision = "0005_search"
 branch_labels = None
 depends_on = None
 
