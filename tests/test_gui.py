@@ -138,10 +138,9 @@ def test_modify_stores_the_correction(qtbot, sample_db):
     dlg.text_edit.selectAll()
     qtbot.keyClicks(dlg.text_edit, "Corrected: the parcel is in transit, expected Wednesday.")
     dlg.tabs.setCurrentIndex(1)
-    assert (
-        "+" in dlg.diff_view.toPlainText()
-        and "Corrected: the parcel" in dlg.diff_view.toPlainText()
-    )
+    diff = dlg.diff_view.toPlainText()  # word diff: the changed step in place, no hunks
+    assert "Corrected: the parcel" in diff and "Step 6 · assistant · reply" in diff
+    assert "@@" not in diff and "unchanged" in diff
     dlg._accept()
     assert not dlg.isVisible()
     assert "1 edit" in w.panel.correction_label.text()

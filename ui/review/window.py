@@ -49,6 +49,7 @@ from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_model import QueueModel
 from ui.review.shortcuts import ShortcutsDialog
+from ui.review.trace_bench import TraceBenchMixin
 from ui.traces.import_dialog import ImportDialog
 from ui.widgets.executor import Job, WorkspaceExecutor
 from ui.widgets.lazy_model import Column, LazyTableModel
@@ -68,7 +69,7 @@ REVIEW_COLUMNS = (
 )
 
 
-class MainWindow(QMainWindow):
+class MainWindow(TraceBenchMixin, QMainWindow):
     def __init__(self, ws: Workspace, judge: Judge, parent=None):
         super().__init__(parent)
         self.ws = ws
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self.trace: dict[str, Any] | None = None
         self.editor: ModifyDialog | None = None
         self.corrected: list[dict[str, Any]] | None = None
+        self.step_labels: dict[int, dict[str, Any]] = {}
         self.base_seconds = 0.0
         self.clock = QElapsedTimer()
         self.dirty = False
@@ -266,7 +268,8 @@ class MainWindow(QMainWindow):
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 6, 6, 6)
-        rl.addWidget(self.tabs)
+        rl.addWidget(self._build_task_box())
+        rl.addWidget(self.tabs, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("main_splitter")
@@ -336,6 +339,7 @@ class MainWindow(QMainWindow):
             lambda: self.trace_view.find_edit.setFocus(),
         )
         self._action(v, "Back to the trace", "Esc", self.focus_trace)
+        self._trace_actions(r, v)
         if self.judge.role == "lead":
             lead = mb.addMenu("&Lead")
             self._action(lead, "&Rubrics…", "Ctrl+Shift+R", self.open_rubrics)
@@ -486,6 +490,7 @@ class MainWindow(QMainWindow):
             self.trace = None
             self.trace_view.show_trace(None)
             self.details.clear()
+            self._show_task()
             return
         with self.ws.session() as s:  # one trace and one review: constant work
             self.trace = trace_dict(get_trace(s, trace_id))
@@ -494,7 +499,9 @@ class MainWindow(QMainWindow):
                 if self.version is not None
                 else None
             )
-        self.trace_view.show_trace(self.trace)
+        self._load_step_labels(review["step_labels"] if review else None)
+        self.trace_view.show_trace(self.trace, self.step_labels)
+        self._show_task()
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
         self._load_others(trace_id)
         self.loading = True
@@ -549,6 +556,7 @@ class MainWindow(QMainWindow):
             corrected_messages=corrected,
             corrected_output=final_answer(corrected) if corrected else None,
             time_on_task_s=round(self.base_seconds + elapsed, 1),
+            step_labels=self.step_labels_input(),
         )
 
     def mark_dirty(self) -> None:
@@ -580,24 +588,6 @@ class MainWindow(QMainWindow):
     def _decision_changed(self, decision: str) -> None:
         self._update_correction_label()
 
-    def open_editor(self) -> None:
-        """Open the Modify editor (window-modal, not blocking: the event loop keeps running)."""
-        if self.trace is None:
-            return
-        self.editor = ModifyDialog(self.trace, self.corrected, self)
-        self.editor.accepted.connect(self._editor_accepted)
-        self.editor.finished.connect(self._editor_finished)
-        self.editor.open()
-
-    def _editor_finished(self, _result: int) -> None:
-        self._update_correction_label()
-        self.focus_trace()
-
-    def _editor_accepted(self) -> None:
-        self.corrected = self.editor.result_messages
-        self.mark_dirty()
-        self.save_draft_if_dirty()
-
     def _update_correction_label(self) -> None:
         d = self.panel.decision()
         if d not in ("modify", "reject"):
@@ -611,14 +601,7 @@ class MainWindow(QMainWindow):
             )
             self.panel.correction_label.setText(f"<a href='edit'>{text}</a>")
             return
-        from app.review.corrections import unified_diff
-
-        n = sum(
-            1
-            for line in unified_diff(self.trace["messages"], self.corrected)
-            if line.startswith("+") and not line.startswith("+++")
-        )
-        self.panel.set_correction_summary(n)
+        self.panel.set_correction_summary(self._correction_edits())
 
     def submit(self) -> None:
         if self.version is None or self.trace is None:

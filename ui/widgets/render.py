@@ -13,9 +13,23 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from app.traces.display import printable
+from app.traces.outline import (
+    cut_at_word,
+    decode_json,
+    is_error_result,
+    json_summary,
+    last_assistant,
+    pretty_json,
+    tool_names,
+)
+from ui.widgets.markdown import render_markdown
+
 PREVIEW_CHARS = 3000
 EXPAND_CHARS = 200_000  # each "show more" adds this much: a whole 20 MB output would stall layout
 STEP_WINDOW = 60  # steps rendered at first; "show more" adds as many
+MARKDOWN_CHARS = 50_000  # longer prose is shown as plain text (cut into previews)
+OPEN_RESULT_LINES = 30  # JSON results up to this many lines start open, longer ones collapsed
 
 
 @dataclass
@@ -40,6 +54,8 @@ class ViewState:
     expanded: set[str] = field(default_factory=set)
     shown_chars: dict[str, int] = field(default_factory=dict)
     steps_shown: int = STEP_WINDOW
+    labels: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> the judge's label
+    decoded: dict[str, tuple[bool, str, str, bool]] = field(default_factory=dict)
 
     def show_more(self, key: str) -> None:
         self.shown_chars[key] = self.shown_chars.get(key, PREVIEW_CHARS) + EXPAND_CHARS
@@ -48,17 +64,30 @@ class ViewState:
         self.shown_chars.pop(key, None)
 
 
+def _esc(s: str) -> str:
+    """Escaped, with control and bidi characters made visible (they would reorder the view)."""
+    return escape(printable(s))
+
+
 def _text(s: str, key: str, state: ViewState) -> str:
     limit = state.shown_chars.get(key, PREVIEW_CHARS)
     if len(s) > limit:
         more = len(s) - limit
         less = f' · <a href="less:{key}">show less</a>' if limit > PREVIEW_CHARS else ""
         return (
-            f'<span style="white-space:pre-wrap">{escape(s[:limit])}</span>'
+            f'<span style="white-space:pre-wrap">{_esc(s[:limit])}</span>'
             f' <a href="more:{key}">… show {min(more, EXPAND_CHARS):,} of {more:,} more characters</a>{less}'
         )
     tail = f' <a href="less:{key}">show less</a>' if len(s) > PREVIEW_CHARS else ""
-    return f'<span style="white-space:pre-wrap">{escape(s)}</span>{tail}'
+    return f'<span style="white-space:pre-wrap">{_esc(s)}</span>{tail}'
+
+
+def _markdown(s: str, key: str, state: ViewState, c: Colors) -> str:
+    """Markdown (safe subset) for prose; very long text is cut like any other part."""
+    limit = state.shown_chars.get(key, PREVIEW_CHARS)
+    if len(s) <= limit and len(s) <= MARKDOWN_CHARS:
+        return render_markdown(s, c.muted)
+    return _text(s, key, state)
 
 
 def _pretty(value: Any) -> str:
@@ -87,17 +116,18 @@ def _card(inner: str, c: Colors, bg: str | None = None, border: str | None = Non
 
 def render_trace(trace: dict[str, Any], state: ViewState, c: Colors) -> str:
     msgs = trace["messages"]
-    last_assistant = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=-1)
+    last = last_assistant(msgs)
+    names = tool_names(msgs)
     out = [f'<div style="color:{c.text};font-size:10.5pt">']
     shown = msgs[: state.steps_shown]
     for i, m in enumerate(shown):
-        out.append(_message(i, m, i == last_assistant, state, c))
+        out.append(_message(i, m, i == last, names, state, c))
     if len(msgs) > len(shown):
         rest = len(msgs) - len(shown)
         out.append(
             f'<p><a href="more:steps">Show the next {min(rest, STEP_WINDOW)} of {rest} remaining steps</a></p>'
         )
-    if trace.get("final_output") and last_assistant == -1:
+    if trace.get("final_output") and last == -1:
         out.append(
             _card(
                 f"<b>Final answer</b><br>{_text(trace['final_output'], 'final', state)}",
@@ -111,14 +141,33 @@ def render_trace(trace: dict[str, Any], state: ViewState, c: Colors) -> str:
 
 
 ROLE_LABEL = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
+STEP_BADGE = {"good": "✓ good", "wrong": "✗ wrong", "first_error": "① first error"}
 
 
-def _message(i: int, m: dict[str, Any], is_final: bool, state: ViewState, c: Colors) -> str:
+def _badge(label: dict[str, Any] | None, c: Colors) -> str:
+    if not label:
+        return ""
+    good = label["label"] == "good"
+    color = c.final if good else c.error
+    text = STEP_BADGE.get(label["label"], label["label"])
+    if label.get("reason"):
+        text += f": {label['reason']}"
+    return f' <span style="color:{color};font-weight:bold"> [{_esc(text)}]</span>'
+
+
+def _message(
+    i: int,
+    m: dict[str, Any],
+    is_final: bool,
+    names: dict[str, str],
+    state: ViewState,
+    c: Colors,
+) -> str:
     role = m["role"]
-    label = f'<a name="step-{i}"></a><span style="color:{c.muted};font-size:9pt">#{i} {ROLE_LABEL.get(role, escape(role))}'
+    label = f'<a name="step-{i}"></a><span style="color:{c.muted};font-size:9pt">#{i} {ROLE_LABEL.get(role, _esc(role))}'
     if m.get("name"):
-        label += f" · {escape(str(m['name']))}"
-    label += "</span><br>"
+        label += f" · {_esc(str(m['name']))}"
+    label += f"</span>{_badge(state.labels.get(i), c)}<br>"
     blocks = []
     for pi, p in enumerate(m["parts"]):
         key = f"{i}.{pi}"
@@ -127,20 +176,24 @@ def _message(i: int, m: dict[str, Any], is_final: bool, state: ViewState, c: Col
             if role == "system":
                 blocks.append(
                     _collapsible(
-                        "System prompt", _text(p["text"], key, state), f"sys{key}", state, c
+                        "System prompt (the policy; also in the side pane)",
+                        _markdown(p["text"], key, state, c),
+                        f"sys{key}",
+                        state,
+                        c,
                     )
                 )
             elif is_final:
                 blocks.append(
                     _card(
-                        f'<b style="color:{c.final}">Final answer</b><br>{_text(p["text"], key, state)}',
+                        f'<b style="color:{c.final}">Final answer</b><br>{_markdown(p["text"], key, state, c)}',
                         c,
                         c.final_bg,
                         c.final,
                     )
                 )
             else:
-                blocks.append(f"<div>{_text(p['text'], key, state)}</div>")
+                blocks.append(f"<div>{_markdown(p['text'], key, state, c)}</div>")
         elif kind == "reasoning":
             blocks.append(
                 _collapsible(
@@ -152,34 +205,73 @@ def _message(i: int, m: dict[str, Any], is_final: bool, state: ViewState, c: Col
                 )
             )
         elif kind == "tool_call":
-            args = _pretty(p["arguments"])
-            warn = (
-                f' <span style="color:{c.error}">(arguments are not valid JSON)</span>'
-                if p.get("arguments_invalid")
-                else ""
-            )
-            body = f'<span style="font-family:monospace;white-space:pre-wrap">{_text(args, key, state)}</span>'
-            head = f'<b>→ {escape(p["name"])}</b> <span style="color:{c.muted};font-size:9pt">{escape(p["id"])}</span>{warn}'
-            blocks.append(
-                _card(
-                    head
-                    + "<br>"
-                    + _collapsible("arguments", body, f"args{key}", state, c, open_default=True),
-                    c,
-                )
-            )
+            blocks.append(_tool_call(p, key, state, c))
         elif kind == "tool_result":
-            err = p.get("is_error")
-            head = f'<b style="color:{c.error if err else c.text}">← {"error" if err else "result"}</b> <span style="color:{c.muted};font-size:9pt">{escape(p["call_id"])}</span>'
-            body = f'<span style="font-family:monospace">{_text(p["content"], key, state)}</span>'
-            blocks.append(
-                _card(
-                    head + "<br>" + body, c, c.error_bg if err else None, c.error if err else None
-                )
-            )
+            blocks.append(_tool_result(p, names.get(p.get("call_id", "")), key, state, c))
     if not blocks:
         blocks.append(f'<i style="color:{c.muted}">(empty)</i>')
     return f'<div style="margin-top:10px">{label}{"".join(blocks)}</div>'
+
+
+def _tool_call(p: dict[str, Any], key: str, state: ViewState, c: Colors) -> str:
+    args = _pretty(p["arguments"])
+    warn = (
+        f' <span style="color:{c.error}">(arguments are not valid JSON)</span>'
+        if p.get("arguments_invalid")
+        else ""
+    )
+    body = (
+        f'<span style="font-family:monospace;white-space:pre-wrap">{_text(args, key, state)}</span>'
+    )
+    head = f'<b>→ {_esc(p["name"])}</b> <span style="color:{c.muted};font-size:9pt">{_esc(p["id"])}</span>{warn}'
+    return _card(
+        head + "<br>" + _collapsible("arguments", body, f"args{key}", state, c, open_default=True),
+        c,
+    )
+
+
+def _decoded(content: str, key: str, state: ViewState) -> tuple[bool, str, str, bool]:
+    """(is JSON, pretty text, summary, was JSON inside a string), cached per trace view."""
+    hit = state.decoded.get(key)
+    if hit is None:
+        ok, value = decode_json(content)
+        if ok:
+            nested = isinstance(json.loads(content), str)
+            hit = (True, pretty_json(value), json_summary(value), nested)
+        else:
+            hit = (False, content, "", False)
+        state.decoded[key] = hit
+    return hit
+
+
+def _tool_result(p: dict[str, Any], name: str | None, key: str, state: ViewState, c: Colors) -> str:
+    err = is_error_result(p)
+    tool = _esc(name or "tool")
+    if err:
+        head = (
+            f'<span style="background:{c.error};color:#ffffff;font-weight:bold">&nbsp;ERROR&nbsp;</span>'
+            f' <b style="color:{c.error}">← {tool}</b>'
+        )
+    else:
+        head = f"<b>← {tool}</b> result"
+    head += f' <span style="color:{c.muted};font-size:9pt">{_esc(p.get("call_id") or "")}</span>'
+    is_json, pretty, summary, nested = _decoded(p["content"], key, state)
+    if is_json:
+        lines = pretty.count("\n") + 1
+        note = " · decoded from a JSON string" if nested else ""
+        body = f'<span style="font-family:monospace;white-space:pre-wrap">{_text(pretty, key, state)}</span>'
+        title = f'{_esc(summary)} <span style="font-size:9pt">({lines} lines{note})</span>'
+        inner = (
+            head
+            + "<br>"
+            + _collapsible(
+                title, body, f"res{key}", state, c, open_default=lines <= OPEN_RESULT_LINES
+            )
+        )
+    else:
+        color = f"color:{c.error};" if err else ""
+        inner = f'{head}<br><span style="font-family:monospace;{color}">{_text(p["content"], key, state)}</span>'
+    return _card(inner, c, c.error_bg if err else None, c.error if err else None)
 
 
 def render_side_panel(trace: dict[str, Any], c: Colors) -> str:
@@ -247,3 +339,158 @@ def render_diff(lines: list[str], c: Colors) -> str:
             out.append(escape(line) + "\n")
     out.append("</pre>")
     return "".join(out) if lines else f'<i style="color:{c.muted}">No changes yet.</i>'
+
+
+# ---------------------------------------------------------------------------------------------
+# The side pane (policy and tool schemas) and the task box above the rubric
+
+
+def system_prompt(trace: dict[str, Any]) -> str:
+    return "\n\n".join(
+        p["text"]
+        for m in trace["messages"]
+        if m["role"] == "system"
+        for p in m["parts"]
+        if p["type"] == "text"
+    )
+
+
+def render_policy(trace: dict[str, Any], c: Colors) -> str:
+    text = system_prompt(trace)
+    if not text:
+        return f'<i style="color:{c.muted}">This trace has no system prompt.</i>'
+    if len(text) > MARKDOWN_CHARS * 4:
+        return f'<span style="white-space:pre-wrap">{_esc(text)}</span>'
+    return f'<div style="color:{c.text}">{render_markdown(text, c.muted)}</div>'
+
+
+def _param_type(schema: dict[str, Any]) -> str:
+    kind = schema.get("type", "any")
+    kind = " | ".join(kind) if isinstance(kind, list) else str(kind)
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        inner = schema["items"]
+        kind = f"array of {inner.get('type', 'any')}"
+        if isinstance(inner.get("properties"), dict):
+            kind += " {" + ", ".join(inner["properties"]) + "}"
+    if "enum" in schema:
+        kind += " (" + " | ".join(str(v) for v in schema["enum"]) + ")"
+    return kind
+
+
+def render_tools(trace: dict[str, Any], c: Colors) -> str:
+    tools = trace.get("tools") or []
+    if not tools:
+        return f'<i style="color:{c.muted}">This trace carries no tool schemas.</i>'
+    out = [f'<div style="color:{c.text}">']
+    for t in tools:
+        params = t.get("parameters") or {}
+        props = params.get("properties") or {}
+        required = set(params.get("required") or [])
+        out.append(
+            f'<p style="margin:8px 0 2px 0"><b style="font-family:monospace">{_esc(t["name"])}</b>'
+            f'<br><span style="color:{c.muted}">{_esc(t.get("description") or "")}</span></p>'
+        )
+        if props:
+            out.append('<table cellpadding="1" style="margin-left:8px">')
+            for name, sub in props.items():
+                sub = sub if isinstance(sub, dict) else {}
+                req = "" if name in required else f' <span style="color:{c.muted}">optional</span>'
+                desc = f" — {_esc(sub['description'])}" if sub.get("description") else ""
+                out.append(
+                    f'<tr><td style="font-family:monospace">{_esc(name)}</td>'
+                    f'<td style="color:{c.muted}">{_esc(_param_type(sub))}{req}{desc}</td></tr>'
+                )
+            out.append("</table>")
+    out.append("</div>")
+    return "".join(out)
+
+
+TASK_CHARS = 700
+
+
+def _call_text(action: dict[str, Any], limit: int = 160) -> str:
+    args = action.get("arguments")
+    if isinstance(args, dict):
+        inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
+    else:
+        inner = json.dumps(args, ensure_ascii=False) if args is not None else ""
+    return cut_at_word(f"{action.get('name', '?')}({inner})", limit)
+
+
+def render_task_box(trace: dict[str, Any] | None, c: Colors) -> str:
+    """The task, the outcome and the benchmark's expected actions: always beside the rubric."""
+    if trace is None:
+        return f'<i style="color:{c.muted}">No trace selected.</i>'
+    task = " ".join((trace.get("task") or "").split())
+    out = [f'<div style="color:{c.text}">']
+    out.append(
+        f'<b>Task</b> <span style="color:{c.muted}">#{trace["id"]} · {trace["n_messages"]} steps · '
+        f"{trace['n_tool_calls']} tool calls</span><br>{_esc(cut_at_word(task, TASK_CHARS)) or '—'}"
+    )
+    outcome, label = trace.get("outcome"), trace.get("outcome_label")
+    shown = "—" if outcome is None else f"{outcome:g}"
+    color = c.muted if outcome is None else (c.final if outcome >= 0.5 else c.error)
+    src = trace.get("outcome_source")
+    out.append(
+        f'<br><b>Outcome</b> <span style="color:{color};font-weight:bold">{_esc(shown)}'
+        f"{' (' + _esc(label) + ')' if label else ''}</span>"
+        + (f' <span style="color:{c.muted}">from {_esc(src)}</span>' if src else "")
+    )
+    ref = (trace.get("metadata") or {}).get("reference")
+    if isinstance(ref, dict):
+        actions = ref.get("expected_actions") or []
+        if actions:
+            out.append(
+                f"<br><b>Expected actions</b> ({len(actions)}, from the benchmark)<ol style='margin:0'>"
+            )
+            for a in actions[:30]:
+                if isinstance(a, dict):
+                    out.append(f'<li style="font-family:monospace">{_esc(_call_text(a))}</li>')
+            out.append("</ol>")
+        info = ref.get("reward_info")
+        if isinstance(info, dict) and info:
+            text = json.dumps(info, ensure_ascii=False)
+            out.append(
+                f'<span style="color:{c.muted}">Reward info: {_esc(cut_at_word(text, 300))}</span>'
+            )
+    out.append("</div>")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Word-level diff of a correction
+
+
+def render_segments(segments: list[tuple[str, str]], c: Colors) -> str:
+    out = []
+    for op, text in segments:
+        body = _esc(text)
+        if op == "insert":
+            out.append(
+                f'<span style="background:{c.final_bg};color:{c.final};font-weight:bold">{body}</span>'
+            )
+        elif op == "delete":
+            out.append(
+                f'<span style="background:{c.error_bg};color:{c.error};text-decoration:line-through">{body}</span>'
+            )
+        else:
+            out.append(body)
+    return f'<div style="font-family:monospace;white-space:pre-wrap">{"".join(out)}</div>'
+
+
+def render_word_diff(blocks: list[Any], c: Colors) -> str:
+    """Blocks from app.review.word_diff.word_diff: each changed step in place, unchanged runs
+    and the original's later steps as one muted line each."""
+    if not any(b.is_edit for b in blocks):
+        return f'<i style="color:{c.muted}">No changes yet.</i>'
+    out = [f'<div style="color:{c.text}">']
+    for b in blocks:
+        if b.kind in ("unchanged", "after_end"):
+            out.append(f'<p style="color:{c.muted};margin:4px 0">… {_esc(b.title)}</p>')
+            continue
+        out.append(
+            f'<p style="margin:8px 0 2px 0"><b>{_esc(b.title)}</b></p>'
+            + _card(render_segments(b.segments, c), c)
+        )
+    out.append("</div>")
+    return "".join(out)

@@ -1,24 +1,42 @@
-"""The conversation view: safe rich text, collapsible parts, find-in-trace."""
+"""The conversation view: an outline of steps beside safe rich text, find-in-trace with a
+match count, and a side pane with the policy (system prompt) and the tool schemas."""
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QEvent, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QPalette, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
+    QSplitter,
+    QTabWidget,
     QTextBrowser,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
-from ui.widgets.render import Colors, ViewState, render_trace
+from app.traces.display import printable
+from app.traces.outline import OutlineEntry, outline
+from ui.widgets.render import (
+    STEP_BADGE,
+    Colors,
+    ViewState,
+    render_policy,
+    render_tools,
+    render_trace,
+)
 
 STEP_WINDOW_INCREMENT = 60
+MAX_HIGHLIGHTS = 2000  # matches highlighted at once; the count goes on past it
+KIND_ICON_COLOR = {"error": "error", "final": "final", "tool_call": "accent"}
 
 
 class TraceBrowser(QTextBrowser):
@@ -43,39 +61,238 @@ def palette_colors(palette: QPalette) -> Colors:
     return c
 
 
-class TraceView(QWidget):
-    found = Signal(bool)
+def safe_browser() -> TraceBrowser:
+    b = TraceBrowser()
+    b.setOpenLinks(False)
+    b.setOpenExternalLinks(False)
+    return b
+
+
+class FindBar(QWidget):
+    """Find in trace: live match count, "not found" in red, every match highlighted."""
+
+    def __init__(self, browser: QTextBrowser, parent=None):
+        super().__init__(parent)
+        self.browser = browser
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit()
+        self.edit.setObjectName("find_in_trace")
+        self.edit.setPlaceholderText("Find in trace (Ctrl+F)")
+        self.edit.setClearButtonEnabled(True)
+        self.edit.setMaximumWidth(240)
+        self.edit.textChanged.connect(self.refresh)
+        self.edit.returnPressed.connect(self.find_next)
+        self.edit.installEventFilter(self)
+        lay.addWidget(self.edit)
+        self.count = QLabel()
+        self.count.setObjectName("find_count")
+        self.count.setMinimumWidth(80)
+        lay.addWidget(self.count)
+        self.prev_button = QPushButton("↑")
+        self.prev_button.setToolTip("Previous match (Shift+Enter, Shift+F3)")
+        self.prev_button.clicked.connect(self.find_previous)
+        self.next_button = QPushButton("↓")
+        self.next_button.setToolTip("Next match (Enter, F3)")
+        self.next_button.clicked.connect(self.find_next)
+        for b in (self.prev_button, self.next_button):
+            b.setMaximumWidth(30)
+            lay.addWidget(b)
+        self.matches = 0
+        self.position = 0  # 1-based index of the current match, 0 before the first jump
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if (
+            obj is self.edit
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+        ):
+            self.find_previous()
+            return True
+        return super().eventFilter(obj, event)
+
+    def reset(self) -> None:
+        """A new trace: the old search means nothing there."""
+        self.edit.blockSignals(True)
+        self.edit.clear()
+        self.edit.blockSignals(False)
+        self.refresh()
+
+    def _cursors(self) -> list[QTextCursor]:
+        needle = self.edit.text()
+        doc = self.browser.document()
+        found: list[QTextCursor] = []
+        if not needle:
+            return found
+        cursor = doc.find(needle, 0)
+        while not cursor.isNull():
+            found.append(cursor)
+            cursor = doc.find(needle, cursor)
+        return found
+
+    def refresh(self) -> None:
+        """Recount and re-highlight (after typing, or after the trace was re-rendered)."""
+        found = self._cursors()
+        self.matches = len(found)
+        self.position = 0
+        sels = []
+        for cur in found[:MAX_HIGHLIGHTS]:
+            sel = QTextEdit.ExtraSelection()
+            sel.cursor = cur
+            sel.format.setBackground(QColor("#ffe58f"))
+            sel.format.setForeground(QColor("#1d1f23"))
+            sels.append(sel)
+        self.browser.setExtraSelections(sels)
+        self._show_count()
+
+    def _show_count(self) -> None:
+        if not self.edit.text():
+            self.count.setText("")
+            self.edit.setStyleSheet("")
+        elif self.matches == 0:
+            self.count.setText("not found")
+            self.count.setStyleSheet("color: #b42318; font-weight: bold;")
+            self.edit.setStyleSheet("background: #fde8e8; color: #3b0d0c;")
+        else:
+            where = f"{self.position} of " if self.position else ""
+            self.count.setText(f"{where}{self.matches} match{'es' if self.matches != 1 else ''}")
+            self.count.setStyleSheet("")
+            self.edit.setStyleSheet("")
+
+    def _go(self, backward: bool) -> bool:
+        needle = self.edit.text()
+        if not needle or self.matches == 0:
+            self._show_count()
+            return False
+        flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
+        ok = self.browser.find(needle, flags)
+        if not ok:  # wrap around
+            cursor = self.browser.textCursor()
+            cursor.movePosition(
+                QTextCursor.MoveOperation.End if backward else QTextCursor.MoveOperation.Start
+            )
+            self.browser.setTextCursor(cursor)
+            ok = self.browser.find(needle, flags)
+        if ok:
+            start = self.browser.textCursor().selectionStart()
+            self.position = 1 + sum(1 for c in self._cursors() if c.selectionStart() < start)
+        self._show_count()
+        return ok
+
+    def find_next(self) -> bool:
+        return self._go(backward=False)
+
+    def find_previous(self) -> bool:
+        return self._go(backward=True)
+
+
+class ContextPane(QTabWidget):
+    """The policy (system prompt) and the tool schemas, beside the trace."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.setObjectName("context_pane")
+        self.policy = safe_browser()
+        self.tools = safe_browser()
+        self.addTab(self.policy, "Policy")
+        self.addTab(self.tools, "Tools")
+
+    def show_trace(self, trace: dict[str, Any] | None, c: Colors) -> None:
+        if trace is None:
+            self.policy.clear()
+            self.tools.clear()
+            return
+        self.policy.setHtml(render_policy(trace, c))
+        self.tools.setHtml(render_tools(trace, c))
+        self.setTabText(1, f"Tools ({len(trace.get('tools') or [])})")
+
+
+class TraceView(QWidget):
+    found = Signal(bool)
+    step_changed = Signal(int)  # the message index the outline points at
+
+    def __init__(self, parent=None, with_context: bool = True):
+        super().__init__(parent)
         self.trace: dict[str, Any] | None = None
         self.state = ViewState()
+        self.entries: list[OutlineEntry] = []
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         self.title = QLabel()
-        self.title.setWordWrap(True)
+        self.title.setObjectName("trace_title")
         bar.addWidget(self.title, 1)
-        self.find_edit = QLineEdit()
-        self.find_edit.setPlaceholderText("Find in trace (Ctrl+F)")
-        self.find_edit.setClearButtonEnabled(True)
-        self.find_edit.setMaximumWidth(260)
-        self.find_edit.returnPressed.connect(self.find_next)
-        bar.addWidget(self.find_edit)
-        self.find_button = QPushButton("Next")
-        self.find_button.clicked.connect(self.find_next)
-        bar.addWidget(self.find_button)
-        lay.addLayout(bar)
-        self.browser = TraceBrowser()
-        self.browser.setOpenLinks(False)
-        self.browser.setOpenExternalLinks(False)
+        self.browser = safe_browser()
         self.browser.anchorClicked.connect(self._anchor)
-        lay.addWidget(self.browser, 1)
+        self.finder = FindBar(self.browser)
+        self.find_edit = self.finder.edit
+        bar.addWidget(self.finder)
+        lay.addLayout(bar)
+        self.outline = QListWidget()
+        self.outline.setObjectName("outline")
+        self.outline.setToolTip(
+            "Steps (U user, A agent, → tool call, ← result, ✗ error): n / p next / previous "
+            "step, t / Shift+T tool call, x / Shift+X error; g / w / f label the agent's step"
+        )
+        self.outline.currentRowChanged.connect(self._outline_moved)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setObjectName("trace_splitter")
+        self.split.addWidget(self.outline)
+        self.split.addWidget(self.browser)
+        self.context = ContextPane()
+        self.split.addWidget(self.context)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([230, 560, 330])
+        self.context.setVisible(with_context)
+        lay.addWidget(self.split, 1)
 
-    def show_trace(self, trace: dict[str, Any] | None) -> None:
+    # --- showing ---------------------------------------------------------------------------
+    def show_trace(
+        self, trace: dict[str, Any] | None, labels: dict[int, Any] | None = None
+    ) -> None:
         self.trace = trace
         self.state = ViewState()
+        self.state.labels = dict(labels or {})
+        self.finder.reset()
+        self._fill_outline()
+        self.context.show_trace(trace, self.colors())
         self._render(keep_scroll=False)
+
+    def colors(self) -> Colors:
+        return palette_colors(self.palette())
+
+    def set_labels(self, labels: dict[int, Any]) -> None:
+        self.state.labels = dict(labels)
+        self._label_outline()
+        self._render()
+
+    def _fill_outline(self) -> None:
+        self.outline.blockSignals(True)
+        self.outline.clear()
+        self.entries = outline(self.trace["messages"]) if self.trace else []
+        c = self.colors()
+        for e in self.entries:
+            item = QListWidgetItem(printable(f"{e.step:>3}  {e.label}"))
+            item.setData(Qt.ItemDataRole.UserRole, e.step)
+            color = KIND_ICON_COLOR.get(e.kind)
+            if color:
+                item.setForeground(QColor(getattr(c, color)))
+            if e.kind in ("user", "system"):
+                f = item.font()
+                f.setBold(True)
+                item.setFont(f)
+            self.outline.addItem(item)
+        self.outline.blockSignals(False)
+        self._label_outline()
+
+    def _label_outline(self) -> None:
+        for row, e in enumerate(self.entries):
+            lab = self.state.labels.get(e.step)
+            text = printable(f"{e.step:>3}  {e.label}")
+            if lab and e.kind in ("assistant", "final", "tool_call"):
+                text += f"   [{STEP_BADGE.get(lab['label'], lab['label'])}]"
+            self.outline.item(row).setText(text)
 
     def _render(self, keep_scroll: bool = True) -> None:
         sb = self.browser.verticalScrollBar()
@@ -85,15 +302,21 @@ class TraceView(QWidget):
             self.browser.setHtml("<p style='color:gray'>No trace selected.</p>")
             return
         t = self.trace
-        task = (t.get("task") or "").replace("\n", " ")
-        from html import escape
-
+        errors = sum(1 for e in self.entries if e.kind == "error")
         self.title.setText(
-            f"<b>#{t['id']}</b> · {escape(t['source'])} · {t['n_messages']} steps · {escape(task[:120])}"
+            f"<b>#{t['id']}</b> · {escape(printable(t['source']))} · {t['n_messages']} steps · "
+            f"{t['n_tool_calls']} tool calls"
+            + (
+                f" · <span style='color:#b42318'>{errors} error{'s' * (errors != 1)}</span>"
+                if errors
+                else ""
+            )
         )
-        self.browser.setHtml(render_trace(t, self.state, palette_colors(self.palette())))
+        self.browser.setHtml(render_trace(t, self.state, self.colors()))
         if keep_scroll:
             sb.setValue(pos)
+        if self.find_edit.text():
+            self.finder.refresh()
 
     def _anchor(self, url: QUrl) -> None:
         text = url.toString()
@@ -111,25 +334,70 @@ class TraceView(QWidget):
             self.state.show_less(text[len("less:") :])
             self._render()
 
-    def find_next(self) -> bool:
-        needle = self.find_edit.text()
-        if not needle:
+    # --- the outline and its keys ----------------------------------------------------------
+    def current_step(self) -> int | None:
+        row = self.outline.currentRow()
+        return self.entries[row].step if 0 <= row < len(self.entries) else None
+
+    def _outline_moved(self, row: int) -> None:
+        if 0 <= row < len(self.entries):
+            self.scroll_to_step(self.entries[row].step)
+            self.step_changed.emit(self.entries[row].step)
+
+    def scroll_to_step(self, step: int) -> None:
+        if step >= self.state.steps_shown:
+            self.state.steps_shown = step + STEP_WINDOW_INCREMENT
+            self._render()
+        self.browser.scrollToAnchor(f"step-{step}")
+
+    def go_to_step(self, step: int) -> None:
+        row = next((r for r, e in enumerate(self.entries) if e.step == step), None)
+        if row is not None:
+            self.outline.setCurrentRow(row)
+
+    def jump(self, what: str, direction: int) -> bool:
+        """Move the outline to the next (1) or previous (-1) step, tool call or error.
+        Returns False (and stays) when there is none that way."""
+        if not self.entries:
             return False
-        ok = self.browser.find(needle)
-        if not ok:  # wrap around
-            cursor = self.browser.textCursor()
-            cursor.movePosition(cursor.MoveOperation.Start)
-            self.browser.setTextCursor(cursor)
-            ok = self.browser.find(needle)
+        row = self.outline.currentRow()
+        here = self.entries[row].step if row >= 0 else -1
+        rows = range(row + 1, len(self.entries)) if direction > 0 else range(row - 1, -1, -1)
+        if row < 0 and direction < 0:
+            return False
+        for r in rows:
+            e = self.entries[r]
+            if (
+                (what == "step" and e.step != here)
+                or (what == "tool" and e.kind == "tool_call")
+                or (what == "error" and e.kind == "error")
+            ):
+                if what == "step" and direction < 0:  # land on the first entry of that step
+                    while r > 0 and self.entries[r - 1].step == e.step:
+                        r -= 1
+                self.outline.setCurrentRow(r)
+                return True
+        return False
+
+    # --- find ------------------------------------------------------------------------------
+    def find_next(self) -> bool:
+        ok = self.finder.find_next()
         self.found.emit(ok)
         return ok
+
+    def find_previous(self) -> bool:
+        ok = self.finder.find_previous()
+        self.found.emit(ok)
+        return ok
+
+    def toggle_context(self) -> None:
+        self.context.setVisible(self.context.isHidden())
 
     def plain_text(self) -> str:
         return self.browser.document().toPlainText()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        from PySide6.QtCore import QEvent
-
         if event.type() == QEvent.Type.PaletteChange and self.trace is not None:
             self._render()
+            self.context.show_trace(self.trace, self.colors())
         super().changeEvent(event)
