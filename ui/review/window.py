@@ -34,6 +34,7 @@ from app.review.queue import default_version_id, queue_progress
 from app.review.reviews import (
     ReviewError,
     ReviewInput,
+    record_conflict,
     save_draft,
     submit_review,
     visible_reviews,
@@ -42,7 +43,9 @@ from app.review.reviews import (
 from app.review.rubrics import CriterionSpec
 from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
+from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, Review, RubricVersion
+from ui.review.conflict_dialog import ConflictDialog
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_model import QueueModel
@@ -76,7 +79,11 @@ class MainWindow(QMainWindow):
         self.clock = QElapsedTimer()
         self.dirty = False
         self.loading = False
-        self.undo_stack: list[tuple[int, int]] = []  # (review id, trace id)
+        self.undo_stack: list[tuple[int, int, int]] = []  # (review id, trace id, version)
+        # The version of my review this window read (0: none yet). Every write names it, so
+        # a second window or machine cannot be overwritten silently (ConflictError instead).
+        self.review_version = 0
+        self.conflict_dialog: ConflictDialog | None = None
         self.setWindowTitle(f"Chambers — {ws.display_name}")
         self.setAcceptDrops(True)
         self._build()
@@ -252,6 +259,8 @@ class MainWindow(QMainWindow):
         self.status_workspace = QLabel()
         self.status_judge = QLabel()
         self.status_progress = QLabel()
+        for label in (self.status_workspace, self.status_judge):  # names are never markup
+            label.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addWidget(self.status_workspace, 1)
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
@@ -466,6 +475,7 @@ class MainWindow(QMainWindow):
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
         self._render_others(other_rows, names)
         self.loading = True
+        self.review_version = review["version"] if review is not None else 0
         if review is not None:
             self.panel.load(review["decision"], review["scores"], review["rationale"])
             self.corrected = review["corrected_messages"]
@@ -504,6 +514,7 @@ class MainWindow(QMainWindow):
             "time_on_task_s": r.time_on_task_s,
             "status": r.status,
             "id": r.id,
+            "version": r.version,
         }
 
     def _render_others(self, rows, names) -> None:
@@ -549,9 +560,16 @@ class MainWindow(QMainWindow):
         if not self.dirty or self.trace is None or self.version is None:
             return
         data = self.current_input()
-        with self.ws.session() as s:
-            review = save_draft(s, self.trace["id"], self.judge.id, self.version.id, data)
-            submitted = review.status == "submitted"
+        try:
+            with self.ws.session() as s:
+                review = save_draft(
+                    s, self.trace["id"], self.judge.id, self.version.id, data, self.review_version
+                )
+                submitted = review.status == "submitted"
+                self.review_version = review.version
+        except ConflictError as exc:
+            self._on_conflict(exc, "draft", self.trace["id"], self.version.id, data)
+            return
         self.dirty = False
         self.panel.saved_label.setText(
             "Not saved: submitted reviews change on Submit" if submitted else "Draft saved"
@@ -615,8 +633,14 @@ class MainWindow(QMainWindow):
         data = self.current_input()
         try:
             with self.ws.session() as s:  # validated once, inside submit_review
-                review = submit_review(s, self.trace["id"], self.judge.id, self.version.id, data)
-                self.undo_stack.append((review.id, self.trace["id"]))
+                review = submit_review(
+                    s, self.trace["id"], self.judge.id, self.version.id, data, self.review_version
+                )
+                self.review_version = review.version
+                self.undo_stack.append((review.id, self.trace["id"], review.version))
+        except ConflictError as exc:
+            self._on_conflict(exc, "submit", self.trace["id"], self.version.id, data)
+            return
         except ReviewError as exc:
             self.panel.show_problems(exc.problems)
             return
@@ -650,10 +674,21 @@ class MainWindow(QMainWindow):
         if not self.undo_stack:
             self.statusBar().showMessage("Nothing to undo", 3000)
             return
-        review_id, trace_id = self.undo_stack.pop()
+        review_id, trace_id, version = self.undo_stack.pop()
         self.save_draft_if_dirty()
-        with self.ws.session() as s:
-            withdraw_submission(s, review_id, self.judge.id)
+        try:
+            with self.ws.session() as s:
+                withdraw_submission(s, review_id, self.judge.id, version)
+        except ConflictError as exc:
+            with self.ws.session() as s:
+                record_conflict(s, exc, self.judge.id)
+            self.statusBar().showMessage(
+                f"Not undone: the review of #{trace_id} was changed elsewhere since you "
+                "submitted it; it is shown as stored now",
+                8000,
+            )
+            self._reopen(trace_id)
+            return
         self.model.refresh_row(trace_id)
         row = self.model.row_of(trace_id)
         if row is not None:
@@ -665,6 +700,54 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Submission of #{trace_id} undone: it is your draft again", 5000
         )
+
+    # --- conflicts (the same review changed in another window or on another machine) -------
+    def _on_conflict(
+        self, exc: ConflictError, action: str, trace_id: int, version_id: int, data: ReviewInput
+    ) -> None:
+        """Nothing was written: audit both versions, show them, let the judge choose."""
+        with self.ws.session() as s:
+            theirs = record_conflict(s, exc, self.judge.id)
+        self.dirty = False  # the autosave must not retry while the judge decides
+        what = "review" if action == "submit" else "draft"
+        dlg = ConflictDialog(exc.mine, theirs, what, self)
+        dlg.finished.connect(
+            partial(self._conflict_resolved, dlg, action, trace_id, version_id, data, theirs)
+        )
+        self.conflict_dialog = dlg
+        dlg.open()
+
+    def _conflict_resolved(
+        self, dlg, action, trace_id, version_id, data, theirs, _result: int = 0
+    ) -> None:
+        self.conflict_dialog = None
+        expected = theirs["version"] if theirs else 0
+        if dlg.choice == "mine":
+            try:
+                with self.ws.session() as s:
+                    write = submit_review if action == "submit" else save_draft
+                    review = write(s, trace_id, self.judge.id, version_id, data, expected)
+                    if action == "submit":
+                        self.undo_stack.append((review.id, trace_id, review.version))
+            except ConflictError as exc:  # changed yet again meanwhile
+                self._on_conflict(exc, action, trace_id, version_id, data)
+                return
+            except ReviewError as exc:
+                self.panel.show_problems(exc.problems)
+            msg = "Your version was kept; the replaced one is in the audit log"
+        else:
+            msg = "The stored version was kept; yours is in the audit log"
+        self._reopen(trace_id)
+        self.statusBar().showMessage(msg, 6000)
+
+    def _reopen(self, trace_id: int) -> None:
+        """Show a trace's review as stored now (after a conflict or a refused undo)."""
+        self.model.refresh_row(trace_id)
+        row = self.model.row_of(trace_id)
+        if self.trace is not None and self.trace["id"] == trace_id and row is not None:
+            self.dirty = False
+            self.open_row(row)
+        self._update_status()
 
     # --- other ---------------------------------------------------------------------------
     def _update_status(self) -> None:
