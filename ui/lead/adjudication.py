@@ -181,7 +181,7 @@ class AdjudicationDialog(QDialog):
     def _conflict(self, exc: ConflictError) -> None:
         """Another lead recorded a verdict since this dialog opened: nothing was written; show
         theirs beside ours (both are in the audit log); recording again replaces theirs."""
-        from ui.review.conflict_dialog import describe
+        from ui.widgets.conflict_dialog import describe
 
         with self.ws.session() as s:
             theirs = record_adjudication_conflict(s, exc, self.lead.id)

@@ -45,12 +45,12 @@ from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
 from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, Review, RubricVersion
-from ui.review.conflict_dialog import ConflictDialog
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_model import QueueModel
 from ui.review.shortcuts import ShortcutsDialog
 from ui.traces.import_dialog import ImportDialog
+from ui.widgets.conflict_dialog import ConflictDialog
 from ui.widgets.render import render_side_panel
 from ui.widgets.rubric_panel import RubricPanel
 from ui.widgets.settings import APP, ORG
