@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.review.reviews import ReviewInput, check_submission
 from app.workspace import audit
-from app.workspace.errors import ChambersError, NotFound
+from app.workspace.errors import ChambersError, ConflictError, NotFound
 from app.workspace.models import (
     Adjudication,
     Judge,
@@ -62,6 +64,21 @@ def get_adjudication(session: Session, trace_id: int, version_id: int) -> Adjudi
     )
 
 
+def adjudication_snapshot(adj: Adjudication | None) -> dict[str, Any] | None:
+    """The stored verdict as the audit log and a conflict message show it."""
+    if adj is None:
+        return None
+    return {
+        "id": adj.id,
+        "version": adj.version,
+        "lead_id": adj.lead_id,
+        "decision": adj.decision,
+        "scores": dict(adj.scores or {}),
+        "rationale": adj.rationale,
+        "corrected_output": adj.corrected_output,
+    }
+
+
 def adjudicate(
     session: Session,
     trace_id: int,
@@ -72,13 +89,16 @@ def adjudicate(
     rationale: str = "",
     corrected_output: str | None = None,
     corrected_messages: list[dict[str, Any]] | None = None,
+    expected_version: int | None = None,
 ) -> Adjudication:
     """Record (or replace) the gold verdict; leads only, audited.
 
     Validated by the same `check_submission` as a judge's review (a reject needs a rationale
     and a failed criterion), except that a gold "modify" may adopt the decision without the
     lead writing a correction: the judges' corrections are beside it.
-    """
+
+    `expected_version` is the version the lead read (0: none yet); if another lead has
+    recorded a verdict since, ConflictError and nothing is written."""
     lead = session.get(Judge, lead_id)
     if lead is None or lead.role != "lead":
         raise AdjudicationError("only a lead can adjudicate")
@@ -101,26 +121,36 @@ def adjudicate(
     if problems:
         raise AdjudicationError("the verdict is incomplete: " + "; ".join(problems), problems)
     adj = get_adjudication(session, trace_id, version_id)
-    before = None
+    before = adjudication_snapshot(adj)
+    read = adj.version if adj is not None else 0
+    mine = {
+        "lead_id": lead_id,
+        "decision": decision,
+        "scores": dict(scores),
+        "rationale": rationale,
+        "corrected_output": corrected_output,
+    }
+    key = {"trace_id": trace_id, "version_id": version_id}
+    if expected_version is not None and read != expected_version:
+        raise ConflictError(
+            "adjudication", before and before["id"], expected_version, mine, before, key
+        )
     if adj is None:
         adj = Adjudication(
             trace_id=trace_id, rubric_version_id=version_id, lead_id=lead_id, decision=decision
         )
         session.add(adj)
-    else:
-        before = {
-            "decision": adj.decision,
-            "scores": adj.scores,
-            "rationale": adj.rationale,
-            "lead_id": adj.lead_id,
-        }
     adj.lead_id = lead_id
     adj.decision = decision
     adj.scores = dict(scores)
     adj.rationale = rationale
     adj.corrected_output = corrected_output
     adj.corrected_messages = corrected_messages
-    session.flush()
+    adj_id = adj.id  # read now: a failed flush rolls the session back
+    try:
+        session.flush()
+    except (StaleDataError, IntegrityError):
+        raise ConflictError("adjudication", adj_id, read, mine, None, key) from None
     audit.record(
         session,
         "adjudicate" if before is None else "amend",
@@ -130,6 +160,9 @@ def adjudicate(
         trace_id=trace_id,
         decision=decision,
         scores=dict(scores),
+        rationale=rationale,
+        version=adj.version,
+        replaced_version=read,
         previous=before,
     )
     return adj
@@ -217,3 +250,24 @@ def majority_verdict(version: RubricVersion, reviews: Sequence[Review]) -> Major
         if value is not None:
             scores[c.key] = value
     return MajorityVerdict(decision, scores, dict(counts))
+
+
+def record_adjudication_conflict(
+    session: Session, exc: ConflictError, actor_id: int | None
+) -> dict[str, Any] | None:
+    """Audit a refused verdict with both versions; return the stored one, read afresh."""
+    k = exc.key
+    theirs = adjudication_snapshot(get_adjudication(session, k["trace_id"], k["version_id"]))
+    audit.record(
+        session,
+        "conflict",
+        "adjudication",
+        exc.entity_id or (theirs or {}).get("id"),
+        actor_id,
+        expected_version=exc.expected,
+        mine=exc.mine,
+        theirs=theirs,
+        **k,
+    )
+    exc.theirs = theirs
+    return theirs

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.review.rubrics import validate_scores
 from app.workspace import audit
-from app.workspace.errors import ChambersError, NotFound
+from app.workspace.errors import ChambersError, ConflictError, NotFound
 from app.workspace.models import Judge, Review, RubricVersion, Trace
 from app.workspace.types import (
     DECISIONS,
@@ -91,22 +93,84 @@ def _apply(review: Review, data: ReviewInput) -> None:
     review.updated_at = datetime.now(UTC)
 
 
+def snapshot(review: Review | None) -> dict[str, Any] | None:
+    """The stored values of a review as the audit log and a conflict dialog show them."""
+    if review is None:
+        return None
+    return {
+        "id": review.id,
+        "version": review.version,
+        "status": review.status,
+        "decision": review.decision,
+        "scores": dict(review.scores or {}),
+        "rationale": review.rationale,
+        "corrected_output": review.corrected_output,
+        "step_labels": review.step_labels,
+        "updated_at": review.updated_at.isoformat() if review.updated_at else None,
+    }
+
+
+def _mine(data: ReviewInput, status: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "decision": data.decision,
+        "scores": dict(data.scores or {}),
+        "rationale": data.rationale,
+        "corrected_output": data.corrected_output,
+        "step_labels": data.step_labels,
+    }
+
+
+def _check_version(
+    review: Review | None, expected: int | None, mine: dict[str, Any], key: dict[str, int]
+) -> None:
+    """`expected` is the version the caller read (0: it saw no review; None: no check)."""
+    if expected is None:
+        return
+    stored = review.version if review is not None else 0
+    if stored != expected:
+        raise ConflictError(
+            "review", review.id if review else None, expected, mine, snapshot(review), key
+        )
+
+
+def _flush(
+    session: Session, review: Review, read: int, mine: dict[str, Any], key: dict[str, int]
+) -> None:
+    """Flush; the UPDATE is conditioned on the version read, the INSERT on the unique key."""
+    review_id = review.id  # read now: a failed flush rolls the session back
+    try:
+        session.flush()
+    except (StaleDataError, IntegrityError):
+        raise ConflictError("review", review_id, read, mine, None, key) from None
+
+
 def save_draft(
-    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+    session: Session,
+    trace_id: int,
+    judge_id: int,
+    version_id: int,
+    data: ReviewInput,
+    expected_version: int | None = None,
 ) -> Review:
-    """Upsert the judge's draft. A submitted review is never turned back into a draft."""
+    """Upsert the judge's draft. A submitted review is never turned back into a draft.
+
+    Raises ConflictError when the stored review is not the version the caller read."""
+    key = {"trace_id": trace_id, "judge_id": judge_id, "version_id": version_id}
     review = _find(session, trace_id, judge_id, version_id)
+    _check_version(review, expected_version, _mine(data, "draft"), key)
     if review is not None and review.status == "submitted":
         return review
     if data.decision is not None and data.decision not in DECISIONS:
         raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}")
+    read = review.version if review is not None else 0
     if review is None:
         review = Review(
             trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id, status="draft"
         )
         session.add(review)
     _apply(review, data)
-    session.flush()
+    _flush(session, review, read, _mine(data, "draft"), key)
     return review
 
 
@@ -179,9 +243,17 @@ def _is_lowest(c, value: Any) -> bool:
 
 
 def submit_review(
-    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+    session: Session,
+    trace_id: int,
+    judge_id: int,
+    version_id: int,
+    data: ReviewInput,
+    expected_version: int | None = None,
 ) -> Review:
-    """Validate and store a submission (a new review or an amendment); audited."""
+    """Validate and store a submission (a new review or an amendment); audited.
+
+    The audit entry names the version replaced and the one written. Raises ConflictError when
+    the stored review is not `expected_version` or changes between the read and the write."""
     trace = session.get(Trace, trace_id)
     version = session.get(RubricVersion, version_id)
     if trace is None or version is None:
@@ -189,46 +261,86 @@ def submit_review(
     problems = check_submission(session, trace, version, data)
     if problems:
         raise ReviewError("; ".join(problems), problems)
+    key = {"trace_id": trace_id, "judge_id": judge_id, "version_id": version_id}
+    mine = _mine(data, "submitted")
     review = _find(session, trace_id, judge_id, version_id)
-    before = None
+    _check_version(review, expected_version, mine, key)
+    before = snapshot(review) if review is not None and review.status == "submitted" else None
+    read = review.version if review is not None else 0
     if review is None:
         review = Review(trace_id=trace_id, judge_id=judge_id, rubric_version_id=version_id)
         session.add(review)
-    elif review.status == "submitted":
-        before = {
-            "decision": review.decision,
-            "scores": review.scores,
-            "rationale": review.rationale,
-        }
     _apply(review, data)
     review.status = "submitted"
     review.submitted_at = datetime.now(UTC)
-    session.flush()
-    action = "amend" if before else "submit"
+    _flush(session, review, read, mine, key)
     audit.record(
         session,
-        action,
+        "amend" if before else "submit",
         "review",
         review.id,
         judge_id,
         trace_id=trace_id,
         decision=data.decision,
         scores=review.scores,
+        rationale=review.rationale,
+        version=review.version,
+        replaced_version=read,
         **({"before": before} if before else {}),
     )
     return review
 
 
-def withdraw_submission(session: Session, review_id: int, judge_id: int) -> Review:
+def withdraw_submission(
+    session: Session, review_id: int, judge_id: int, expected_version: int | None = None
+) -> Review:
     """Undo a submission: the review becomes the judge's draft again (audited)."""
     review = session.get(Review, review_id)
     if review is None or review.judge_id != judge_id:
         raise NotFound("no such review of yours")
+    key = {
+        "trace_id": review.trace_id,
+        "judge_id": judge_id,
+        "version_id": review.rubric_version_id,
+    }
+    mine = {"status": "draft"}
+    _check_version(review, expected_version, mine, key)
+    before = snapshot(review)
     review.status = "draft"
     review.submitted_at = None
-    session.flush()
-    audit.record(session, "withdraw", "review", review.id, judge_id, trace_id=review.trace_id)
+    _flush(session, review, before["version"], mine, key)
+    audit.record(
+        session,
+        "withdraw",
+        "review",
+        review.id,
+        judge_id,
+        trace_id=review.trace_id,
+        version=review.version,
+        replaced_version=before["version"],
+        before=before,
+    )
     return review
+
+
+def record_conflict(session: Session, exc: ConflictError, actor_id: int | None) -> dict | None:
+    """Audit a refused write with both versions (the one refused and the one stored) and return
+    the stored one, read afresh, for the judge to compare."""
+    k = exc.key
+    theirs = snapshot(_find(session, k["trace_id"], k["judge_id"], k["version_id"])) if k else None
+    audit.record(
+        session,
+        "conflict",
+        exc.entity,
+        exc.entity_id or (theirs or {}).get("id"),
+        actor_id,
+        expected_version=exc.expected,
+        mine=exc.mine,
+        theirs=theirs,
+        **k,
+    )
+    exc.theirs = theirs
+    return theirs
 
 
 def visible_reviews(session: Session, trace_id: int, viewer: Judge) -> list[Review]:
@@ -256,6 +368,7 @@ class ReviewChange:
     trace_id: TraceId
     before: QueueStatus  # the trace's status in the judge's queue before the write
     after: QueueStatus
+    version: int = 0  # the review's row version after the write (the next expected_version)
 
     @property
     def submitted_delta(self) -> int:
@@ -270,27 +383,43 @@ def queue_status(review: Review | None) -> QueueStatus:
 
 
 def save_draft_changes(
-    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+    session: Session,
+    trace_id: int,
+    judge_id: int,
+    version_id: int,
+    data: ReviewInput,
+    expected_version: int | None = None,
 ) -> ReviewChange:
     """`save_draft`, returning what changed (a submitted review stays as it is: done)."""
     before = queue_status(_find(session, trace_id, judge_id, version_id))
-    review = save_draft(session, trace_id, judge_id, version_id, data)
-    return ReviewChange(ReviewId(review.id), TraceId(trace_id), before, queue_status(review))
+    review = save_draft(session, trace_id, judge_id, version_id, data, expected_version)
+    return ReviewChange(
+        ReviewId(review.id), TraceId(trace_id), before, queue_status(review), review.version
+    )
 
 
 def submit_review_changes(
-    session: Session, trace_id: int, judge_id: int, version_id: int, data: ReviewInput
+    session: Session,
+    trace_id: int,
+    judge_id: int,
+    version_id: int,
+    data: ReviewInput,
+    expected_version: int | None = None,
 ) -> ReviewChange:
     before = queue_status(_find(session, trace_id, judge_id, version_id))
-    review = submit_review(session, trace_id, judge_id, version_id, data)
-    return ReviewChange(ReviewId(review.id), TraceId(trace_id), before, "done")
+    review = submit_review(session, trace_id, judge_id, version_id, data, expected_version)
+    return ReviewChange(ReviewId(review.id), TraceId(trace_id), before, "done", review.version)
 
 
-def withdraw_changes(session: Session, review_id: int, judge_id: int) -> ReviewChange:
+def withdraw_changes(
+    session: Session, review_id: int, judge_id: int, expected_version: int | None = None
+) -> ReviewChange:
     review = session.get(Review, review_id)
     before = queue_status(review)
-    review = withdraw_submission(session, review_id, judge_id)
-    return ReviewChange(ReviewId(review.id), TraceId(review.trace_id), before, "draft")
+    review = withdraw_submission(session, review_id, judge_id, expected_version)
+    return ReviewChange(
+        ReviewId(review.id), TraceId(review.trace_id), before, "draft", review.version
+    )
 
 
 @dataclass(frozen=True)
@@ -337,4 +466,5 @@ def own_review(
         "time_on_task_s": r.time_on_task_s,
         "status": r.status,
         "id": r.id,
+        "version": r.version,
     }

@@ -111,6 +111,9 @@ class Judge(Base):
     role: Mapped[str] = mapped_column(String(10), default="judge")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # PostgreSQL team mode: the database role this person logs in as (row-level security
+    # maps current_user to this profile). NULL on SQLite and for unmapped profiles.
+    db_role: Mapped[str | None] = mapped_column(String(63), unique=True, nullable=True)
 
 
 class Rubric(Base):
@@ -243,6 +246,11 @@ class Review(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # Optimistic concurrency: every UPDATE is `... WHERE version = <the version read>`, so a
+    # write based on a stale read fails (ConflictError) instead of silently overwriting.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Adjudication(Base):
@@ -261,6 +269,10 @@ class Adjudication(Base):
     corrected_messages: Mapped[list[Any] | None] = mapped_column(JsonType, nullable=True)
     corrected_output: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # Optimistic concurrency, as for reviews: two leads recording a verdict cannot both win.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class PreferencePair(Base):

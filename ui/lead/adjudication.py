@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy import select  # noqa: E402
 
 from app.review.adjudication import (  # noqa: E402
     AdjudicationError,
@@ -30,6 +31,7 @@ from app.review.adjudication import (  # noqa: E402
     adjudicate,
     get_adjudication,
     majority_verdict,
+    record_adjudication_conflict,
     reviews_of,
     side_by_side,
 )
@@ -39,7 +41,7 @@ from app.review.rubrics import (  # noqa: E402
 )
 from app.traces.queries import get_trace, trace_dict  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
-from app.workspace.errors import ChambersError  # noqa: E402
+from app.workspace.errors import ChambersError, ConflictError  # noqa: E402
 from app.workspace.models import Judge, RubricVersion  # noqa: E402
 from ui.lead.agreement_dashboard import _e  # noqa: E402
 from ui.widgets.render import render_diff  # noqa: E402
@@ -61,6 +63,7 @@ class AdjudicationDialog(QDialog):
         self.lead = lead
         self.trace_id = trace_id
         self.version_id = version_id
+        self.adj_version = 0  # the gold version this dialog read; a write names it
         self.setWindowTitle(f"Adjudicate trace {trace_id}")
         self.resize(1400, 860)
         lay = QVBoxLayout(self)
@@ -122,6 +125,7 @@ class AdjudicationDialog(QDialog):
                     )
             self.corrections.setHtml("".join(diffs) or "No judge wrote a correction.")
             adj = get_adjudication(s, self.trace_id, self.version_id)
+            self.adj_version = adj.version if adj is not None else 0
             if adj is not None:
                 self.panel.load(adj.decision, adj.scores, adj.rationale)
                 self.message.setText(
@@ -161,6 +165,27 @@ class AdjudicationDialog(QDialog):
                 table.setItem(i, j, item)
         table.resizeRowsToContents()
 
+    def _conflict(self, exc: ConflictError) -> None:
+        """Another lead recorded a verdict since this dialog opened: nothing was written; show
+        theirs beside ours (both are in the audit log); recording again replaces theirs."""
+        from ui.widgets.conflict_dialog import describe
+
+        with self.ws.session() as s:
+            theirs = record_adjudication_conflict(s, exc, self.lead.id)
+            names = {j.id: j.name for j in s.scalars(select(Judge))}
+        self.adj_version = theirs["version"] if theirs else 0
+        who = names.get((theirs or {}).get("lead_id"), "another lead")
+        self.panel.show_problems(
+            [
+                f"{who} recorded a verdict since you opened this trace; nothing was saved. "
+                "Record again to replace theirs with yours, or close to keep theirs."
+            ]
+        )
+        self.message.setTextFormat(Qt.TextFormat.RichText)
+        self.message.setText(
+            f"<b>Theirs ({_e(who)})</b>{describe(theirs)}<b>Yours</b>{describe(exc.mine)}"
+        )
+
     def record(self) -> bool:
         decision = self.panel.decision()
         if decision is None:
@@ -168,7 +193,7 @@ class AdjudicationDialog(QDialog):
             return False
         try:
             with self.ws.session() as s:
-                adjudicate(
+                adj = adjudicate(
                     s,
                     self.trace_id,
                     self.version_id,
@@ -176,7 +201,12 @@ class AdjudicationDialog(QDialog):
                     decision,
                     self.panel.scores(),
                     self.panel.rationale.toPlainText().strip(),
+                    expected_version=self.adj_version,
                 )
+                self.adj_version = adj.version
+        except ConflictError as exc:
+            self._conflict(exc)
+            return False
         except AdjudicationError as exc:
             self.panel.show_problems(exc.problems)
             return False

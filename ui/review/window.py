@@ -36,6 +36,7 @@ from app.review.reviews import (
     ReviewInput,
     ReviewLine,
     own_review,
+    record_conflict,
     review_lines,
     save_draft_changes,
     submit_review_changes,
@@ -44,6 +45,7 @@ from app.review.reviews import (
 from app.review.rubrics import CriterionSpec, version_choices
 from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
+from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, RubricVersion
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
@@ -51,6 +53,7 @@ from ui.review.queue_model import QueueModel
 from ui.review.shortcuts import ShortcutsDialog
 from ui.review.trace_bench import TraceBenchMixin
 from ui.traces.import_dialog import ImportDialog
+from ui.widgets.conflict_dialog import ConflictDialog
 from ui.widgets.executor import Job, WorkspaceExecutor
 from ui.widgets.lazy_model import Column, LazyTableModel
 from ui.widgets.render import render_side_panel
@@ -94,7 +97,11 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.clock = QElapsedTimer()
         self.dirty = False
         self.loading = False
-        self.undo_stack: list[tuple[int, int]] = []  # (review id, trace id)
+        self.undo_stack: list[tuple[int, int, int]] = []  # (review id, trace id, version)
+        # The version of my review this window read (0: none yet). Every write names it, so
+        # a second window or machine cannot be overwritten silently (ConflictError instead).
+        self.review_version = 0
+        self.conflict_dialog: ConflictDialog | None = None
         self.setWindowTitle(f"Chambers — {ws.display_name}")
         self.setAcceptDrops(True)
         self._build()
@@ -282,6 +289,8 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.status_workspace = QLabel()
         self.status_judge = QLabel()
         self.status_progress = QLabel()
+        for label in (self.status_workspace, self.status_judge):  # names are never markup
+            label.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addWidget(self.status_workspace, 1)
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
@@ -505,6 +514,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
         self._load_others(trace_id)
         self.loading = True
+        self.review_version = review["version"] if review is not None else 0
         if review is not None:
             self.panel.load(review["decision"], review["scores"], review["rationale"])
             self.corrected = review["corrected_messages"]
@@ -568,8 +578,15 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         if not self.dirty or self.trace is None or self.version is None:
             return
         data = self.current_input()
-        with self.ws.session() as s:  # one review, by its unique key: constant work
-            change = save_draft_changes(s, self.trace["id"], self.judge.id, self.version.id, data)
+        try:
+            with self.ws.session() as s:  # one review, by its unique key: constant work
+                change = save_draft_changes(
+                    s, self.trace["id"], self.judge.id, self.version.id, data, self.review_version
+                )
+        except ConflictError as exc:
+            self._on_conflict(exc, "draft", self.trace["id"], self.version.id, data)
+            return
+        self.review_version = change.version
         self.dirty = False
         self.panel.saved_label.setText(
             "Not saved: submitted reviews change on Submit"
@@ -610,9 +627,13 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         try:
             with self.ws.session() as s:  # validated once, inside submit_review
                 change = submit_review_changes(
-                    s, self.trace["id"], self.judge.id, self.version.id, data
+                    s, self.trace["id"], self.judge.id, self.version.id, data, self.review_version
                 )
-                self.undo_stack.append((change.review_id, self.trace["id"]))
+                self.review_version = change.version
+                self.undo_stack.append((change.review_id, self.trace["id"], change.version))
+        except ConflictError as exc:
+            self._on_conflict(exc, "submit", self.trace["id"], self.version.id, data)
+            return
         except ReviewError as exc:
             self.panel.show_problems(exc.problems)
             return
@@ -645,10 +666,21 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         if not self.undo_stack:
             self.statusBar().showMessage("Nothing to undo", 3000)
             return
-        review_id, trace_id = self.undo_stack.pop()
+        review_id, trace_id, version = self.undo_stack.pop()
         self.save_draft_if_dirty()
-        with self.ws.session() as s:
-            change = withdraw_changes(s, review_id, self.judge.id)
+        try:
+            with self.ws.session() as s:
+                change = withdraw_changes(s, review_id, self.judge.id, version)
+        except ConflictError as exc:
+            with self.ws.session() as s:
+                record_conflict(s, exc, self.judge.id)
+            self.statusBar().showMessage(
+                f"Not undone: the review of #{trace_id} was changed elsewhere since you "
+                "submitted it; it is shown as stored now",
+                8000,
+            )
+            self._reopen(trace_id)
+            return
         self._apply_change(change)
         row = self.model.row_of(trace_id)
         if row is not None:
@@ -659,6 +691,54 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.statusBar().showMessage(
             f"Submission of #{trace_id} undone: it is your draft again", 5000
         )
+
+    # --- conflicts (the same review changed in another window or on another machine) -------
+    def _on_conflict(
+        self, exc: ConflictError, action: str, trace_id: int, version_id: int, data: ReviewInput
+    ) -> None:
+        """Nothing was written: audit both versions, show them, let the judge choose."""
+        with self.ws.session() as s:
+            theirs = record_conflict(s, exc, self.judge.id)
+        self.dirty = False  # the autosave must not retry while the judge decides
+        what = "review" if action == "submit" else "draft"
+        dlg = ConflictDialog(exc.mine, theirs, what, self)
+        dlg.finished.connect(
+            partial(self._conflict_resolved, dlg, action, trace_id, version_id, data, theirs)
+        )
+        self.conflict_dialog = dlg
+        dlg.open()
+
+    def _conflict_resolved(
+        self, dlg, action, trace_id, version_id, data, theirs, _result: int = 0
+    ) -> None:
+        self.conflict_dialog = None
+        expected = theirs["version"] if theirs else 0
+        if dlg.choice == "mine":
+            try:
+                with self.ws.session() as s:
+                    write = submit_review_changes if action == "submit" else save_draft_changes
+                    change = write(s, trace_id, self.judge.id, version_id, data, expected)
+                if action == "submit":
+                    self.undo_stack.append((change.review_id, trace_id, change.version))
+            except ConflictError as exc:  # changed yet again meanwhile
+                self._on_conflict(exc, action, trace_id, version_id, data)
+                return
+            except ReviewError as exc:
+                self.panel.show_problems(exc.problems)
+            msg = "Your version was kept; the replaced one is in the audit log"
+        else:
+            msg = "The stored version was kept; yours is in the audit log"
+        self._reopen(trace_id)
+        self.statusBar().showMessage(msg, 6000)
+
+    def _reopen(self, trace_id: int) -> None:
+        """Show a trace's review as stored now (after a conflict or a refused undo)."""
+        self.model.refresh_row(trace_id)
+        row = self.model.row_of(trace_id)
+        if self.trace is not None and self.trace["id"] == trace_id and row is not None:
+            self.dirty = False
+            self.open_row(row)
+        self._recount()  # a conflict is rare: recount rather than track what the other wrote
 
     # --- other ---------------------------------------------------------------------------
     def _recount(self) -> None:

@@ -9,7 +9,7 @@ same. `trace_tools` and `trace_scores` are kept in step by triggers on both data
 upgrade indexes every existing trace.
 
 Revision ID: 0005_search
-Revises: 0003_step_labels
+Revises: 0004_versions
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0005_search"
-down_revision = "0003_step_labels"
+down_revision = "0004_versions"
 branch_labels = None
 depends_on = None
 
