@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.traces.model import canonical_json, sha256_hex
-from app.training.pairs import PairError, split_of, to_chat
+from app.training.pairs import PairError, balanced_split, to_chat
 from app.workspace import audit
 from app.workspace.models import Adjudication, DatasetSnapshot, Review, Trace
 
@@ -220,7 +220,8 @@ def create_verdict_snapshot(
     examples, left_out = derive_examples(session, flt)
     if not examples:
         raise PairError("no verdict yields a step example under these filters; nothing to snapshot")
-    records = [record(e, split_of(e.task_key, e.key(), flt.heldout, flt.seed)) for e in examples]
+    sides = balanced_split(Counter(e.task_key or e.key() for e in examples), flt.heldout, flt.seed)
+    records = [record(e, sides[e.task_key or e.key()]) for e in examples]
     sha = hashlib.sha256(records_bytes(records)).hexdigest()
     counts = {
         "examples": len(records),

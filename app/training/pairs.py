@@ -88,10 +88,15 @@ def _rank(key: str, seed: int) -> int:
 
 
 def assign_splits(pairs: list[PreferencePair], heldout: float, seed: int) -> dict[str, str]:
-    """Whole tasks to the held-out side, in a seeded random order, while that brings its
-    share of *pairs* closer to `heldout`: one task with hundreds of pairs cannot swing it."""
-    sizes = Counter(group_of(p) for p in pairs)
-    target = heldout * len(pairs)
+    """Whole tasks to one side, balanced on the number of *pairs* (see `balanced_split`)."""
+    return balanced_split(Counter(group_of(p) for p in pairs), heldout, seed)
+
+
+def balanced_split(sizes: Counter[str], heldout: float, seed: int) -> dict[str, str]:
+    """Whole groups (tasks) to the held-out side, in a seeded random order, while that brings
+    its share of *records* closer to `heldout`: one task with hundreds of records cannot swing
+    it, and no task is on both sides."""
+    target = heldout * sum(sizes.values())
     held: set[str] = set()
     n = 0
     for g in sorted(sizes, key=lambda g: _rank(g, seed)):
