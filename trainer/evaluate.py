@@ -23,7 +23,8 @@ from typing import Any
 
 from app.training.graders import GraderSpec, combined
 from app.training.toolcalls import parse_output
-from trainer.run import Cancel, Events, _load_jsonl, versions
+from trainer.data import load_jsonl
+from trainer.run import Cancel, Events, versions
 
 
 def load_model(spec: dict[str, Any], device: str):
@@ -101,7 +102,7 @@ def _evaluate(config: dict[str, Any], events: Events) -> int:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     events.emit("start", config=config, versions=versions(), device=device)
-    tasks = _load_jsonl(config["tasks_file"])
+    tasks = load_jsonl(config["tasks_file"])
     graders = [GraderSpec(g["name"], g["weight"], g.get("path")) for g in config["graders"]]
     dec, seed = config["decoding"], int(config["seed"])
     out_path = Path(config["eval_dir"]) / "outputs.jsonl"
