@@ -127,6 +127,7 @@ def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa
 
 def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     qtbot,
+    qtmodeltester,
     sample_db,  # noqa: F811
     tmp_path,
 ):
@@ -157,7 +158,8 @@ def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     dlg.export_html(str(html))
     assert "data:image/png;base64," in html.read_text()
     # the trace with most disagreement opens in adjudication
-    assert dlg.disagreements.rowCount() > 0
+    assert dlg.disagreement_model.rowCount() > 0
+    qtmodeltester.check(dlg.disagreement_model)
     with qtbot.waitSignal(dlg.adjudicate_requested) as sig:
         dlg._open_disagreement(0)
     trace_id, version_id = sig.args

@@ -119,3 +119,15 @@ def progress(session: Session, round_id: int) -> list[dict[str, Any]]:
         .order_by(Judge.name)
     ).all()
     return [{"judge": n, "assigned": a, "submitted": s} for n, a, s in rows]
+
+
+def rounds_of_version(session: Session, version_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the rounds under a rubric version, oldest first."""
+    return [
+        (r.id, r.name)
+        for r in session.execute(
+            select(ReviewRound.id, ReviewRound.name)
+            .where(ReviewRound.rubric_version_id == version_id)
+            .order_by(ReviewRound.created_at, ReviewRound.id)
+        )
+    ]

@@ -414,7 +414,7 @@ class MainWindow(QMainWindow):
     def open_runs(self) -> None:
         from ui.training.runs_screen import RunsDialog
 
-        dlg = RunsDialog(self.ws, self.judge, self)
+        dlg = RunsDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.show()
         self.runs_dialog = dlg
 
