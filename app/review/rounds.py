@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.traces.queries import TraceFilter
 from app.workspace import audit
 from app.workspace.errors import ChambersError
-from app.workspace.models import Assignment, Judge, Review, ReviewRound, Trace
+from app.workspace.models import Assignment, Judge, Review, ReviewRound, RubricVersion, Trace
 
 
 class RoundError(ChambersError):
@@ -130,4 +130,29 @@ def rounds_of_version(session: Session, version_id: int) -> list[tuple[int, str]
             .where(ReviewRound.rubric_version_id == version_id)
             .order_by(ReviewRound.created_at, ReviewRound.id)
         )
+    ]
+
+
+def all_progress(session: Session) -> list[dict[str, Any]]:
+    """Every round, newest first, with its version, overlap, date and per-judge progress."""
+    out = []
+    versions = dict(session.execute(select(RubricVersion.id, RubricVersion.version)).all())
+    for rnd in session.scalars(select(ReviewRound).order_by(ReviewRound.created_at.desc())):
+        out.append(
+            {
+                "name": rnd.name,
+                "version": versions.get(rnd.rubric_version_id),
+                "overlap": rnd.overlap,
+                "created_at": rnd.created_at,
+                "judges": progress(session, rnd.id),
+            }
+        )
+    return out
+
+
+def active_judges(session: Session) -> list[tuple[int, str, str]]:
+    """(id, name, role) of every active profile, by name."""
+    return [
+        (j.id, j.name, j.role)
+        for j in session.scalars(select(Judge).where(Judge.active).order_by(Judge.name))
     ]

@@ -371,7 +371,7 @@ class MainWindow(QMainWindow):
     def open_rounds(self) -> None:
         from ui.lead.rounds import RoundDialog
 
-        dlg = RoundDialog(self.ws, self.judge, self)
+        dlg = RoundDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.created.connect(self._round_created)
         dlg.open()
         self.round_dialog = dlg
