@@ -149,15 +149,27 @@ def add_reviews(db: Path, n_reviews: int) -> None:
     ws.close()
 
 
-def drive(app, start, done, limit_s: float = 600.0) -> tuple[float, float, int]:  # noqa: C901
+CPU_WORST: dict[str, float] = {}  # per measured action: the UI thread's CPU time in its worst step
+
+
+def cpu_timed(fn, key: str) -> float:
+    """Wall time of one UI-thread step; its CPU time (this thread only) kept in CPU_WORST.
+    On a shared machine wall time includes waiting for a core; CPU time is the work itself."""
+    c0 = time.thread_time()
+    t = timed(fn)
+    CPU_WORST[key] = max(CPU_WORST.get(key, 0.0), time.thread_time() - c0)
+    return t
+
+
+def drive(app, start, done, key: str, limit_s: float = 900.0) -> tuple[float, float, int]:
     """Run `start` on the UI thread, then the event loop until `done()`: (worst single
     UI-thread step, wall time, steps). Between steps the UI thread sleeps 2 ms, as an idle
     event loop would, so the worker thread gets the interpreter."""
     t0 = time.perf_counter()
-    steps = [timed(start)]
+    steps = [cpu_timed(start, key)]
     while not done():
         time.sleep(0.002)
-        steps.append(timed(app.processEvents))
+        steps.append(cpu_timed(app.processEvents, key))
         if time.perf_counter() - t0 > limit_s:
             raise TimeoutError("the job did not finish")
     return max(steps), time.perf_counter() - t0, len(steps)
@@ -189,7 +201,9 @@ def review_workload(app, ws, w, n_reviews: int) -> list[tuple[str, float]]:
         dlg.show()
         holder.append(dlg)
 
-    worst, wall, n = drive(app, open_pairs, lambda: bool(holder) and not holder[0].busy)
+    worst, wall, n = drive(
+        app, open_pairs, lambda: bool(holder) and not holder[0].busy, "Pairs screen open"
+    )
     dlg = holder[0]
     print(
         f"Pairs screen open ({len(dlg.rows):,} pairs from {n_reviews:,} reviews): "
@@ -197,7 +211,7 @@ def review_workload(app, ws, w, n_reviews: int) -> list[tuple[str, float]]:
     )
     out.append(("Pairs screen open", worst))
     dlg.rules["ranked"].setChecked(False)
-    worst, wall, n = drive(app, dlg.refresh, lambda: not dlg.busy)
+    worst, wall, n = drive(app, dlg.refresh, lambda: not dlg.busy, "Pairs Apply")
     print(
         f"Pairs Apply ({len(dlg.rows):,} pairs): worst UI-thread step {worst * 1000:6.1f} ms "
         f"over {n} steps, {wall:.1f}s until filled"
@@ -210,18 +224,20 @@ def review_workload(app, ws, w, n_reviews: int) -> list[tuple[str, float]]:
         w.select_row(row)
         settle(app)
         w.panel.set_decision(("approve", "reject")[row % 2])
-        autosaves.append(timed(lambda: (w.save_draft_if_dirty(), settle(app))))
+        # the save, then the repaint it causes: two event-loop steps, each timed
+        autosaves.append(cpu_timed(w.save_draft_if_dirty, "autosave"))
+        autosaves.append(cpu_timed(lambda: settle(app), "autosave"))
     worst = max(autosaves)
     print(
         f"autosave (20 drafts): worst UI-thread step {worst * 1000:6.1f} ms, "
-        f"median {sorted(autosaves)[10] * 1000:.1f} ms"
+        f"median {sorted(autosaves)[len(autosaves) // 2] * 1000:.1f} ms"
     )
     out.append(("autosave", worst))
 
     searches = []
     for term in ("refund order 5", "order 77", "delivered", "zzz no such task"):
         w.search.setText(term)
-        worst, wall, n = drive(app, w.apply_filter, lambda: not w.model.searching)
+        worst, wall, n = drive(app, w.apply_filter, lambda: not w.model.searching, "queue search")
         searches.append((worst, wall, term, w.model.total))
     worst = max(x[0] for x in searches)
     print(
@@ -231,7 +247,7 @@ def review_workload(app, ws, w, n_reviews: int) -> list[tuple[str, float]]:
     )
     out.append(("queue search", worst))
     w.search.setText("")
-    drive(app, w.apply_filter, lambda: not w.model.searching)
+    drive(app, w.apply_filter, lambda: not w.model.searching, "clear search")
     gc.callbacks.remove(gc_watch)
     if gc_pauses:
         print(
@@ -382,7 +398,8 @@ def main() -> None:
         for what, worst in workload:
             verdict = "met" if worst <= 0.05 else "MISSED"
             print(
-                f"  {what:<18} worst UI-thread step {worst * 1000:6.1f} ms  (target <= 50 ms: {verdict})"
+                f"  {what:<18} worst UI-thread step {worst * 1000:6.1f} ms wall, "
+                f"{CPU_WORST[what] * 1000:6.1f} ms CPU  (target <= 50 ms: {verdict})"
             )
         stall = max(scroll_worst, open_worst, min(open_big), *(x for _, x in workload))
         print(

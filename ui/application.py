@@ -7,11 +7,8 @@ import sys
 from PySide6.QtWidgets import (
     QApplication,
 )
-from sqlalchemy import select
 
-from app.review.reviews import (
-    get_or_create_judge,
-)
+from app.review.reviews import default_judge, get_or_create_judge
 from app.workspace.db import Workspace, open_workspace
 from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
@@ -22,10 +19,7 @@ from ui.widgets.settings import APP, ORG
 
 def _default_judge(ws: Workspace) -> Judge:
     with ws.session() as s:
-        j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(
-            select(Judge).order_by(Judge.id)
-        )
-        return j or get_or_create_judge(s, "Judge", "judge")
+        return default_judge(s)
 
 
 def make_app() -> QApplication:

@@ -148,11 +148,3 @@ def all_progress(session: Session) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def active_judges(session: Session) -> list[tuple[int, str, str]]:
-    """(id, name, role) of every active profile, by name."""
-    return [
-        (j.id, j.name, j.role)
-        for j in session.scalars(select(Judge).where(Judge.active).order_by(Judge.name))
-    ]

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (  # noqa: E402
     QVBoxLayout,
 )
 
-from app.review.rounds import active_judges, all_progress, create_round  # noqa: E402
+from app.review.reviews import active_judges  # noqa: E402
+from app.review.rounds import all_progress, create_round  # noqa: E402
 from app.review.rubrics import version_choices  # noqa: E402
 from app.traces.queries import TraceFilter  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
