@@ -98,3 +98,17 @@ def write(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _no_executor_left_running():
+    """A test that leaves a workspace executor's thread running fails (napari's QThread
+    check): every screen that starts one must stop it when it closes."""
+    import threading
+
+    before = {t for t in threading.enumerate() if t.name == "chambers-db"}
+    yield
+    left = [t for t in threading.enumerate() if t.name == "chambers-db" and t not in before]
+    for t in left:
+        t.join(5)
+    assert not [t for t in left if t.is_alive()], "a workspace executor thread was left running"

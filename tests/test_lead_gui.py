@@ -108,7 +108,7 @@ def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa
     dlg.overlap.setValue(2)
     dlg.sample.setValue(12)
     dlg.seed.setValue(5)
-    with qtbot.waitSignal(dlg.created):
+    with qtbot.waitSignal(dlg.created, timeout=10_000):
         qtbot.mouseClick(dlg.create_button, Qt.MouseButton.LeftButton)
     with ws.session() as s:
         rid = s.scalar(select(ReviewRound.id).where(ReviewRound.name == "Round 3"))
@@ -118,15 +118,17 @@ def test_round_dialog_creates_overlapping_assignments(qtbot, sample_db):  # noqa
             .group_by(Assignment.trace_id)
         ).all()
     assert len(per_trace) == 12 and {n for _, n in per_trace} == {2}
-    assert "Round 3" in dlg.progress_view.toPlainText()
-    # same name again: a message, no crash
-    assert not dlg.create()
+    assert "Round 3" in dlg.progress_view.toPlainText()  # counted before `created`
+    # same name again: a message, no crash (the round is created on the executor)
+    with qtbot.waitSignal(dlg.failed, timeout=10_000):
+        assert dlg.create()
     assert "Could not create the round" in dlg.problems.text()
     ws.close()
 
 
 def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     qtbot,
+    qtmodeltester,
     sample_db,  # noqa: F811
     tmp_path,
 ):
@@ -157,7 +159,8 @@ def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     dlg.export_html(str(html))
     assert "data:image/png;base64," in html.read_text()
     # the trace with most disagreement opens in adjudication
-    assert dlg.disagreements.rowCount() > 0
+    assert dlg.disagreement_model.rowCount() > 0
+    qtmodeltester.check(dlg.disagreement_model)
     with qtbot.waitSignal(dlg.adjudicate_requested) as sig:
         dlg._open_disagreement(0)
     trace_id, version_id = sig.args

@@ -127,7 +127,13 @@ def test_pairs_screen_works_off_the_ui_thread_in_a_lazy_table(
     ws.close()
 
 
-def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path, monkeypatch):  # noqa: F811
+def test_runs_screen_launches_watches_reattaches_and_cancels(
+    qtbot,
+    qtmodeltester,
+    db,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
     from ui.training.run_config import RunConfigDialog
     from ui.training.runs_screen import RunsDialog
 
@@ -177,8 +183,13 @@ def test_runs_screen_launches_watches_reattaches_and_cancels(qtbot, db, tmp_path
         time.sleep(0.2)
     again = RunsDialog(ws, user(ws), poll_ms=200)
     qtbot.addWidget(again)
-    again.select_run(long_id)
-    assert "running" in again.title.text() and again.history
+    again.select_run(long_id)  # the list is read on the executor
+    qtbot.waitUntil(lambda: "running" in again.title.text() and bool(again.history), timeout=30_000)
+    qtmodeltester.check(again.model)
+    assert [again.model.index(i, 0).data() for i in range(again.model.rowCount())] == [
+        "gui-dpo",
+        "long",
+    ]
     assert again.cancel_button.isEnabled()
     again.cancel()
     qtbot.waitUntil(lambda: "cancelled" in again.title.text(), timeout=120_000)

@@ -1,31 +1,22 @@
-"""Starting the desktop application: the QApplication, the judge profile, the window."""
+"""Starting the desktop application: the QApplication, the judge profile, the window.
+
+A window is on screen before anything heavy loads: this module imports only Qt, paints a
+placeholder where the bench will be, and only then imports SQLAlchemy and the app's modules,
+opens (and if needed migrates) the workspace and builds the bench in its place.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from PySide6.QtWidgets import (
-    QApplication,
-)
-from sqlalchemy import select
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
-from app.review.reviews import (
-    get_or_create_judge,
-)
-from app.workspace.db import Workspace, open_workspace
-from app.workspace.errors import ChambersError
-from app.workspace.models import Judge
-from ui.review.profile_dialog import pick_judge
-from ui.review.window import MainWindow
 from ui.widgets.settings import APP, ORG
 
-
-def _default_judge(ws: Workspace) -> Judge:
-    with ws.session() as s:
-        j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(
-            select(Judge).order_by(Judge.id)
-        )
-        return j or get_or_create_judge(s, "Judge", "judge")
+# Set by benchmarks/startup_bench.py: print one line on stdout at the first paint.
+PROBE = "CHAMBERS_STARTUP_PROBE"
 
 
 def make_app() -> QApplication:
@@ -36,22 +27,50 @@ def make_app() -> QApplication:
     return app
 
 
+def first_paint(app: QApplication) -> QMainWindow:
+    """A window where the bench will be, painted now (Qt only: nothing else is loaded yet)."""
+    shell = QMainWindow()
+    shell.setWindowTitle("Chambers")
+    label = QLabel("Opening the workspace…")
+    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+    shell.setCentralWidget(label)
+    geometry = QSettings(ORG, APP).value("window/geometry")
+    if geometry is None or not shell.restoreGeometry(geometry):
+        shell.resize(1480, 900)
+    shell.show()
+    for _ in range(3):
+        app.processEvents()
+    if os.environ.get(PROBE):
+        print("first paint", flush=True)
+    return shell
+
+
 def run_app(db: str | None, screenshot: str | None = None, judge: str | None = None) -> int:
     app = make_app()
+    shell = first_paint(app)
+    # the heavy part, after the first paint
+    from app.review.reviews import default_judge, get_or_create_judge
+    from app.workspace.db import open_workspace
+    from app.workspace.errors import ChambersError
+    from ui.review.profile_dialog import pick_judge
+    from ui.review.window import MainWindow
+
     ws = open_workspace(db)
     if judge:
         with ws.session() as s:
             j = get_or_create_judge(s, judge)
     elif screenshot:
-        j = _default_judge(ws)
+        with ws.session() as s:
+            j = default_judge(s)
     else:
-        j = pick_judge(ws)
+        j = pick_judge(ws, shell)
         if j is None:
             return 0
     window = MainWindow(ws, j)
     if screenshot:
         window.resize(1500, 920)
         window.show()
+        shell.close()
         for _ in range(5):
             app.processEvents()
         ok = window.grab().save(screenshot)
@@ -62,4 +81,5 @@ def run_app(db: str | None, screenshot: str | None = None, judge: str | None = N
         print(f"screenshot saved to {screenshot}")
         return 0
     window.show()
+    shell.close()
     return app.exec()

@@ -41,10 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from app.agreement import DEFAULT_BOOT, LEVELS  # noqa: F401 - re-exported
 from app.workspace.errors import ChambersError
 
-LEVELS = ("nominal", "ordinal", "interval", "ratio")
-DEFAULT_BOOT = 1000
 CONFIDENCE = 0.95
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.agreement.coefficients import DEFAULT_BOOT, LEVELS
+from app.agreement import DEFAULT_BOOT, LEVELS
 from app.cli.common import open_ws, print_json
 from app.cli.review import _round_id
 from app.workspace.errors import ChambersError

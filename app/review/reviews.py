@@ -468,3 +468,19 @@ def own_review(
         "id": r.id,
         "version": r.version,
     }
+
+
+def active_judges(session: Session) -> list[tuple[int, str, str]]:
+    """(id, name, role) of every active profile, by name."""
+    return [
+        (j.id, j.name, j.role)
+        for j in session.scalars(select(Judge).where(Judge.active).order_by(Judge.name))
+    ]
+
+
+def default_judge(session: Session) -> Judge:
+    """Who `--screenshot` shows the bench as: the first judge, else the first profile, else
+    a new "Judge"."""
+    j = session.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id))
+    j = j or session.scalar(select(Judge).order_by(Judge.id))
+    return j or get_or_create_judge(session, "Judge", "judge")

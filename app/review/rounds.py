@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.traces.queries import TraceFilter
 from app.workspace import audit
 from app.workspace.errors import ChambersError
-from app.workspace.models import Assignment, Judge, Review, ReviewRound, Trace
+from app.workspace.models import Assignment, Judge, Review, ReviewRound, RubricVersion, Trace
 
 
 class RoundError(ChambersError):
@@ -119,3 +119,32 @@ def progress(session: Session, round_id: int) -> list[dict[str, Any]]:
         .order_by(Judge.name)
     ).all()
     return [{"judge": n, "assigned": a, "submitted": s} for n, a, s in rows]
+
+
+def rounds_of_version(session: Session, version_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the rounds under a rubric version, oldest first."""
+    return [
+        (r.id, r.name)
+        for r in session.execute(
+            select(ReviewRound.id, ReviewRound.name)
+            .where(ReviewRound.rubric_version_id == version_id)
+            .order_by(ReviewRound.created_at, ReviewRound.id)
+        )
+    ]
+
+
+def all_progress(session: Session) -> list[dict[str, Any]]:
+    """Every round, newest first, with its version, overlap, date and per-judge progress."""
+    out = []
+    versions = dict(session.execute(select(RubricVersion.id, RubricVersion.version)).all())
+    for rnd in session.scalars(select(ReviewRound).order_by(ReviewRound.created_at.desc())):
+        out.append(
+            {
+                "name": rnd.name,
+                "version": versions.get(rnd.rubric_version_id),
+                "overlap": rnd.overlap,
+                "created_at": rnd.created_at,
+                "judges": progress(session, rnd.id),
+            }
+        )
+    return out

@@ -304,3 +304,7 @@ def version_choices(session: Session) -> list[tuple[str, RubricVersion]]:
         for r in session.scalars(select(Rubric).order_by(Rubric.name))
         for v in reversed(r.versions)
     ]
+
+
+def rubric_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Rubric.name).order_by(Rubric.name)))

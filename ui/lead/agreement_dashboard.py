@@ -20,21 +20,30 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLabel,
     QPushButton,
     QSplitter,
+    QTableView,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select  # noqa: E402
 
 from app.agreement import charts, report
 from app.agreement.reliability import VersionReport, trend, version_report  # noqa: E402
+from app.review.rounds import rounds_of_version  # noqa: E402
 from app.review.rubrics import version_choices  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
-from app.workspace.models import Judge, ReviewRound, RubricVersion  # noqa: E402
+from app.workspace.models import Judge, RubricVersion  # noqa: E402
 from ui.widgets.chart_box import ChartBox  # noqa: E402
+from ui.widgets.lazy_model import Column, LazyTableModel  # noqa: E402
+
+DISAGREEMENT_COLUMNS = (
+    Column("trace", lambda d: f"{d.trace_id}: {d.external_id}"),
+    Column("disagreement", lambda d: f"{d.score:.2f}", numeric=True),
+    Column("judges", lambda d: str(d.n_judges), numeric=True),
+    Column("where they differ", lambda d: d.summary, tooltip=lambda d: d.summary),
+)
 
 
 def _e(s: str) -> str:
@@ -141,14 +150,14 @@ class AgreementDashboard(QDialog):
         self.tabs.addTab(self.alpha_chart, "α by criterion")
         self.tabs.addTab(per, "Judges (selected criterion)")
         self.tabs.addTab(self.trend_chart, "Trend across versions")
-        self.disagreements = QTableWidget(0, 4)
-        self.disagreements.setHorizontalHeaderLabels(
-            ["trace", "disagreement", "judges", "where they differ"]
-        )
+        self.disagreement_model = LazyTableModel(DISAGREEMENT_COLUMNS, self)
+        self.disagreements = QTableView()
+        self.disagreements.setModel(self.disagreement_model)
+        self.disagreements.verticalHeader().setVisible(False)
         self.disagreements.horizontalHeader().setStretchLastSection(True)
         self.disagreements.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.disagreements.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.disagreements.cellDoubleClicked.connect(self._open_disagreement)
+        self.disagreements.doubleClicked.connect(lambda i: self._open_disagreement(i.row()))
         dl = QWidget()
         dlay = QVBoxLayout(dl)
         dlay.addWidget(QLabel("Double-click a trace (or press Enter) to adjudicate it."))
@@ -169,13 +178,9 @@ class AgreementDashboard(QDialog):
         vid = self.version.currentData()
         if vid is None:
             return
-        with self.ws.session() as s:
-            for r in s.scalars(
-                select(ReviewRound)
-                .where(ReviewRound.rubric_version_id == vid)
-                .order_by(ReviewRound.created_at)
-            ):
-                self.round.addItem(r.name, r.id)
+        with self.ws.session() as s:  # the rounds of one version: a handful
+            for round_id, name in rounds_of_version(s, vid):
+                self.round.addItem(name, round_id)
 
     def refresh(self) -> None:
         vid = self.version.currentData()
@@ -239,14 +244,7 @@ class AgreementDashboard(QDialog):
                 self.table.setItem(i, j, item)
         self.alpha_chart.set_figure(charts.alpha_by_criterion(rep, width=10))
         self.trend_chart.set_figure(charts.trend(points, width=10))
-        self.disagreements.setRowCount(len(rep.disagreements))
-        for i, d in enumerate(rep.disagreements):
-            for j, text in enumerate(
-                [f"{d.trace_id}: {d.external_id}", f"{d.score:.2f}", str(d.n_judges), d.summary]
-            ):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, d.trace_id)
-                self.disagreements.setItem(i, j, item)
+        self.disagreement_model.set_rows(rep.disagreements)
         self.disagreements.resizeColumnsToContents()
         self.html_button.setEnabled(True)
         if rep.targets:
@@ -261,15 +259,13 @@ class AgreementDashboard(QDialog):
         self.judge_chart.set_figure(charts.judge_agreement(t))
 
     def _open_disagreement(self, row: int, _col: int = 0) -> None:
-        item = self.disagreements.item(row, 0)
-        if item is not None and self.report is not None:
-            self.adjudicate_requested.emit(
-                item.data(Qt.ItemDataRole.UserRole), self.report.version_id
-            )
+        if 0 <= row < self.disagreement_model.rowCount() and self.report is not None:
+            trace_id = self.disagreement_model.row(row).trace_id
+            self.adjudicate_requested.emit(trace_id, self.report.version_id)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.disagreements.hasFocus():
-            self._open_disagreement(self.disagreements.currentRow())
+            self._open_disagreement(self.disagreements.currentIndex().row())
             return
         super().keyPressEvent(event)
 

@@ -22,15 +22,15 @@ from PySide6.QtWidgets import (  # noqa: E402
     QTextBrowser,
     QVBoxLayout,
 )
-from sqlalchemy import select  # noqa: E402
 
-from app.review.rounds import create_round, progress  # noqa: E402
+from app.review.reviews import active_judges  # noqa: E402
+from app.review.rounds import all_progress, create_round  # noqa: E402
 from app.review.rubrics import version_choices  # noqa: E402
 from app.traces.queries import TraceFilter  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
-from app.workspace.errors import ChambersError  # noqa: E402
-from app.workspace.models import Judge, ReviewRound, RubricVersion  # noqa: E402
+from app.workspace.models import Judge  # noqa: E402
 from ui.lead.agreement_dashboard import _e  # noqa: E402
+from ui.widgets.executor import Job, WorkspaceExecutor  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Review rounds
@@ -41,9 +41,17 @@ class RoundDialog(QDialog):
     calibration items; shows every round's per-judge progress."""
 
     created = Signal()
+    failed = Signal(str)
+    progress_shown = Signal()
 
-    def __init__(self, ws: Workspace, lead: Judge, parent=None):
+    def __init__(
+        self, ws: Workspace, lead: Judge, parent=None, executor: WorkspaceExecutor | None = None
+    ):
         super().__init__(parent)
+        # sampling a round out of 100,000 traces and counting progress run on the executor
+        self.executor = executor or WorkspaceExecutor(ws)
+        self._owns_executor = executor is None
+        self._job: Job | None = None
         self.ws = ws
         self.lead = lead
         self.setWindowTitle("Review rounds")
@@ -93,12 +101,12 @@ class RoundDialog(QDialog):
         with ws.session() as s:
             for label, v in version_choices(s):
                 self.version.addItem(label, v.id)
-            for j in s.scalars(select(Judge).where(Judge.active).order_by(Judge.name)):
-                item = QListWidgetItem(f"{j.name} ({j.role})")
-                item.setData(Qt.ItemDataRole.UserRole, j.id)
+            for judge_id, name, role in active_judges(s):
+                item = QListWidgetItem(f"{name} ({role})")
+                item.setData(Qt.ItemDataRole.UserRole, judge_id)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(
-                    Qt.CheckState.Checked if j.role == "judge" else Qt.CheckState.Unchecked
+                    Qt.CheckState.Checked if role == "judge" else Qt.CheckState.Unchecked
                 )
                 self.judges.addItem(item)
         self.refresh_progress()
@@ -111,57 +119,89 @@ class RoundDialog(QDialog):
         ]
 
     def create(self) -> bool:
+        """Check the form, then create the round on the executor (`created` or `failed`)."""
         try:
             cal = [int(x) for x in self.calibration.text().replace(" ", "").split(",") if x]
         except ValueError:
             self.problems.setText("Calibration items: trace ids separated by commas.")
             return False
-        if not self.name.text().strip():
+        name = self.name.text().strip()
+        if not name:
             self.problems.setText("Give the round a name.")
+            return False
+        if self._job is not None and not self._job.finished:
             return False
         flt = TraceFilter(
             source=self.source.text().strip() or None, search=self.search.text().strip() or None
         )
-        try:
-            with self.ws.session() as s:
-                rnd = create_round(
-                    s,
-                    self.name.text().strip(),
-                    self.version.currentData(),
-                    self.selected_judges(),
-                    self.overlap.value(),
-                    flt,
-                    self.sample.value() or None,
-                    self.seed.value(),
-                    cal or None,
-                    self.lead.id,
-                )
-                n = rnd.selection["n_traces"]
-        except ChambersError as exc:
-            self.problems.setText(f"Could not create the round: {exc}")
-            return False
-        self.problems.setStyleSheet("color: #1a7f37;")
-        self.problems.setText(f"Created {self.name.text().strip()!r}: {n} traces.")
-        self.refresh_progress()
-        self.created.emit()
+        args = (
+            name,
+            self.version.currentData(),
+            self.selected_judges(),
+            self.overlap.value(),
+            flt,
+            self.sample.value() or None,
+            self.seed.value(),
+            cal or None,
+            self.lead.id,
+        )
+        self.create_button.setEnabled(False)
+        self.problems.setStyleSheet("")
+        self.problems.setText(f"Creating {name!r}…")
+        self._job = self.executor.submit(
+            lambda s: create_round(s, *args).selection["n_traces"],
+            lambda n: self._created(name, n),
+            self._create_failed,
+            "round",
+        )
         return True
 
-    def refresh_progress(self) -> None:
+    def _created(self, name: str, n: int) -> None:
+        self.create_button.setEnabled(True)
+        self.problems.setStyleSheet("color: #1a7f37;")
+        self.problems.setText(f"Created {name!r}: {n} traces.")
+        self.refresh_progress(then=self.created.emit)
+
+    def _create_failed(self, exc: BaseException) -> None:
+        self.create_button.setEnabled(True)
+        self.problems.setStyleSheet("color: #b42318;")
+        self.problems.setText(f"Could not create the round: {exc}")
+        self.failed.emit(str(exc))
+
+    def refresh_progress(self, then=None) -> None:
+        """Every round's per-judge progress, counted on the executor."""
+
+        def shown(rounds: list[dict]) -> None:
+            self._show_progress(rounds)
+            if then is not None:
+                then()
+
+        self.executor.submit(all_progress, shown, label="progress")
+
+    def _show_progress(self, rounds: list[dict]) -> None:
         parts = []
-        with self.ws.session() as s:
-            for rnd in s.scalars(select(ReviewRound).order_by(ReviewRound.created_at.desc())):
-                rows = progress(s, rnd.id)
-                v = s.get(RubricVersion, rnd.rubric_version_id)
+        for rnd in rounds:
+            parts.append(
+                f"<h4>{_e(rnd['name'])} <small>(v{rnd['version']}, k={rnd['overlap']}, "
+                f"{rnd['created_at']:%Y-%m-%d})</small></h4><table>"
+            )
+            for r in rnd["judges"]:
+                pct = 100 * r["submitted"] / r["assigned"] if r["assigned"] else 0
                 parts.append(
-                    f"<h4>{_e(rnd.name)} <small>(v{v.version}, k={rnd.overlap}, "
-                    f"{rnd.created_at:%Y-%m-%d})</small></h4><table>"
+                    f"<tr><td>{_e(r['judge'])}</td><td align=right>"
+                    f"{r['submitted']} / {r['assigned']}</td>"
+                    f"<td align=right>{pct:.0f}%</td></tr>"
                 )
-                for r in rows:
-                    pct = 100 * r["submitted"] / r["assigned"] if r["assigned"] else 0
-                    parts.append(
-                        f"<tr><td>{_e(r['judge'])}</td><td align=right>"
-                        f"{r['submitted']} / {r['assigned']}</td>"
-                        f"<td align=right>{pct:.0f}%</td></tr>"
-                    )
-                parts.append("</table>")
+            parts.append("</table>")
         self.progress_view.setHtml("".join(parts) or "No rounds yet.")
+        self.progress_shown.emit()
+
+    def done(self, result: int) -> None:
+        if self._owns_executor:
+            self.executor.shutdown()
+        super().done(result)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._owns_executor:
+            self.executor.shutdown()
+        super().closeEvent(event)

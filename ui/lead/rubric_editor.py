@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (  # noqa: E402
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select  # noqa: E402
 
 from app.review import rubric_yaml  # noqa: E402
 from app.review.rubrics import (  # noqa: E402
@@ -41,12 +40,13 @@ from app.review.rubrics import (  # noqa: E402
     diff_versions,
     get_version,
     is_frozen,
+    rubric_names,
     save_rubric,
     specs_of,
 )
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
-from app.workspace.models import Judge, Rubric  # noqa: E402
+from app.workspace.models import Judge  # noqa: E402
 from app.workspace.types import DECISIONS, SCALES  # noqa: E402
 from ui.widgets.render import render_diff  # noqa: E402
 from ui.widgets.rubric_panel import RubricPanel  # noqa: E402
@@ -299,7 +299,7 @@ class RubricEditor(QDialog):
     # -- loading
     def _refresh_rubrics(self, select_name: str | None = None) -> None:
         with self.ws.session() as s:
-            names = list(s.scalars(select(Rubric.name).order_by(Rubric.name)))
+            names = rubric_names(s)
         self.rubric_combo.blockSignals(True)
         self.rubric_combo.clear()
         self.rubric_combo.addItems(names)

@@ -10,9 +10,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
 )
-from sqlalchemy import select
 
-from app.review.reviews import get_or_create_judge
+from app.review.reviews import active_judges, get_or_create_judge
 from app.workspace.db import Workspace
 from app.workspace.models import Judge
 from ui.widgets.settings import APP, ORG
@@ -63,10 +62,7 @@ class ProfileDialog(QDialog):
 
 def pick_judge(ws: Workspace, parent=None) -> Judge | None:
     with ws.session() as s:
-        names = [
-            (j.name, j.role)
-            for j in s.scalars(select(Judge).where(Judge.active).order_by(Judge.name))
-        ]
+        names = [(name, role) for _id, name, role in active_judges(s)]
     last = QSettings(ORG, APP).value("judge/last")
     dlg = ProfileDialog(names, last, parent)
     if not dlg.exec():

@@ -384,7 +384,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
     def open_rounds(self) -> None:
         from ui.lead.rounds import RoundDialog
 
-        dlg = RoundDialog(self.ws, self.judge, self)
+        dlg = RoundDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.created.connect(self._round_created)
         dlg.open()
         self.round_dialog = dlg
@@ -427,7 +427,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
     def open_runs(self) -> None:
         from ui.training.runs_screen import RunsDialog
 
-        dlg = RunsDialog(self.ws, self.judge, self)
+        dlg = RunsDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.show()
         self.runs_dialog = dlg
 

@@ -266,7 +266,7 @@ class PairsDialog(QDialog):
         self._detail_job = self.executor.submit(
             lambda s: pair_detail(s, pair_id),
             lambda d: self._show_detail(d, split),
-            self._failed,
+            lambda exc: self.message.setText(_message(exc)),
             "pair",
         )
 

@@ -15,7 +15,7 @@ os.environ.setdefault("QT_API", "pyside6")
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer, Signal  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
     QDialog,
@@ -27,8 +27,7 @@ from PySide6.QtWidgets import (  # noqa: E402
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -38,10 +37,21 @@ from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, TrainingRun  # noqa: E402
 from ui.training.run_config import RunConfigDialog  # noqa: E402
+from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
+from ui.widgets.lazy_model import Column, LazyTableModel  # noqa: E402
+
+RUN_COLUMNS = (
+    Column("run", lambda r: r["name"]),
+    Column("algorithm", lambda r: r["algorithm"]),
+    Column("status", lambda r: r["status"]),
+    Column("snapshot", lambda r: r["snapshot"] or ""),
+)
 
 
 class RunsDialog(QDialog):
     """Every run; the selected one live: progress with ETA, plots, log tail, Cancel."""
+
+    listed = Signal(int)  # the run list landed (rows)
 
     PLOTS = {
         "sft": [("loss", "loss"), ("mean_token_accuracy", "token accuracy")],
@@ -59,10 +69,21 @@ class RunsDialog(QDialog):
         ],
     }
 
-    def __init__(self, ws: Workspace, user: Judge, parent=None, poll_ms: int = 1000):
+    def __init__(
+        self,
+        ws: Workspace,
+        user: Judge,
+        parent=None,
+        poll_ms: int = 1000,
+        executor: WorkspaceExecutor | None = None,
+    ):
         super().__init__(parent)
         self.ws = ws
         self.user = user
+        self.executor = executor or WorkspaceExecutor(ws)
+        self._owns_executor = executor is None
+        self._rows: list[dict[str, Any]] = []
+        self._want: int | None = None  # the run to select when the list lands
         self.run_id: int | None = None
         self.offset = 0
         self.history: list[dict[str, Any]] = []
@@ -85,12 +106,17 @@ class RunsDialog(QDialog):
         top.addStretch(1)
         lay.addLayout(top)
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["run", "algorithm", "status", "snapshot"])
+        self.model = LazyTableModel(RUN_COLUMNS, self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.currentCellChanged.connect(lambda r, *_: self._select(r))
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self._select(cur.row())
+        )
         split.addWidget(self.table)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -118,24 +144,30 @@ class RunsDialog(QDialog):
         self.reload()
 
     def reload(self) -> None:
-        with self.ws.session() as s:
-            rows = runs.list_runs(s)  # syncs running runs with their directories (reattach)
+        """Every run, read on the executor (listing syncs running runs with their
+        directories: the reattach); the table fills when the rows land."""
+        self.executor.submit(runs.list_runs, self._rows_landed, self._failed, "runs")
+
+    def _rows_landed(self, rows: list[dict[str, Any]]) -> None:
         self._rows = rows
-        self.table.setRowCount(len(rows))
-        for i, r in enumerate(rows):
-            for j, text in enumerate([r["name"], r["algorithm"], r["status"], r["snapshot"] or ""]):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, r["id"])
-                self.table.setItem(i, j, item)
-        if rows and self.run_id is None:
-            self.table.selectRow(len(rows) - 1)
+        self.model.set_rows(rows)
+        want, self._want = self._want, None
+        target = want or self.run_id or (rows[-1]["id"] if rows else None)
+        i = self.model.find(lambda r: r["id"] == target)
+        if i is not None:
+            if want is not None:
+                self.run_id = None  # select it afresh
+            self.table.selectRow(i)
+            self._select(i)
+        self.listed.emit(len(rows))
+
+    def _failed(self, exc: BaseException) -> None:
+        self.title.setText(f"<span style='color:#b42318'>{html.escape(str(exc))}</span>")
 
     def select_run(self, run_id: int) -> None:
+        """Show this run once the list (re-read on the executor) lands."""
+        self._want = run_id
         self.reload()
-        for i, r in enumerate(self._rows):
-            if r["id"] == run_id:
-                self.table.selectRow(i)
-                self._select(i)
 
     def _select(self, row: int) -> None:
         if not 0 <= row < len(self._rows):
@@ -182,9 +214,9 @@ class RunsDialog(QDialog):
         self.resume_button.setEnabled(
             self.status in ("cancelled", "failed") and self.checkpoint is not None
         )
-        row = self.table.currentRow()
-        if 0 <= row < self.table.rowCount() and self.table.item(row, 2).text() != self.status:
-            self.table.item(row, 2).setText(self.status)
+        row = self.table.currentIndex().row()
+        if 0 <= row < self.model.rowCount() and self.model.row(row)["status"] != self.status:
+            self.model.replace_row(row, {**self.model.row(row), "status": self.status})
 
     def _update_header(self) -> None:
         status, total = self.status, self.max_steps
@@ -275,6 +307,14 @@ class RunsDialog(QDialog):
         self.poll()
         return True
 
+    def done(self, result: int) -> None:
+        self.timer.stop()
+        if self._owns_executor:
+            self.executor.shutdown()
+        super().done(result)
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._owns_executor:
+            self.executor.shutdown()
         self.timer.stop()  # the run itself goes on
         super().closeEvent(event)

@@ -7,11 +7,18 @@ across threads), and the job's `done(result)` or `failed(error)` signal fires on
 after each job, so a returned ORM object cannot lazily query from the UI thread later.
 
 Jobs run one at a time in submission order, so a read submitted after a write sees it.
+
+While a job runs the cyclic garbage collector is paused: a job that loads 100,000 reviews
+allocates millions of objects, and a full collection over them holds the interpreter for
+100+ ms, which the UI thread would feel as a stall. What a job allocates is freed by
+reference counting (ORM instances hold their state by weak reference); the collector resumes
+when the job ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import threading
 from collections.abc import Callable
@@ -23,6 +30,17 @@ from sqlalchemy.orm import Session
 from app.workspace.db import Workspace
 
 _STOP = object()
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class Job(QObject):
@@ -128,7 +146,7 @@ class WorkspaceExecutor(QObject):
     @staticmethod
     def _run(session: Session, job: Job) -> tuple[Any, BaseException | None]:
         try:
-            with session.begin():
+            with session.begin(), _collector_paused():
                 result = job.fn(session)
             return result, None
         except Exception as exc:  # noqa: BLE001 - delivered to the screen, which says what
