@@ -402,3 +402,69 @@ def test_cli_max_per_task_and_rules(sample, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["pairs"] == sum(data["by_rule"].values()) and "derived" in data
     assert set(data["by_split"]) == {"train", "heldout"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Step labels: first_error pairs and agreement
+
+
+def test_first_error_pairs_sit_at_the_marked_step(ws):
+    with ws.session() as s:
+        pairs = [p for p in _active(s) if p.rule == "first_error"]
+        assert pairs
+        for p in pairs:
+            marked = set()
+            for rid in p.provenance["review_ids"]:
+                for lab in s.get(Review, rid).step_labels or []:
+                    if lab["label"] == "first_error":
+                        marked.add(lab["step"])
+            assert p.provenance["step"] in marked, p.id
+        # a first error marked where the correction changed nothing makes no first_error pair
+        for p in _active(s):
+            if p.rule == "modify":
+                for rid in p.provenance["review_ids"]:
+                    labels = s.get(Review, rid).step_labels or []
+                    assert all(
+                        lab["step"] != p.provenance["step"]
+                        for lab in labels
+                        if lab["label"] == "first_error"
+                    )
+
+
+def test_step_label_agreement_matches_the_reference_alpha(ws, capsys):
+    import krippendorff
+    import numpy as np
+
+    from app.agreement.reliability import first_error_agreement, step_agreement
+
+    assert first_error_agreement({1: {"a": 3, "b": 3, "c": 5}, 2: {"a": 1}}) == (3, 1)
+    with ws.session() as s:
+        rows = [
+            (r.trace_id, r.judge_id, lab)
+            for r in s.scalars(
+                select(Review).where(Review.rubric_version_id == 1, Review.status == "submitted")
+            )
+            for lab in r.step_labels or []
+        ]
+        got = step_agreement(s, 1, n_boot=0)
+    units = sorted({(t, lab["step"]) for t, _, lab in rows})
+    judges = sorted({j for _, j, _ in rows})
+    codes = {"good": 0, "wrong": 1, "first_error": 2}
+    data = np.full((len(judges), len(units)), np.nan)
+    for t, j, lab in rows:
+        data[judges.index(j), units.index((t, lab["step"]))] = codes[lab["label"]]
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert got.alpha.value == pytest.approx(expected, abs=1e-9)
+    assert got.n_steps == len(units) and 0 < got.exact_step < 1
+    marks: dict = {}
+    for t, j, lab in rows:
+        if lab["label"] == "first_error":
+            marks.setdefault(t, {})[j] = lab["step"]
+    assert (got.first_error_pairs, got.first_error_same) == first_error_agreement(marks)
+    # the command line shows both
+    db = str(ws.engine.url.database)
+    assert main(["--db", db, "agreement", "--version", "1", "--bootstrap", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["step_labels"]
+    assert out["exact_step_agreement"] == pytest.approx(got.exact_step, abs=1e-6)
+    assert main(["--db", db, "agreement", "--version", "1", "--bootstrap", "0"]) == 0
+    assert "first error, same step" in capsys.readouterr().out
