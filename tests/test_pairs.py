@@ -468,3 +468,78 @@ def test_step_label_agreement_matches_the_reference_alpha(ws, capsys):
     assert out["exact_step_agreement"] == pytest.approx(got.exact_step, abs=1e-6)
     assert main(["--db", db, "agreement", "--version", "1", "--bootstrap", "0"]) == 0
     assert "first error, same step" in capsys.readouterr().out
+
+
+def test_derivation_on_both_backends(db_url, monkeypatch):
+    """Derivation and its watermark (timestamps with time zones) on SQLite and PostgreSQL."""
+    from app.sample import build_sample
+
+    monkeypatch.setattr(derive, "SLACK", timedelta(0))
+    w = open_workspace(db_url)
+    try:
+        build_sample(w, n_traces=60)
+        with w.session() as s:
+            first = pr.derive_pairs(s)
+            assert first.full and sum(first.added.values()) > 0
+        with w.session() as s:
+            again = pr.derive_pairs(s)
+            assert again.scopes == 0 and not again.changed
+            rows = pr.select_pairs(s, pr.PairFilter())
+            got = sorted(
+                (p.rule, p.provenance["step"], tuple(p.provenance["trace_ids"])) for p, _ in rows
+            )
+    finally:
+        w.close()
+    assert sum(first.added.values()) == len(got)
+    assert {r for r, _, _ in got} >= {"modify", "reject_with_answer"}
+
+
+def test_html_report_shows_step_label_agreement(ws, tmp_path, capsys):
+    from app.agreement.reliability import step_agreement
+
+    with ws.session() as s:
+        steps = step_agreement(s, 1, n_boot=0)
+    out = tmp_path / "r.html"
+    db = str(ws.engine.url.database)
+    args = ["--db", db, "report", "agreement", "--version", "1", "--bootstrap", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "<h2>Step labels</h2>" in text
+    assert f"{steps.first_error_same} of {steps.first_error_pairs} judge pairs" in text
+
+
+def test_old_snapshots_still_verify_and_openai_refuses_whole_continuations(ws, tmp_path, capsys):
+    """A snapshot made before step-level pairs (record version 1, multi-message sides)."""
+    import hashlib
+
+    from app.workspace.models import DatasetSnapshot
+
+    with ws.session() as s:
+        old = PreferencePair(
+            rule="modify",
+            prompt=[{"role": "user", "content": "refund please"}],
+            chosen=[
+                {"role": "assistant", "content": "checking"},
+                {"role": "tool", "tool_call_id": "c", "content": "{}"},
+                {"role": "assistant", "content": "refunded"},
+            ],
+            rejected=[{"role": "assistant", "content": "no"}],
+            content_hash="legacy-pair",
+            provenance={"trace_ids": [1], "review_ids": []},
+        )
+        s.add(old)
+        s.flush()
+        rows = [(old, "train")]
+        sha = hashlib.sha256(pr.export_bytes(rows, "trl", 1)).hexdigest()
+        manifest = {"splits": {str(old.id): "train"}}  # no record_version: version 1
+        s.add(DatasetSnapshot(name="legacy", pair_ids=[old.id], sha256=sha, manifest=manifest))
+    db = str(ws.engine.url.database)
+    out = tmp_path / "legacy.jsonl"
+    args = ["--db", db, "export", "pairs", "--snapshot", "legacy", "--out", str(out)]
+    assert main([*args, "--format", "trl"]) == 0
+    assert "tools" not in json.loads(out.read_text())
+    capsys.readouterr()
+    assert main([*args[:-1], str(tmp_path / "o.jsonl"), "--format", "openai"]) == 2
+    err = capsys.readouterr().err
+    assert "one assistant message per output" in err and "Traceback" not in err
+    assert not (tmp_path / "o.jsonl").exists()

@@ -229,7 +229,8 @@ class PairsDialog(QDialog):
         )
         prompt = "<br>".join(html.escape(x) for x in _messages_text(p.prompt)[-12:])
         self.diff.setHtml(
-            f"<p><b>Pair {p.id}</b> ({p.rule}, {split}); provenance: reviews "
+            f"<p><b>Pair {p.id}</b> ({p.rule}, {split}, step {p.provenance.get('step')}, "
+            f"{len(p.provenance.get('tools') or [])} tools); provenance: reviews "
             f"{p.provenance.get('review_ids')}, traces {p.provenance.get('trace_ids')}</p>"
             f"<p><b>Prompt (last lines)</b><br><span style='color:gray'>{prompt}</span></p>"
             "<p><b>Rejected → chosen</b></p>"
