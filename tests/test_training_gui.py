@@ -157,4 +157,11 @@ def test_a_crashed_run_shows_its_error(qtbot, db, tmp_path):  # noqa: F811
 
 def test_pairs_filter_object_round_trip():
     f = pr.PairFilter(rules=["modify"], min_margin=0.2)
-    assert f.as_dict() == {"rules": ["modify"], "min_margin": 0.2, "heldout": 0.1, "seed": 0}
+    # the per-task cap of ranked pairs is part of every selection (and so of its snapshot)
+    assert f.as_dict() == {
+        "rules": ["modify"],
+        "min_margin": 0.2,
+        "max_per_task": pr.DEFAULT_MAX_PER_TASK,
+        "heldout": 0.1,
+        "seed": 0,
+    }

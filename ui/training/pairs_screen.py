@@ -114,6 +114,8 @@ class PairsDialog(QDialog):
         form.addWidget(self.max_per_task)
         form.addWidget(QLabel("held out"))
         form.addWidget(self.heldout)
+        lay.addLayout(form)
+        form = QHBoxLayout()  # second row: who and when
         self.judges = QLineEdit()
         self.judges.setPlaceholderText("judges (comma-separated)")
         self.since = QLineEdit()
@@ -121,11 +123,12 @@ class PairsDialog(QDialog):
         self.until = QLineEdit()
         self.until.setPlaceholderText("until YYYY-MM-DD")
         for w in (self.judges, self.since, self.until):
-            w.setMaximumWidth(170)
+            w.setMinimumWidth(200)
             w.returnPressed.connect(self.refresh)
             form.addWidget(w)
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self.refresh)
+        form.addStretch(1)
         form.addWidget(self.apply_button)
         lay.addLayout(form)
         self.counts = QLabel()
