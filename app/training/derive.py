@@ -143,7 +143,8 @@ def step_pairs(src: Any, trace: Trace) -> list[tuple[str, int, list, dict, dict]
                     step_message(original[oj]),
                 )
             )
-    elif src.decision in ("modify", "reject") and src.corrected_output:
+    if not out and src.decision in ("modify", "reject") and src.corrected_output:
+        # only the final answer was given: it replaces the agent's last step
         last = _last_step(original)
         if last is not None:
             rule = "reject_with_answer" if src.decision == "reject" else "modify"
