@@ -332,6 +332,11 @@ def test_ranked_compares_the_first_diverging_step_with_copied_ids_normalised():
     assert carried["content"] == "Opened INC-5717 as P3, sorry."  # reads after the prompt
     wrong_call = _chat_run("INC-1", "P3", "Opened {ticket}.")
     assert first_divergence(good_a, wrong_call) == (1, 1)
+    # runs whose tool results differ in substance saw different worlds: no comparison
+    other_world = copy.deepcopy(good_b)
+    other_world[2]["content"] = json.dumps({"ticket": "INC-9930", "status": "rejected"})
+    other_world[3]["content"] = "Could not open a ticket."
+    assert first_divergence(good_a, other_world) is None
 
 
 def _fake_version():
