@@ -435,6 +435,48 @@ FLAW_MODE = {
     "no_claim": "missing_step",
 }
 
+# Where each flaw is first visible: the assistant step calling this tool (None: the answer).
+FLAW_STEP = {
+    "outside_window": "issue_refund",
+    "final_sale": "issue_refund",
+    "wrong_amount": "issue_refund",
+    "no_policy_check": "issue_refund",
+    "no_verification": "reset_password",
+    "wrong_priority": "create_ticket",
+    "misread_status": None,
+    "no_claim": None,
+}
+
+
+def _step_labels(
+    s: Scenario, noise: float, messages: list[dict[str, Any]], mode: str
+) -> list[dict[str, Any]]:
+    """A judge's step labels on a trace they found wanting: steps before the first error
+    good, the first error marked, later steps wrong. A noisier judge sometimes marks the step
+    before or after. Its own random stream, so the rest of the sample stays as it was."""
+    steps = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    tool = FLAW_STEP.get(s.flaw or "")
+    called = [
+        i
+        for i in steps
+        if any(p.get("type") == "tool_call" and p.get("name") == tool for p in messages[i]["parts"])
+    ]
+    k = steps.index(called[0]) if called else len(steps) - 1
+    rng = random.Random(f"{s.record['id']}:{noise}")
+    if rng.random() < noise * 2:
+        k = min(max(k + rng.choice([-1, 1]), 0), len(steps) - 1)
+    reason = mode.replace("_", " ")
+    return [
+        {
+            "step": i,
+            "label": "good" if n < k else "first_error" if n == k else "wrong",
+            "reason": "" if n < k else reason,
+            "comment": "",
+        }
+        for n, i in enumerate(steps)
+    ]
+
+
 JUDGES = [("Ines Moreau", 0.06), ("Kwame Mensah", 0.12), ("Hana Sato", 0.2)]  # (name, noise)
 LEAD = "Rosa Lindqvist"
 
@@ -496,6 +538,7 @@ def _verdict(
             rationale=f"Final answer corrected: {mode.replace('_', ' ')}.",
             corrected_messages=corrected,
             corrected_output=s.better_answer,
+            step_labels=_step_labels(s, noise, messages, mode),
             time_on_task_s=round(rng.uniform(90, 300), 1),
         )
     return ReviewInput(
@@ -510,6 +553,7 @@ def _verdict(
         rationale=f"Rejected: {mode.replace('_', ' ')}; the agent acted before checking.",
         corrected_output=s.better_answer if rng.random() < 0.5 else None,
         time_on_task_s=round(rng.uniform(60, 200), 1),
+        step_labels=_step_labels(s, noise, messages, mode),
     )
 
 

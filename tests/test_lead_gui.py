@@ -152,6 +152,9 @@ def test_dashboard_computes_off_thread_plots_export_and_opens_adjudication(
     assert dlg.table.item(0, 4).text() in ("reliable", "tentative", "unreliable")
     assert dlg.alpha_chart.canvas is not None and dlg.heatmap.canvas is not None
     assert dlg.trend_chart.canvas is not None
+    steps = rep.step_labels  # agreement on the judges' step labels, beside the criteria
+    assert steps.n_reviews > 0 and f"{steps.exact_step:.3f}" in dlg.steps.text()
+    assert steps.alpha.fmt() in dlg.steps.text()
     png = tmp_path / "alpha.png"
     dlg.alpha_chart.save_png(str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -332,6 +332,11 @@ def test_ranked_compares_the_first_diverging_step_with_copied_ids_normalised():
     assert carried["content"] == "Opened INC-5717 as P3, sorry."  # reads after the prompt
     wrong_call = _chat_run("INC-1", "P3", "Opened {ticket}.")
     assert first_divergence(good_a, wrong_call) == (1, 1)
+    # runs whose tool results differ in substance saw different worlds: no comparison
+    other_world = copy.deepcopy(good_b)
+    other_world[2]["content"] = json.dumps({"ticket": "INC-9930", "status": "rejected"})
+    other_world[3]["content"] = "Could not open a ticket."
+    assert first_divergence(good_a, other_world) is None
 
 
 def _fake_version():
@@ -402,3 +407,144 @@ def test_cli_max_per_task_and_rules(sample, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["pairs"] == sum(data["by_rule"].values()) and "derived" in data
     assert set(data["by_split"]) == {"train", "heldout"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Step labels: first_error pairs and agreement
+
+
+def test_first_error_pairs_sit_at_the_marked_step(ws):
+    with ws.session() as s:
+        pairs = [p for p in _active(s) if p.rule == "first_error"]
+        assert pairs
+        for p in pairs:
+            marked = set()
+            for rid in p.provenance["review_ids"]:
+                for lab in s.get(Review, rid).step_labels or []:
+                    if lab["label"] == "first_error":
+                        marked.add(lab["step"])
+            assert p.provenance["step"] in marked, p.id
+        # a first error marked where the correction changed nothing makes no first_error pair
+        for p in _active(s):
+            if p.rule == "modify":
+                for rid in p.provenance["review_ids"]:
+                    labels = s.get(Review, rid).step_labels or []
+                    assert all(
+                        lab["step"] != p.provenance["step"]
+                        for lab in labels
+                        if lab["label"] == "first_error"
+                    )
+
+
+def test_step_label_agreement_matches_the_reference_alpha(ws, capsys):
+    import krippendorff
+    import numpy as np
+
+    from app.agreement.reliability import first_error_agreement, step_agreement
+
+    assert first_error_agreement({1: {"a": 3, "b": 3, "c": 5}, 2: {"a": 1}}) == (3, 1)
+    with ws.session() as s:
+        rows = [
+            (r.trace_id, r.judge_id, lab)
+            for r in s.scalars(
+                select(Review).where(Review.rubric_version_id == 1, Review.status == "submitted")
+            )
+            for lab in r.step_labels or []
+        ]
+        got = step_agreement(s, 1, n_boot=0)
+    units = sorted({(t, lab["step"]) for t, _, lab in rows})
+    judges = sorted({j for _, j, _ in rows})
+    codes = {"good": 0, "wrong": 1, "first_error": 2}
+    data = np.full((len(judges), len(units)), np.nan)
+    for t, j, lab in rows:
+        data[judges.index(j), units.index((t, lab["step"]))] = codes[lab["label"]]
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert got.alpha.value == pytest.approx(expected, abs=1e-9)
+    assert got.n_steps == len(units) and 0 < got.exact_step < 1
+    marks: dict = {}
+    for t, j, lab in rows:
+        if lab["label"] == "first_error":
+            marks.setdefault(t, {})[j] = lab["step"]
+    assert (got.first_error_pairs, got.first_error_same) == first_error_agreement(marks)
+    # the command line shows both
+    db = str(ws.engine.url.database)
+    assert main(["--db", db, "agreement", "--version", "1", "--bootstrap", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)["step_labels"]
+    assert out["exact_step_agreement"] == pytest.approx(got.exact_step, abs=1e-6)
+    assert main(["--db", db, "agreement", "--version", "1", "--bootstrap", "0"]) == 0
+    assert "first error, same step" in capsys.readouterr().out
+
+
+def test_derivation_on_both_backends(db_url, monkeypatch):
+    """Derivation and its watermark (timestamps with time zones) on SQLite and PostgreSQL."""
+    from app.sample import build_sample
+
+    monkeypatch.setattr(derive, "SLACK", timedelta(0))
+    w = open_workspace(db_url)
+    try:
+        build_sample(w, n_traces=60)
+        with w.session() as s:
+            first = pr.derive_pairs(s)
+            assert first.full and sum(first.added.values()) > 0
+        with w.session() as s:
+            again = pr.derive_pairs(s)
+            assert again.scopes == 0 and not again.changed
+            rows = pr.select_pairs(s, pr.PairFilter())
+            got = sorted(
+                (p.rule, p.provenance["step"], tuple(p.provenance["trace_ids"])) for p, _ in rows
+            )
+    finally:
+        w.close()
+    assert sum(first.added.values()) == len(got)
+    assert {r for r, _, _ in got} >= {"modify", "reject_with_answer"}
+
+
+def test_html_report_shows_step_label_agreement(ws, tmp_path, capsys):
+    from app.agreement.reliability import step_agreement
+
+    with ws.session() as s:
+        steps = step_agreement(s, 1, n_boot=0)
+    out = tmp_path / "r.html"
+    db = str(ws.engine.url.database)
+    args = ["--db", db, "report", "agreement", "--version", "1", "--bootstrap", "0"]
+    assert main([*args, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "<h2>Step labels</h2>" in text
+    assert f"{steps.first_error_same} of {steps.first_error_pairs} judge pairs" in text
+
+
+def test_old_snapshots_still_verify_and_openai_refuses_whole_continuations(ws, tmp_path, capsys):
+    """A snapshot made before step-level pairs (record version 1, multi-message sides)."""
+    import hashlib
+
+    from app.workspace.models import DatasetSnapshot
+
+    with ws.session() as s:
+        old = PreferencePair(
+            rule="modify",
+            prompt=[{"role": "user", "content": "refund please"}],
+            chosen=[
+                {"role": "assistant", "content": "checking"},
+                {"role": "tool", "tool_call_id": "c", "content": "{}"},
+                {"role": "assistant", "content": "refunded"},
+            ],
+            rejected=[{"role": "assistant", "content": "no"}],
+            content_hash="legacy-pair",
+            provenance={"trace_ids": [1], "review_ids": []},
+        )
+        s.add(old)
+        s.flush()
+        rows = [(old, "train")]
+        sha = hashlib.sha256(pr.export_bytes(rows, "trl", 1)).hexdigest()
+        manifest = {"splits": {str(old.id): "train"}}  # no record_version: version 1
+        s.add(DatasetSnapshot(name="legacy", pair_ids=[old.id], sha256=sha, manifest=manifest))
+    db = str(ws.engine.url.database)
+    out = tmp_path / "legacy.jsonl"
+    args = ["--db", db, "export", "pairs", "--snapshot", "legacy", "--out", str(out)]
+    assert main([*args, "--format", "trl"]) == 0
+    assert "tools" not in json.loads(out.read_text())
+    capsys.readouterr()
+    assert main([*args[:-1], str(tmp_path / "o.jsonl"), "--format", "openai"]) == 2
+    err = capsys.readouterr().err
+    assert "one assistant message per output" in err and "Traceback" not in err
+    assert not (tmp_path / "o.jsonl").exists()

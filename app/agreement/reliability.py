@@ -38,7 +38,7 @@ from app.workspace.models import (
     RubricVersion,
     Trace,
 )
-from app.workspace.types import DECISIONS
+from app.workspace.types import DECISIONS, STEP_LABELS
 
 DECISION = "decision"
 
@@ -193,6 +193,7 @@ class VersionReport:
     judges: list[str]
     targets: list[TargetReport]
     disagreements: list[Disagreement] = field(default_factory=list)
+    step_labels: StepAgreement | None = None
     n_boot: int = DEFAULT_BOOT
     seed: int = 0
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -251,6 +252,7 @@ class VersionReport:
             }
             for d in self.disagreements
         ]
+        out["step_labels"] = self.step_labels.as_dict() if self.step_labels else None
         return out
 
 
@@ -295,6 +297,7 @@ def version_report(
             TargetReport(target, result, _judge_lines(target, ratings, result, gold, n_boot, seed))
         )
     disagreements = _disagreements(session, targets(version), rows, top) if top else []
+    steps = step_agreement(session, version_id, round_id, n_boot, seed)
     return VersionReport(
         version.rubric.name,
         version.version,
@@ -305,9 +308,100 @@ def version_report(
         sorted({r.judge for r in rows}),
         reports,
         disagreements,
+        steps,
         n_boot,
         seed,
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Step labels: do judges find the same first error, and label steps alike?
+
+
+@dataclass
+class StepAgreement:
+    """Agreement on judges' step labels under one rubric version.
+
+    `exact_step` is the share of judge pairs, among pairs who both marked a first error on the
+    same trace, that marked the same step. `alpha` is Krippendorff's alpha (nominal) with
+    (trace, step) as the unit and good / wrong / first_error as the values."""
+
+    n_reviews: int  # submitted reviews with at least one step label
+    n_steps: int  # (trace, step) units labelled by anyone
+    first_error_pairs: int
+    first_error_same: int
+    alpha: Coefficient
+
+    @property
+    def exact_step(self) -> float | None:
+        if not self.first_error_pairs:
+            return None
+        return self.first_error_same / self.first_error_pairs
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n_reviews": self.n_reviews,
+            "n_steps": self.n_steps,
+            "first_error_pairs": self.first_error_pairs,
+            "first_error_same_step": self.first_error_same,
+            "exact_step_agreement": _num(self.exact_step),
+            "krippendorff_alpha": self.alpha.as_dict(),
+        }
+
+
+def _labelled(session: Session, version_id: int, round_id: int | None):
+    q = (
+        select(Review.trace_id, Judge.name, Review.step_labels)
+        .join(Judge, Judge.id == Review.judge_id)
+        .where(
+            Review.rubric_version_id == version_id,
+            Review.status == "submitted",
+            Review.step_labels.is_not(None),
+        )
+    )
+    if round_id is not None:
+        q = q.where(
+            Review.trace_id.in_(select(Assignment.trace_id).where(Assignment.round_id == round_id))
+        )
+    return [(t, j, labels) for t, j, labels in session.execute(q) if labels]
+
+
+def first_error_agreement(marks: dict[int, dict[str, int]]) -> tuple[int, int]:
+    """(judge pairs who both marked a first error on a trace, pairs who marked the same step)
+    from trace -> judge -> marked step."""
+    pairs = same = 0
+    for by_judge in marks.values():
+        steps = list(by_judge.values())
+        for i in range(len(steps)):
+            for j in range(i + 1, len(steps)):
+                pairs += 1
+                same += steps[i] == steps[j]
+    return pairs, same
+
+
+def step_agreement(
+    session: Session,
+    version_id: int,
+    round_id: int | None = None,
+    n_boot: int = DEFAULT_BOOT,
+    seed: int = 0,
+) -> StepAgreement:
+    rows = _labelled(session, version_id, round_id)
+    triples = []
+    marks: dict[int, dict[str, int]] = {}
+    for trace_id, judge, labels in rows:
+        for lab in labels:
+            if lab.get("label") in STEP_LABELS and isinstance(lab.get("step"), int):
+                triples.append(((trace_id, lab["step"]), judge, lab["label"]))
+                if lab["label"] == "first_error":
+                    marks.setdefault(trace_id, {})[judge] = lab["step"]
+    pairs, same = first_error_agreement(marks)
+    ratings = Ratings.from_long(triples, "nominal", list(STEP_LABELS))
+    if len(ratings.items) and len(ratings.judges) > 1:
+        alpha = compute(ratings, n_boot=n_boot, seed=seed, pairs=False).alpha
+    else:
+        alpha = Coefficient(None, note="fewer than two judges labelled steps")
+    return StepAgreement(len(rows), len(ratings.items), pairs, same, alpha)
 
 
 def _gold(session: Session, version_id: int) -> dict[int, Adjudication]:

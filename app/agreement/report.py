@@ -92,6 +92,7 @@ def render(report: VersionReport, trend: list[TrendPoint] | None = None) -> str:
         out.append("</table>")
         out.append(_img(charts.kappa_heatmap(t)))
         out.append(_img(charts.judge_agreement(t)))
+    out += _step_section(report)
     if report.disagreements:
         out.append(
             "<h2>Traces with the most disagreement</h2><table><tr><th class='l'>trace"
@@ -106,6 +107,21 @@ def render(report: VersionReport, trend: list[TrendPoint] | None = None) -> str:
         out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _step_section(report: VersionReport) -> list[str]:
+    steps = report.step_labels
+    if steps is None or not steps.n_reviews:
+        return []
+    return [
+        "<h2>Step labels</h2><table><tr><th class='l'>measure</th><th>value</th>"
+        "<th class='l'>from</th></tr>",
+        f"<tr><td class='l'>first error at the same step</td><td>{_f(steps.exact_step)}</td>"
+        f"<td class='l'>{steps.first_error_same} of {steps.first_error_pairs} judge pairs</td></tr>",
+        f"<tr><td class='l'>Krippendorff's α (nominal)</td><td>{html.escape(steps.alpha.fmt())}</td>"
+        f"<td class='l'>{steps.n_steps} steps in {steps.n_reviews} reviews</td></tr>",
+        "</table>",
+    ]
 
 
 def _f(x: Any) -> str:

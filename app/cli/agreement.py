@@ -60,11 +60,26 @@ def cmd_agreement(args: argparse.Namespace) -> int:
             f"{t.result.n_judges} judges): {t.band}"
         )
         _print_coefficients(t.result)
+    _print_steps(rep.step_labels)
     if rep.disagreements:
         print("\nmost disagreement:")
         for d in rep.disagreements[:10]:
             print(f"  {d.trace_id:>6}  {d.score:.2f}  {d.external_id}")
     return 0
+
+
+def _print_steps(steps) -> None:
+    if steps is None or not steps.n_reviews:
+        return
+    exact = steps.exact_step
+    shown = "n/a" if exact is None else f"{exact:.3f}"
+    alpha = steps.alpha.fmt() if steps.alpha.value is not None else f"n/a ({steps.alpha.note})"
+    print(f"\nstep labels ({steps.n_reviews} reviews, {steps.n_steps} steps):")
+    print(
+        f"  first error, same step       {shown} "
+        f"({steps.first_error_same} of {steps.first_error_pairs} judge pairs)"
+    )
+    print(f"  krippendorff alpha (nominal) {alpha}")
 
 
 def _print_coefficients(result) -> None:

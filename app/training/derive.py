@@ -143,14 +143,20 @@ def step_pairs(src: Any, trace: Trace) -> list[tuple[str, int, list, dict, dict]
                     step_message(original[oj]),
                 )
             )
-    elif src.decision in ("modify", "reject") and src.corrected_output:
+    if not out and src.decision in ("modify", "reject") and src.corrected_output:
+        # only the final answer was given: it replaces the agent's last step
         last = _last_step(original)
         if last is not None:
             rule = "reject_with_answer" if src.decision == "reject" else "modify"
             rule = "first_error" if last == marked and rule == "modify" else rule
             chosen = {"role": "assistant", "content": src.corrected_output}
             out.append((rule, last, to_chat(original[:last]), chosen, step_message(original[last])))
-    return [x for x in out if not same_step(x[3], x[4], x[2])]
+    return [x for x in out if _says_something(x[3]) and not same_step(x[3], x[4], x[2])]
+
+
+def _says_something(step: dict[str, Any]) -> bool:
+    """An emptied step is no answer to prefer."""
+    return bool((step.get("content") or "").strip() or step.get("tool_calls"))
 
 
 def _judges_count(gold: Adjudication | None) -> bool:

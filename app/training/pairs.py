@@ -313,8 +313,9 @@ def export_snapshot(session: Session, name: str, fmt: str, out: Path) -> dict[st
     training pairs go to `out`, the held-out ones beside it (`heldout_path`)."""
     snap = get_snapshot(session, name)
     rows = snapshot_rows(session, snap)
-    if fmt != "openai":
-        sha = write_atomic(out, export_bytes(rows, fmt))
+    if fmt != "openai":  # TRL as the snapshot hashed it (its record version)
+        version = snap.manifest.get("record_version", 1)
+        sha = write_atomic(out, export_bytes(rows, fmt, version))
         files = [{"split": "all", "path": str(out), "pairs": len(rows), "sha256": sha}]
     else:
         files = []

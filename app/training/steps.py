@@ -17,8 +17,9 @@ from app.traces.model import canonical_json
 Message = dict[str, Any]
 
 # Values an agent copies from tool output: order numbers, tracking numbers, ticket ids, dates,
-# call ids. A token of 4+ characters that holds a digit.
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*[0-9][A-Za-z0-9_.:/-]*|[0-9]{4,}")
+# call ids. A token of 4+ characters that holds a digit (short codes such as "P1" are kept:
+# they are choices, not copies).
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*[0-9][A-Za-z0-9_.:/-]*")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class TokenMap:
         if message.get("role") != "tool":
             return
         for tok in _TOKEN.findall(str(message.get("content") or "")):
-            if tok not in self.index:
+            if len(tok) >= 4 and tok not in self.index:
                 self.index[tok] = len(self.index)
                 self._pat = None
 

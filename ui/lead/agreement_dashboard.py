@@ -46,6 +46,19 @@ DISAGREEMENT_COLUMNS = (
 )
 
 
+def _steps_text(rep: VersionReport) -> str:
+    steps = rep.step_labels
+    if steps is None or not steps.n_reviews:
+        return "Step labels: none in these reviews."
+    exact = "n/a" if steps.exact_step is None else f"{steps.exact_step:.3f}"
+    alpha = steps.alpha.fmt() if steps.alpha.value is not None else "n/a"
+    return (
+        f"Step labels ({steps.n_reviews} reviews, {steps.n_steps} steps): first error at the "
+        f"same step {exact} ({steps.first_error_same} of {steps.first_error_pairs} judge "
+        f"pairs); Krippendorff's α (nominal) {alpha}."
+    )
+
+
 def _e(s: str) -> str:
     return html.escape(str(s))
 
@@ -117,6 +130,8 @@ class AgreementDashboard(QDialog):
         lay.addLayout(top)
         self.status = QLabel()
         lay.addWidget(self.status)
+        self.steps = QLabel()  # agreement on judges' step labels
+        lay.addWidget(self.steps)
         split = QSplitter(Qt.Orientation.Vertical)
         self.table = QTableWidget(0, 9)
         self.table.setHorizontalHeaderLabels(
@@ -218,6 +233,7 @@ class AgreementDashboard(QDialog):
             f"judges. α ≥ 0.800 reliable, 0.667–0.800 tentative (Krippendorff). "
             f"Intervals: {rep.n_boot} bootstrap resamples over traces, seed {rep.seed}."
         )
+        self.steps.setText(_steps_text(rep))
         self.table.setRowCount(len(rep.targets))
         colours = {"reliable": "#1a7f37", "tentative": "#9a6700", "unreliable": "#b42318"}
         for i, t in enumerate(rep.targets):

@@ -141,6 +141,8 @@ class PairsDialog(QDialog):
         form.addWidget(self.max_per_task)
         form.addWidget(QLabel("held out"))
         form.addWidget(self.heldout)
+        lay.addLayout(form)
+        form = QHBoxLayout()  # second row: who and when
         self.judges = QLineEdit()
         self.judges.setPlaceholderText("judges (comma-separated)")
         self.since = QLineEdit()
@@ -148,11 +150,12 @@ class PairsDialog(QDialog):
         self.until = QLineEdit()
         self.until.setPlaceholderText("until YYYY-MM-DD")
         for w in (self.judges, self.since, self.until):
-            w.setMaximumWidth(170)
+            w.setMinimumWidth(200)
             w.returnPressed.connect(self.refresh)
             form.addWidget(w)
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self.refresh)
+        form.addStretch(1)
         form.addWidget(self.apply_button)
         lay.addLayout(form)
         self.counts = QLabel()
@@ -285,7 +288,8 @@ class PairsDialog(QDialog):
         )
         prompt = "<br>".join(html.escape(x) for x in _messages_text(p.prompt)[-12:])
         self.diff.setHtml(
-            f"<p><b>Pair {p.pair_id}</b> ({p.rule}, {split}); provenance: reviews "
+            f"<p><b>Pair {p.pair_id}</b> ({p.rule}, {split}, step {p.provenance.get('step')}, "
+            f"{len(p.provenance.get('tools') or [])} tools); provenance: reviews "
             f"{p.provenance.get('review_ids')}, traces {p.provenance.get('trace_ids')}</p>"
             f"<p><b>Prompt (last lines)</b><br><span style='color:gray'>{prompt}</span></p>"
             "<p><b>Rejected → chosen</b></p>"
