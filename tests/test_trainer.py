@@ -11,9 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.cli import main
 from app.training.config import ConfigError, TrainConfig
+from app.training.examples import ExampleFilter, derive_examples
+from app.training.manifest import verify_manifest
+from app.workspace.db import open_workspace
+from app.workspace.models import Review, Trace
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,3 +240,146 @@ def test_sft_trains_on_the_assistant_step_only(tok, tmp_path):
 class _NoEvents:
     def emit(self, event, **data):
         return {"event": event, **data}
+
+
+# ---------------------------------------------------------------------------------------------
+# Step examples from verdicts; SFT and KTO end to end
+
+
+def test_verdicts_become_step_examples_gold_wins_and_conflicts_drop(db):  # noqa: F811
+    from app.training.pairs import to_chat
+    from app.workspace.models import Adjudication
+
+    ws = open_workspace(db)
+    with ws.session() as s:
+        examples, left_out = derive_examples(s, ExampleFilter())
+        assert {k for e in examples for k in e.kinds} >= {"approve", "modify", "reject"}
+        for e in examples:  # one assistant message, never a tool or user turn
+            assert len(e.completion) == 1 and e.completion[0]["role"] == "assistant"
+            assert (
+                e.prompt and e.prompt[-1]["role"] != "assistant" or e.prompt[-1].get("tool_calls")
+            )
+        gold = {a.trace_id: a for a in s.scalars(select(Adjudication))}
+        reviews = list(s.scalars(select(Review).where(Review.status == "submitted")))
+        # a modify review: its changed step is desirable as corrected, the original undesirable
+        r = next(
+            r
+            for r in reviews
+            if r.decision == "modify" and r.trace_id not in gold and r.corrected_messages
+        )
+        trace = s.get(Trace, r.trace_id)
+        k = next(
+            i
+            for i, (a, b) in enumerate(zip(trace.messages, r.corrected_messages, strict=False))
+            if a != b
+        )
+        mine = [e for e in examples if r.id in e.review_ids]
+        good = [e for e in mine if e.label]
+        bad = [e for e in mine if not e.label]
+        assert good and all("modify" in e.kinds for e in mine)
+        assert good[0].prompt == to_chat(r.corrected_messages[: good[0].step])
+        assert good[0].completion == to_chat([r.corrected_messages[good[0].step]])
+        if trace.messages[k]["role"] == "assistant":
+            assert bad and bad[0].completion == to_chat([trace.messages[k]])
+        # gold wins: an adjudicated trace's examples come from the lead only
+        tid = next(iter(gold))
+        assert all(e.adjudicated for e in examples if e.trace_id == tid)
+        only_gold, _ = derive_examples(s, ExampleFilter(adjudicated_only=True))
+        assert only_gold and {e.trace_id for e in only_gold} <= set(gold)
+        # a judge approving what another judge rejected (same step): a conflict, neither kept
+        t = s.get(
+            Trace,
+            next(e.trace_id for e in examples if "reject" in e.kinds and e.trace_id not in gold),
+        )
+        approver = next(x for x in reviews if x.trace_id == t.id)
+        before = left_out["conflicts"]
+        approver.decision, approver.corrected_messages = "approve", None
+        s.flush()
+        again, left = derive_examples(s, ExampleFilter())
+        assert left["conflicts"] > before or not any(
+            e.trace_id == t.id and not e.label for e in again
+        )
+    ws.close()
+
+
+def test_sft_and_kto_from_a_verdicts_snapshot_end_to_end(db, tmp_path, capsys):  # noqa: F811
+    code, out, err = cli(
+        capsys, "--db", db, "snapshot", "create", "verdicts", "--from", "verdicts", "--json"
+    )
+    assert code == 0, err
+    snap = json.loads(out)["counts"]
+    assert snap["desirable"] > 0 and snap["undesirable"] > 0
+    # the wrong kind of snapshot for the method is a clear error, nothing written
+    code, _, err = cli(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "sft",
+        "--snapshot",
+        "all",
+        "--model",
+        str(TINY),
+        "--out",
+        str(tmp_path / "bad"),
+    )
+    assert code == 2 and "holds preference pairs" in err and not (tmp_path / "bad").exists()
+    code, _, err = cli(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "dpo",
+        "--snapshot",
+        "verdicts",
+        "--model",
+        str(TINY),
+        "--out",
+        str(tmp_path / "bad"),
+    )
+    assert code == 2 and "holds verdicts" in err
+    for method in ("sft", "kto"):
+        out_dir = tmp_path / method
+        code, out, err = cli(
+            capsys,
+            "--db",
+            db,
+            "train",
+            method,
+            "--snapshot",
+            "verdicts",
+            "--model",
+            str(TINY),
+            "--out",
+            str(out_dir),
+            "--max-steps",
+            "2",
+            "--quiet",
+        )
+        assert code == 0, out + err
+        ev = events_of(out_dir)
+        assert [e["event"] for e in ev][:3] == ["start", "data", "train_begin"]
+        assert ev[-1]["event"] == "finished"
+        logs = [e for e in ev if e["event"] == "log" and "loss" in e["metrics"]]
+        assert [e["step"] for e in logs] == [1, 2]
+        fit = ev[1]["train"]
+        assert fit["kept"] + fit["dropped_total"] == fit["examples"] and fit["kept"]
+        assert fit["max_length_source"].startswith("p95 of ")  # from the data
+        assert fit["max_length"] >= fit["length_percentiles"]["p95"] or fit["max_length"] == 2048
+        manifest = json.loads((out_dir / "manifest.json").read_text())
+        assert manifest["algorithm"] == method and manifest["base_weights_unchanged"] is True
+        data = manifest["data"]
+        assert data["source"] == "verdicts" and data["fit"]["train"] == fit
+        assert manifest["config"]["lora_alpha"] == 2 * manifest["config"]["lora_r"]
+        if method == "sft":
+            assert data["undesirable"] == 0 and "reject" not in data["judgements"]
+            assert "mean_token_accuracy" in logs[0]["metrics"]
+        else:
+            assert data["undesirable"] > 0 and "reject" in data["judgements"]
+            assert {"kl", "rewards/chosen"} <= set(logs[0]["metrics"]) or "kl" in logs[0]["metrics"]
+            begin = ev[2]
+            assert begin["desirable"] + begin["undesirable"] == begin["n_train"]
+            n_d, n_u = begin["desirable"], begin["undesirable"]
+            ratio = begin["desirable_weight"] * n_d / (begin["undesirable_weight"] * n_u)
+            assert 1 <= ratio <= 4 / 3 + 1e-6  # KTO paper, eq. 8
+        assert verify_manifest(out_dir) == (True, [])
