@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from sqlalchemy import select
 from app.cli import main
 from app.training.config import ConfigError, TrainConfig
 from app.training.examples import ExampleFilter, derive_examples
-from app.training.manifest import verify_manifest
+from app.training.manifest import base_model_hashes, verify_manifest
 from app.workspace.db import open_workspace
 from app.workspace.models import Review, Trace
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
@@ -383,3 +385,250 @@ def test_sft_and_kto_from_a_verdicts_snapshot_end_to_end(db, tmp_path, capsys): 
             ratio = begin["desirable_weight"] * n_d / (begin["undesirable_weight"] * n_u)
             assert 1 <= ratio <= 4 / 3 + 1e-6  # KTO paper, eq. 8
         assert verify_manifest(out_dir) == (True, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs that hold at scale
+
+
+def test_every_shard_of_a_sharded_model_is_hashed_and_a_zeroed_shard_is_caught(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    sharded = tmp_path / "sharded"
+    AutoModelForCausalLM.from_pretrained(TINY).save_pretrained(sharded, max_shard_size="100KB")
+    shards = sorted(p.name for p in sharded.glob("model-*.safetensors"))
+    assert len(shards) >= 3 and (sharded / "model.safetensors.index.json").exists()
+    hashes = base_model_hashes(sharded)
+    assert set(hashes) == {"config.json", "model.safetensors.index.json", *shards}
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "manifest.json").write_text(
+        json.dumps(
+            {"artifacts": {"sha256": {}}, "base_model": {"path": str(sharded), "sha256": hashes}}
+        )
+    )
+    assert verify_manifest(run_dir) == (True, [])
+    victim = sharded / shards[1]
+    victim.write_bytes(b"\0" * victim.stat().st_size)  # same size, zeroed
+    assert verify_manifest(run_dir) == (False, [f"base model {shards[1]}: changed or missing"])
+
+
+def _prepared(db, tmp_path, name, overrides, method="dpo", snapshot="all"):  # noqa: F811
+    from app.training import runs
+
+    ws = open_workspace(db)
+    with ws.session() as s:
+        run = runs.prepare_run(s, method, snapshot, TINY, tmp_path / name, overrides, name=name)
+        rid = run.id
+    return ws, rid
+
+
+def test_two_processes_under_torchrun_write_each_event_once(db, tmp_path):  # noqa: F811
+    ws, _ = _prepared(db, tmp_path, "ddp", {"max_steps": 2, "per_device_train_batch_size": 2})
+    ws.close()
+    run_dir = tmp_path / "ddp"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "trainer",
+            "run",
+            str(run_dir / "config.json"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ev = events_of(run_dir)
+    kinds = [e["event"] for e in ev]
+    assert kinds.count("start") == 1 and kinds.count("finished") == 1
+    assert [e["step"] for e in ev if e["event"] == "log" and "loss" in e["metrics"]] == [1, 2]
+    assert ev[0]["world_size"] == 2
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["world_size"] == 2 and verify_manifest(run_dir) == (True, [])
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_and_old_ones_are_pruned(
+    db,
+    tmp_path,  # noqa: F811
+    capsys,
+):
+    from app.training import runs
+    from app.workspace.models import TrainingRun
+
+    ws, rid = _prepared(
+        db, tmp_path, "res", {"max_steps": 400, "save_steps": 2, "save_total_limit": 2}
+    )
+    with ws.session() as s:
+        runs.launch(s, s.get(TrainingRun, rid))
+    run_dir = tmp_path / "res"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if sum(e["event"] == "checkpoint" for e in runs.read_events(run_dir)[0]) >= 3:
+            break
+        time.sleep(0.2)
+    with ws.session() as s:
+        assert "cancelling" in runs.cancel_run(s, rid)
+    while time.time() < deadline:
+        with ws.session() as s:
+            if runs.sync(s, s.get(TrainingRun, rid)).status != "running":
+                break
+        time.sleep(0.2)
+    ckpts = sorted(p.name for p in (run_dir / "checkpoints").glob("checkpoint-*"))
+    assert len(ckpts) == 2  # save_total_limit: the oldest were pruned
+    stopped = events_of(run_dir)[-1]
+    assert stopped["event"] == "cancelled"
+    at = int(Path(stopped["checkpoint"]).name.split("-")[1])
+    # a smaller budget so the resumed run ends soon after
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["training"]["max_steps"] = at + 2
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    ws.close()
+    code, out, err = cli(capsys, "--db", db, "runs", "resume", "res", "--quiet")
+    assert code == 0, out + err
+    ev = events_of(run_dir)
+    resumed = [i for i, e in enumerate(ev) if e["event"] == "resume"]
+    assert len(resumed) == 1 and ev[resumed[0] + 1]["event"] == "start"
+    assert ev[resumed[0] + 1]["resume_from"].endswith(f"checkpoint-{at}")
+    after = [e["step"] for e in ev[resumed[0] :] if e["event"] == "log" and "loss" in e["metrics"]]
+    assert after == [at + 1, at + 2]  # continues where it stopped, not from step 1
+    assert ev[-1]["event"] == "finished"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["resumed_from"].endswith(f"checkpoint-{at}")
+    assert [m["step"] for m in manifest["metrics"] if "loss" in m][-2:] == [at + 1, at + 2]
+    code, out, _ = cli(capsys, "--db", db, "runs", "show", "res", "--json")
+    assert json.loads(out)["status"] == "finished"
+    code, _, err = cli(capsys, "--db", db, "runs", "resume", "res")
+    assert code == 2 and "only a cancelled or failed run resumes" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs outlive their launcher; a full disk says so
+
+
+def test_killing_chambers_train_leaves_the_trainer_running(db, tmp_path):  # noqa: F811
+    from app.training import runs
+    from app.workspace.models import TrainingRun
+
+    run_dir = tmp_path / "orphan"
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--db",
+            db,
+            "train",
+            "dpo",
+            "--snapshot",
+            "all",
+            "--model",
+            str(TINY),
+            "--out",
+            str(run_dir),
+            "--max-steps",
+            "400",
+            "--save-steps",
+            "1000",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(
+        e["event"] == "log" for e in runs.read_events(run_dir)[0]
+    ):
+        time.sleep(0.2)
+    # a closed terminal: SIGHUP to the launcher's group, its stdout pipe closed; then SIGKILL
+    os.killpg(launcher.pid, signal.SIGHUP)
+    launcher.stdout.close()
+    launcher.wait(timeout=30)
+    ws = open_workspace(db)
+    with ws.session() as s:
+        run = s.scalar(select(TrainingRun).where(TrainingRun.name == "orphan"))
+        pid, rid = run.pid, run.id
+    seen = len(runs.read_events(run_dir)[0])
+    time.sleep(3)  # the issue saw the trainer die within 3 s of its launcher
+    assert runs.process_alive(pid)
+    while time.time() < deadline and len(runs.read_events(run_dir)[0]) == seen:
+        time.sleep(0.2)
+    assert len(runs.read_events(run_dir)[0]) > seen  # still training, still logging
+    with ws.session() as s:
+        assert runs.sync(s, s.get(TrainingRun, rid)).status == "running"
+        runs.cancel_run(s, rid)
+    while time.time() < deadline and runs.process_alive(pid):
+        time.sleep(0.2)
+    with ws.session() as s:
+        assert runs.sync(s, s.get(TrainingRun, rid)).status == "cancelled"
+    ws.close()
+
+
+def test_the_trainer_reports_a_full_disk_and_leaves_no_part_files(tmp_path, monkeypatch):
+    import errno
+
+    from trainer import run as trainer_run
+
+    target = tmp_path / "manifest.json"
+    real = Path.write_bytes
+
+    def full(self, data):
+        real(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        trainer_run.write_atomic(target, b"x" * 1000)
+    monkeypatch.undo()
+    assert not list(tmp_path.glob("*.part")) and not target.exists()
+    message = trainer_run.describe_error(info.value, tmp_path)
+    assert message.startswith("the disk is full: no space left on the device holding")
+    assert "MB free" in message and "resume" in message
+    wrapped = RuntimeError("safetensors: failed to write")
+    wrapped.__cause__ = info.value
+    assert trainer_run.disk_full(wrapped)
+    (tmp_path / "checkpoints" / "tmp-checkpoint-4").mkdir(parents=True)
+    (tmp_path / "adapter.safetensors.part").write_bytes(b"half")
+    trainer_run.remove_partial_files(tmp_path)
+    assert not list(tmp_path.rglob("*.part")) and not list(tmp_path.rglob("tmp-checkpoint-*"))
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+    reason="needs root and unshare to mount a tiny filesystem",
+)
+def test_a_run_on_a_full_disk_fails_with_a_disk_full_error(db, tmp_path):  # noqa: F811
+    ws, rid = _prepared(db, tmp_path, "full", {"max_steps": 3, "save_steps": 1})
+    ws.close()
+    run_dir = tmp_path / "full"
+    (run_dir / "checkpoints").mkdir()
+    script = (
+        f"mount -t tmpfs -o size=48k tmpfs {run_dir}/checkpoints && "
+        f"{sys.executable} -m trainer run {run_dir}/config.json; "
+        f"echo left: $(find {run_dir} -name '*.part' | wc -l)"
+    )
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare -m is not allowed here")
+    out = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    final = events_of(run_dir)[-1]
+    assert final["event"] == "failed", out.stdout[-2000:] + out.stderr[-2000:]
+    assert final["error"].startswith("the disk is full"), final["error"]
+    assert "left: 0" in out.stdout
