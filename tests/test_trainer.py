@@ -457,8 +457,8 @@ def test_two_processes_under_torchrun_write_each_event_once(db, tmp_path):  # no
 
 
 def test_a_cancelled_run_resumes_from_its_checkpoint_and_old_ones_are_pruned(
-    db,
-    tmp_path,  # noqa: F811
+    db,  # noqa: F811
+    tmp_path,
     capsys,
 ):
     from app.training import runs
