@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -196,6 +197,57 @@ def test_runs_screen_launches_watches_reattaches_and_cancels(
     qtbot.waitUntil(lambda: "cancelled" in again.title.text(), timeout=120_000)
     with ws.session() as s:
         assert s.get(TrainingRun, long_id).status == "cancelled"
+    # Resume: from the checkpoint the cancel saved, to a nearer end
+    qtbot.waitUntil(lambda: again.resume_button.isEnabled(), timeout=10_000)
+    at = int(Path(again.checkpoint).name.split("-")[1])
+    cfg = json.loads((tmp_path / "long" / "config.json").read_text())
+    cfg["training"]["max_steps"] = at + 1
+    (tmp_path / "long" / "config.json").write_text(json.dumps(cfg))
+    assert again.resume()
+    assert not again.resume_button.isEnabled()
+    qtbot.waitUntil(lambda: "finished" in again.title.text(), timeout=180_000)
+    steps = [e["step"] for e in events_of(tmp_path / "long") if e["event"] == "log"]
+    assert steps[-1] == at + 1
+    ws.close()
+
+
+def test_run_dialog_offers_sft_and_snapshots_the_verdicts(qtbot, db, tmp_path, monkeypatch):  # noqa: F811
+    from ui.training.run_config import RunConfigDialog
+    from ui.training.runs_screen import RunsDialog
+
+    monkeypatch.setenv("CHAMBERS_HOME", str(tmp_path / "home"))
+    ws = open_workspace(db)
+    cfg = RunConfigDialog(ws)
+    qtbot.addWidget(cfg)
+    assert [cfg.algorithm.itemData(i) for i in range(cfg.algorithm.count())] == [
+        "sft",
+        "kto",
+        "dpo",
+        "grpo",
+    ]
+    cfg.algorithm.setCurrentIndex(cfg.algorithm.findData("sft"))
+    assert "approved steps and corrected steps" in cfg.method_help.text()
+    assert cfg.snapshot.findData("all") == -1  # a snapshot of pairs does not feed SFT
+    cfg.model.setText(str(TINY))
+    cfg._defaults()
+    cfg.name.setText("gui-sft")
+    cfg.max_steps.setValue(2)
+    assert cfg.launch() is None and "snapshot the verdicts now" in cfg.problems.text()
+    name = cfg.snapshot_verdicts()
+    assert name and cfg.snapshot.currentData() == name
+    assert "desirable" in cfg.method_help.text()
+    assert cfg.config().lora_alpha is None and cfg.config().resolved().lora_alpha == 2 * 8
+    cfg.accept()
+    assert cfg.run_id is not None, cfg.problems.text()
+    dlg = RunsDialog(ws, user(ws), poll_ms=200)
+    qtbot.addWidget(dlg)
+    dlg.select_run(cfg.run_id)
+    qtbot.waitUntil(lambda: "finished" in dlg.title.text(), timeout=180_000)
+    assert len(dlg.plotted()["loss"]) == 2 and len(dlg.plotted()["mean_token_accuracy"]) == 2
+    manifest = json.loads((tmp_path / "home" / "runs" / "gui-sft" / "manifest.json").read_text())
+    assert manifest["algorithm"] == "sft" and manifest["data"]["source"] == "verdicts"
+    cfg.algorithm.setCurrentIndex(cfg.algorithm.findData("dpo"))
+    assert cfg.snapshot.findData("all") >= 0 and cfg.snapshot.findData(name) == -1
     ws.close()
 
 

@@ -57,7 +57,7 @@ class _Example:
     prompt: list[dict[str, Any]]
     completion: list[dict[str, Any]]
     label: bool
-    kind: str
+    kinds: list[str]
     tools: list[dict[str, Any]]
     trace_id: int
     step: int
@@ -97,7 +97,7 @@ def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
             to_chat(history[:i]),
             to_chat([message]),
             label,
-            kind,
+            [kind],
             tools,
             trace.id,
             i,
@@ -174,7 +174,7 @@ def derive_examples(
     merged: dict[tuple[str, bool], _Example] = {}
     for src, is_gold in sorted(sources, key=lambda x: (x[0].trace_id, not x[1], x[0].id)):
         for e in _step_examples(traces[src.trace_id], src, is_gold):
-            if flt.kinds and e.kind not in flt.kinds:
+            if flt.kinds and not set(e.kinds) & set(flt.kinds):
                 continue
             known = merged.get((e.key(), e.label))
             if known is None:
@@ -182,6 +182,7 @@ def derive_examples(
             else:
                 known.review_ids = sorted(set(known.review_ids) | set(e.review_ids))
                 known.judge_ids = sorted(set(known.judge_ids) | set(e.judge_ids))
+                known.kinds = sorted(set(known.kinds) | set(e.kinds))
     both = {k for k, label in merged if label} & {k for k, label in merged if not label}
     out = [e for (k, _), e in merged.items() if k not in both]
     return out, {"conflicts": len(both)}
@@ -195,7 +196,7 @@ def record(e: _Example, split: str) -> dict[str, Any]:
         "label": e.label,
         "tools": e.tools,
         "split": split,
-        "kind": e.kind,
+        "kinds": e.kinds,
         "provenance": {
             "trace_id": e.trace_id,
             "step": e.step,
@@ -228,7 +229,7 @@ def create_verdict_snapshot(
         "desirable": sum(r["label"] for r in records),
         "undesirable": sum(not r["label"] for r in records),
         "by_split": dict(Counter(r["split"] for r in records)),
-        "by_kind": dict(Counter(r["kind"] for r in records)),
+        "by_kind": dict(Counter(k for r in records for k in r["kinds"])),
         **left_out,
     }
     snap = DatasetSnapshot(

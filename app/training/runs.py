@@ -196,7 +196,7 @@ def _data_for(
             records = [r for r in records if r["label"]]
         source = {
             "source": "verdicts",
-            "judgements": sorted({r["kind"] for r in records}),
+            "judgements": sorted({k for r in records for k in r["kinds"]}),
             "desirable": sum(r["label"] for r in records),
             "undesirable": sum(not r["label"] for r in records),
         }
