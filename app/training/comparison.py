@@ -318,3 +318,11 @@ def to_pairs(session: Session, rnd: ComparisonRound) -> int:
         n += 1
     session.flush()
     return n
+
+
+def rubric_versions_of(session: Session, round_id: int) -> list[int]:
+    """The rubric versions behind the candidate's training data (for per-criterion choices)."""
+    rnd = session.get(ComparisonRound, round_id)
+    ev = session.get(Evaluation, rnd.evaluation_id)
+    model = session.get(RegisteredModel, ev.candidate_id)
+    return list(model.lineage.get("rubric_version_ids") or [])
