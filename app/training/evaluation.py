@@ -521,3 +521,24 @@ def show(session: Session, ev: Evaluation) -> dict[str, Any]:
         "eval_dir": ev.eval_dir,
         **ev.summary,
     }
+
+
+def regrade(session: Session, ev: Evaluation, graders: list[GraderSpec]) -> dict[str, Any]:
+    """Score the stored outputs again with other graders (no generation): what would these
+    graders have said? Replaces the scores and the summary; audited."""
+    from app.training.graders import combined
+    from app.training.toolcalls import Parsed
+
+    items = {
+        i.id: i for i in session.scalars(select(EvalItem).where(EvalItem.evaluation_id == ev.id))
+    }
+    for item_id, outs in outputs(session, ev).items():
+        for o in outs.values():
+            sample = Parsed(o.message).chat()
+            o.score, o.scores = combined(graders, sample, items[item_id].reference)
+    ev.graders = [g.as_dict() for g in graders]
+    session.flush()
+    ev.summary = {**ev.summary, **summarize(session, ev)}
+    session.flush()
+    audit.record(session, "regrade", "evaluation", ev.id, None, graders=ev.graders)
+    return ev.summary

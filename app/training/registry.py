@@ -27,6 +27,9 @@ class RegistryError(ChambersError):
 
 def get_model(session: Session, name: str) -> RegisteredModel:
     m = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
+    if m is None:  # a run that finished since the registry was last read
+        sync_runs(session)
+        m = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name))
     if m is None:
         raise NotFound(f"no registered model named {name!r}")
     return m

@@ -9,6 +9,7 @@ returned, marked invalid with the reason, so an evaluation never drops it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -77,3 +78,38 @@ def parse_output(text: str) -> Parsed:
     if not parts:
         errors.append("empty output")
     return Parsed({"role": "assistant", "parts": parts}, not errors, errors)
+
+
+def from_chat(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TRL chat messages -> internal trace messages (to render a prompt like a trace)."""
+    out = []
+    for m in messages:
+        role = m.get("role", "user")
+        if role == "tool":
+            part = {
+                "type": "tool_result",
+                "call_id": m.get("tool_call_id") or "",
+                "content": m.get("content") or "",
+                "is_error": False,
+            }
+            out.append({"role": "tool", "parts": [part]})
+            continue
+        parts: list[dict[str, Any]] = []
+        if m.get("content"):
+            parts.append({"type": "text", "text": m["content"]})
+        for i, c in enumerate(m.get("tool_calls") or []):
+            fn = c.get("function", {})
+            args = fn.get("arguments")
+            if isinstance(args, str):
+                with contextlib.suppress(ValueError):
+                    args = json.loads(args)
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": c.get("id") or f"call_{i}",
+                    "name": fn.get("name", ""),
+                    "arguments": args,
+                }
+            )
+        out.append({"role": role, "parts": parts})
+    return out

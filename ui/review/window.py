@@ -358,6 +358,8 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         t = mb.addMenu("&Training")
         self._action(t, "Preference &pairs…", "Ctrl+Shift+P", self.open_pairs)
         self._action(t, "Training &runs…", "Ctrl+Shift+T", self.open_runs)
+        self._action(t, "&Models…", "Ctrl+Shift+M", self.open_models)
+        self._action(r, "Blind &comparisons…", "Ctrl+Shift+B", self.open_comparisons)
         h = mb.addMenu("&Help")
         self._action(h, "&Keyboard shortcuts", "?", self.show_shortcuts)
         self._action(
@@ -430,6 +432,21 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         dlg = RunsDialog(self.ws, self.judge, self, executor=self.executor)
         dlg.show()
         self.runs_dialog = dlg
+
+    def open_models(self) -> None:
+        from ui.training.models_screen import ModelsDialog
+
+        dlg = ModelsDialog(self.ws, self.judge, self)
+        dlg.show()
+        self.models_dialog = dlg
+
+    def open_comparisons(self) -> None:
+        from ui.review.comparison_view import ComparisonDialog
+
+        self.save_draft_if_dirty()
+        dlg = ComparisonDialog(self.ws, self.judge, self)
+        dlg.show()
+        self.comparison_dialog = dlg
 
     # --- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:

@@ -100,9 +100,12 @@ class RunsDialog(QDialog):
         self.resume_button.setToolTip("Continue a cancelled or failed run from its last checkpoint")
         self.resume_button.clicked.connect(self.resume)
         self.resume_button.setEnabled(False)
+        self.evaluate_button = QPushButton("Evaluate…")
+        self.evaluate_button.clicked.connect(self.evaluate)
         top.addWidget(self.new_button)
         top.addWidget(self.cancel_button)
         top.addWidget(self.resume_button)
+        top.addWidget(self.evaluate_button)
         top.addStretch(1)
         lay.addLayout(top)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -285,6 +288,17 @@ class RunsDialog(QDialog):
         dlg = RunConfigDialog(self.ws, self)
         if dlg.exec() == QDialog.DialogCode.Accepted and dlg.run_id is not None:
             self.select_run(dlg.run_id)
+
+    def evaluate(self) -> None:
+        """The selected run against its base, in the trainer process (issue 11)."""
+        from ui.training.evaluate_dialog import EvaluateDialog
+
+        if self.run_id is None:
+            return
+        name = next(r["name"] for r in self._rows if r["id"] == self.run_id)
+        dlg = EvaluateDialog(self.ws, name, self)
+        if dlg.exec() and dlg.started:
+            self.log.appendPlainText(f"evaluation {dlg.started} started (see Training > Models)")
 
     def cancel(self) -> None:
         if self.run_id is not None:
