@@ -24,7 +24,6 @@ from sqlalchemy import (
     or_,
     select,
     table,
-    union,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
@@ -69,21 +68,23 @@ def tsquery(groups: list[list[str]]) -> str:
     )
 
 
-# Searches run as `traces.id IN (SELECT found.id FROM traces AS found WHERE ...)`: the alias
-# keeps the subquery from correlating with the outer query, and the planner answers it from
-# the index alone (an OR in the outer WHERE would make PostgreSQL rebuild every document).
+# PostgreSQL: `id IN (SELECT found.id FROM traces AS found WHERE document @@ query)`: the
+# alias keeps the subquery from correlating with the outer query, and the planner answers it
+# from the GIN index (the document in an outer OR would be rebuilt row by row). SQLite:
+# `id IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH query)`.
 FOUND = Trace.__table__.alias("found")
 
 
 class TextMatch(ColumnElement[bool]):
-    """True for the rows of FOUND the index finds for `groups` (compiled per database)."""
+    """`ids` is one of the traces the index finds for `groups` (compiled per database)."""
 
     type = Boolean()
     inherit_cache = False  # the query text is compiled into the statement
 
-    def __init__(self, groups: list[list[str]], column: str | None = None):
+    def __init__(self, groups: list[list[str]], column: str | None, ids: ColumnElement[int]):
         self.groups = groups
         self.column = column
+        self.ids = ids
 
 
 _FTS = table("trace_fts")
@@ -96,7 +97,7 @@ def _match_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
         .select_from(_FTS)
         .where(literal_column("trace_fts").op("MATCH")(fts5_query(element.groups, element.column)))
     )
-    return compiler.process(FOUND.c.id.in_(hits), **kw)
+    return compiler.process(element.ids.in_(hits), **kw)
 
 
 _DOCUMENT = func.chambers_search_document(
@@ -107,7 +108,8 @@ _DOCUMENT = func.chambers_search_document(
 @compiles(TextMatch, "postgresql")
 def _match_postgresql(element: TextMatch, compiler: Any, **kw: Any) -> str:
     query = func.to_tsquery(literal_column("'simple'::regconfig"), tsquery(element.groups))
-    return compiler.process(_DOCUMENT.op("@@")(query), **kw)
+    hits = select(FOUND.c.id).where(_DOCUMENT.op("@@")(query))
+    return compiler.process(element.ids.in_(hits), **kw)
 
 
 def search_condition(query: str) -> ColumnElement[bool] | None:
@@ -120,12 +122,7 @@ def search_condition(query: str) -> ColumnElement[bool] | None:
     groups = phrases(text)
     if not groups:
         return Trace.id.in_(by_id)
-    return Trace.id.in_(union(select(FOUND.c.id).where(TextMatch(groups)), by_id))
-
-
-def indexed(groups: list[list[str]], column: str | None = None) -> ColumnElement[bool]:
-    """Traces whose index holds every phrase (on SQLite, optionally in one FTS column)."""
-    return Trace.id.in_(select(FOUND.c.id).where(TextMatch(groups, column)))
+    return or_(TextMatch(groups, None, Trace.id), Trace.id.in_(by_id))
 
 
 def escape_like(text: str) -> str:
@@ -197,6 +194,8 @@ def meta_condition(key: str, value: str) -> ColumnElement[bool]:
         raise FilterError(f"metadata filter: {key!r} is not a key (use name or a.b.c)")
     candidates = parse_meta_value(value)
     exact = MetaEquals(keys, candidates)
-    hint = phrases(keys[-1]) + phrases(value)  # narrows by the index first: no full scan
-    where = [exact] if not hint else [TextMatch(hint, "meta"), exact]
-    return Trace.id.in_(select(FOUND.c.id).where(*where))
+    hint = phrases(keys[-1]) + phrases(value)
+    if not hint:
+        return Trace.id.in_(select(FOUND.c.id).where(exact))
+    # The index narrows first (on SQLite within the metadata column): no full scan.
+    return Trace.id.in_(select(FOUND.c.id).where(TextMatch(hint, "meta", FOUND.c.id), exact))
