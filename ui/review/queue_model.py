@@ -1,16 +1,29 @@
-"""The queue as a lazily loaded table model: a thin adapter over app.review.queue queries."""
+"""The queue as a lazily loaded table model: a thin adapter over app.review.queue queries.
+
+A search or filter change runs its count and first page on a worker thread (its own
+session), so the window never waits on the database while a judge types; results from an
+older query than the latest are dropped.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from app.review.queue import QueueRow, queue_count, queue_rows
 from app.traces.queries import TraceFilter
 from app.workspace.db import Workspace
+from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
 
 STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
@@ -27,10 +40,17 @@ _DRAFT_COLOR = QColor("#b26a00")
 
 
 class QueueModel(QAbstractTableModel):
-    COLUMNS = ("Status", "#", "Source", "Steps", "Outcome", "Task")
+    COLUMNS = ("Status", "#", "Steps", "Outcome", "Source", "Task")
+    loaded = Signal()  # a query() finished and its rows are in
+    failed = Signal(str)  # a query() could not run (the message says why)
+    _finished = Signal(int, object, object)  # from the worker: (generation, result, error)
 
     def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
         super().__init__(parent)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-query")
+        self._generation = 0
+        self.searching = False
+        self._finished.connect(self._on_finished)
         self.ws = ws
         self.judge = judge
         self.version_id = version_id
@@ -40,7 +60,7 @@ class QueueModel(QAbstractTableModel):
         self._cache: dict[int, tuple[str, ...]] = {}  # row -> display cells
         self._total = 0
         if judge.role == "lead":
-            self.COLUMNS = (*QueueModel.COLUMNS[:5], "Reviews", "Task")
+            self.COLUMNS = (*QueueModel.COLUMNS[:4], "Reviews", "Source", "Task")
         self.reload()
 
     # --- loading -------------------------------------------------------------------------
@@ -57,9 +77,48 @@ class QueueModel(QAbstractTableModel):
         self.reload()
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
+        """Filter at once, on this thread (scripts and tests); the window uses query()."""
         self.filter = TraceFilter(search=search or None)
         self.status = status
         self.reload()
+
+    def query(self, flt: TraceFilter, status: str | None) -> None:
+        """Count and load the first page for a new filter on the worker thread; `loaded`
+        (or `failed`) follows. The rows shown stay until the new ones are in."""
+        self._generation += 1
+        generation = self._generation
+        self.searching = True
+        judge, version_id = self.judge, self.version_id
+
+        def run() -> tuple[int, list[QueueRow]]:
+            with self.ws.session() as s:
+                total = queue_count(s, judge, version_id, flt, status)
+                return total, queue_rows(s, judge, version_id, flt, status, BATCH)
+
+        def done(future) -> None:
+            error = future.exception()
+            self._finished.emit(generation, None if error else future.result(), error)
+
+        self._worker.submit(run).add_done_callback(done)
+        self.filter, self.status = flt, status
+
+    def _on_finished(self, generation: int, result: Any, error: Exception | None) -> None:
+        if generation != self._generation:
+            return  # a newer query is on its way
+        self.searching = False
+        if error is not None:
+            self.failed.emit(str(error) if isinstance(error, ChambersError) else repr(error))
+            return
+        self.beginResetModel()
+        self._cache.clear()
+        self._total, self._rows = result
+        self.endResetModel()
+        self.loaded.emit()
+
+    def close(self) -> None:
+        """Wait for a running query (it holds a session on the workspace)."""
+        self._generation += 1
+        self._worker.shutdown(wait=True, cancel_futures=True)
 
     @property
     def total(self) -> int:

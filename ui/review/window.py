@@ -10,18 +10,14 @@ from typing import Any
 from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -45,7 +41,7 @@ from app.workspace.db import Workspace
 from app.workspace.models import Judge, Review, RubricVersion
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
-from ui.review.queue_model import QueueModel
+from ui.review.queue_pane import QueuePane
 from ui.review.shortcuts import ShortcutsDialog
 from ui.traces.import_dialog import ImportDialog
 from ui.widgets.render import render_side_panel
@@ -150,23 +146,18 @@ class MainWindow(QMainWindow):
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(6, 6, 0, 6)
-        filters = QHBoxLayout()
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search tasks and answers  ( / )")
-        self.search.setClearButtonEnabled(True)
-        self.search.returnPressed.connect(self.apply_filter)
-        filters.addWidget(self.search, 1)
-        self.status_filter = QComboBox()
-        self.status_filter.addItem("All", None)
-        for key, label in (("todo", "To do"), ("draft", "Drafts"), ("done", "Done")):
-            self.status_filter.addItem(label, key)
-        self.status_filter.currentIndexChanged.connect(self.apply_filter)
-        filters.addWidget(self.status_filter)
-        ll.addLayout(filters)
-        vrow = QHBoxLayout()
+        left = self.queue_pane = QueuePane(
+            self.ws, self.judge, self.version.id if self.version else -1, self
+        )
+        self.search, self.status_filter = left.search, left.status_filter
+        self.table, self.model, self.queue_label = left.table, left.model, left.queue_label
+        left.apply_requested.connect(self.apply_filter)
+        left.import_requested.connect(self.import_dialog)
+        left.switch_judge_requested.connect(self.switch_judge)
+        left.rubric_editor_requested.connect(self.open_rubrics)
+        left.rounds_requested.connect(self.open_rounds)
+        self.model.loaded.connect(self._filter_applied)
+        vrow = left.version_row
         vrow.addWidget(QLabel("Rubric"))
         self.version_combo = QComboBox()
         self.version_combo.setToolTip("Review under this rubric version (its rounds' traces)")
@@ -179,32 +170,9 @@ class MainWindow(QMainWindow):
             )
         )
         vrow.addWidget(self.version_combo, 1)
-        ll.addLayout(vrow)
-        self.table = QTableView()
-        self.table.setObjectName("queue")
-        self.model = QueueModel(self.ws, self.judge, self.version.id if self.version else -1, self)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        hh = self.table.horizontalHeader()
-        hh.setStretchLastSection(True)
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {"Status": 54, "#": 44, "Source": 78, "Steps": 44, "Outcome": 58, "Reviews": 58}
-        for col, name in enumerate(self.model.COLUMNS):
-            if name in widths:
-                self.table.setColumnWidth(col, widths[name])
         self.table.selectionModel().currentRowChanged.connect(
             lambda cur, _prev: self.open_row(cur.row())
         )
-        ll.addWidget(self.table, 1)
-        self.queue_label = QLabel()
-        self.queue_label.setStyleSheet("color: palette(placeholder-text);")
-        ll.addWidget(self.queue_label)
 
         self.trace_view = TraceView()
         center = QWidget()
@@ -222,13 +190,7 @@ class MainWindow(QMainWindow):
             self.panel.set_rubric(self.rubric_title, self.specs)
             self.tabs.addTab(self.panel, "Review")
         else:
-            msg = QLabel(
-                "<b>No rubric in this workspace yet.</b><br><br>Reviews are scored against a rubric. "
-                "A lead creates one; until then traces can be read but not reviewed."
-            )
-            msg.setWordWrap(True)
-            msg.setAlignment(Qt.AlignmentFlag.AlignTop)
-            self.tabs.addTab(msg, "Review")
+            self.tabs.addTab(self._no_rubric_tab(), "Review")
         self.details = QTextBrowser()
         self.details.setOpenLinks(False)
         self.tabs.addTab(self.details, "Details")
@@ -255,6 +217,29 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_workspace, 1)
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
+
+    def _no_rubric_tab(self) -> QWidget:
+        """What to do when there is no rubric: the lead gets the button that makes one."""
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lead = self.judge.role == "lead"
+        msg = QLabel(
+            "<b>No rubric in this workspace yet.</b><br><br>Reviews are scored against a rubric. "
+            + (
+                "Write one in the rubric editor (or import it from YAML), then start a review "
+                "round; until then traces can be read but not reviewed."
+                if lead
+                else "Your lead writes it; until then traces can be read but not reviewed."
+            )
+        )
+        msg.setWordWrap(True)
+        lay.addWidget(msg)
+        if lead:
+            self.no_rubric_button = QPushButton("Open the rubric editor…")
+            self.no_rubric_button.clicked.connect(self.open_rubrics)
+            lay.addWidget(self.no_rubric_button, 0, Qt.AlignmentFlag.AlignLeft)
+        lay.addStretch(1)
+        return page
 
     def _action(
         self, menu, text: str, shortcut: str | QKeySequence | None, slot, tip: str = ""
@@ -407,12 +392,16 @@ class MainWindow(QMainWindow):
 
     # --- queue ---------------------------------------------------------------------------
     def apply_filter(self) -> None:
+        """Search and filter on the worker thread; _filter_applied shows the result."""
         self.save_draft_if_dirty()
-        current = self.trace["id"] if self.trace else None
-        self.model.set_filter(self.search.text().strip(), self.status_filter.currentData())
+        self._keep = self.trace["id"] if self.trace else None
+        self.model.query(*self.queue_pane.query())
+        self.queue_label.setText("Searching…")
+
+    def _filter_applied(self) -> None:
+        current = getattr(self, "_keep", None)
         row = self.model.row_of(current) if current else None
         self.select_row(row if row is not None else 0)
-        self._update_status()
 
     def select_row(self, row: int) -> None:
         if row < 0 or row >= self.model.rowCount():
@@ -676,11 +665,7 @@ class MainWindow(QMainWindow):
             self.status_progress.setText(
                 f"To do {p['todo']} · Drafts {p['draft']} · Done {p['done']}  "
             )
-        shown = self.model.total
-        self.queue_label.setText(
-            f"{shown:,} trace{'s' if shown != 1 else ''}"
-            + (" assigned to you" if self.judge.role != "lead" else " in the workspace")
-        )
+        self.queue_pane.update_empty_state()
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -700,6 +685,7 @@ class MainWindow(QMainWindow):
         dlg.exec()
 
     def _imported(self, _report) -> None:
+        self.queue_pane.load_facets()
         self.model.reload()
         self._update_status()
 
@@ -728,5 +714,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.save_draft_if_dirty()
         self.autosave.stop()
+        self.model.close()
         self._save_settings()
         super().closeEvent(event)
