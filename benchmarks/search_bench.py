@@ -26,7 +26,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TOOLS = [f"tool_{k:02d}" for k in range(19)] + ["book_reservation"]
-WORDS = ["refund", "order", "flight", "denver", "parcel", "ticket", "password", "policy", "cabin", "baggage", "invoice"]
+WORDS = [
+    "refund",
+    "order",
+    "flight",
+    "denver",
+    "parcel",
+    "ticket",
+    "password",
+    "policy",
+    "cabin",
+    "baggage",
+    "invoice",
+]
 
 
 def _record(i: int, rng: random.Random) -> dict:

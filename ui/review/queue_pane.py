@@ -230,9 +230,9 @@ class QueuePane(QWidget):
             g.addLayout(self._hbox(w2), r, 3)
         g.addWidget(QLabel("Metadata"), 3, 0)
         g.addWidget(self.meta, 3, 1, 1, 3)
-        clear = QPushButton("Clear filters")
-        clear.clicked.connect(self.clear_filters)
-        g.addWidget(clear, 4, 3, Qt.AlignmentFlag.AlignRight)
+        self.clear_button = QPushButton("Clear filters")
+        self.clear_button.clicked.connect(self.clear_filters)
+        g.addWidget(self.clear_button, 4, 3, Qt.AlignmentFlag.AlignRight)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 1)
         for e in (
