@@ -39,6 +39,7 @@ from app.review.rubrics import CriterionSpec
 from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
 from app.workspace.models import Judge, Review, RubricVersion
+from ui.review.all_reviews import OtherReview, render_all_reviews
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_pane import QueuePane
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.details, "Details")
         self.others = QTextBrowser()
         self.others.setOpenLinks(False)
+        self.others.anchorClicked.connect(lambda _url: self._render_others(full=True))
+        self._others: list[OtherReview] = []
         if self.judge.role == "lead":
             self.tabs.addTab(self.others, "All reviews")
         right = QWidget()
@@ -445,15 +448,27 @@ class MainWindow(QMainWindow):
             self.trace = trace_dict(get_trace(s, trace_id))
             review = self._my_review(s, trace_id)
             others = visible_reviews(s, trace_id, self.judge) if self.judge.role == "lead" else []
-            other_rows = [
-                (r.judge_id, r.decision, r.scores, r.rationale, r.corrected_output) for r in others
-            ]
-            if other_rows and self._judge_names is None:
+            if others and self._judge_names is None:
                 self._judge_names = {j.id: j.name for j in s.scalars(select(Judge))}
-        names = self._judge_names or {}
+                self._version_names = {
+                    v.id: f"{v.rubric.name} · v{v.version}"
+                    for v in s.scalars(select(RubricVersion))
+                }
+            names = self._judge_names or {}
+            self._others = [
+                OtherReview(
+                    names.get(r.judge_id, "?"),
+                    r.rubric_version_id,
+                    r.decision,
+                    dict(r.scores),
+                    r.rationale,
+                    r.corrected_output,
+                )
+                for r in others
+            ]
         self.trace_view.show_trace(self.trace)
         self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
-        self._render_others(other_rows, names)
+        self._render_others()
         self.loading = True
         if review is not None:
             self.panel.load(review["decision"], review["scores"], review["rationale"])
@@ -495,26 +510,11 @@ class MainWindow(QMainWindow):
             "id": r.id,
         }
 
-    def _render_others(self, rows, names) -> None:
-        from html import escape
-
-        if self.judge.role != "lead":
-            return
-        if not rows:
-            self.others.setHtml("<i>No submitted reviews of this trace yet.</i>")
-            return
-        html = []
-        for judge_id, decision, scores, rationale, corrected in rows:
-            sc = ", ".join(f"{escape(k)}={escape(str(v))}" for k, v in scores.items())
-            html.append(
-                f"<p><b>{escape(names.get(judge_id, '?'))}</b>: {escape(decision or '')}<br><span style='color:gray'>{sc}</span>"
-            )
-            if rationale:
-                html.append(f"<br>{escape(rationale)}")
-            if corrected:
-                html.append(f"<br><i>Correction:</i> {escape(corrected[:600])}")
-            html.append("</p>")
-        self.others.setHtml("".join(html))
+    def _render_others(self, full: bool = False) -> None:
+        if self.judge.role == "lead":
+            current = self.version.id if self.version else None
+            versions = getattr(self, "_version_names", {})
+            self.others.setHtml(render_all_reviews(self._others, versions, current, full))
 
     # --- reviewing -----------------------------------------------------------------------
     def current_input(self) -> ReviewInput:
