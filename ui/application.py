@@ -18,6 +18,7 @@ from app.workspace.models import Judge
 from ui.review.profile_dialog import pick_judge
 from ui.review.window import MainWindow
 from ui.widgets.settings import APP, ORG
+from ui.widgets.theme import apply_theme
 
 
 def _default_judge(ws: Workspace) -> Judge:
@@ -32,7 +33,8 @@ def make_app() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
-    app.setStyle("Fusion")  # follows the system's light or dark colour scheme
+    app.setStyle("Fusion")
+    apply_theme(app)  # light or dark, as the system's colour scheme is (and when it changes)
     return app
 
 

@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 from app.review.queue import QueueRow, queue_count, queue_rows
@@ -25,6 +25,7 @@ from app.traces.queries import TraceFilter
 from app.workspace.db import Workspace
 from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
+from ui.widgets.theme import draft_color
 
 STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
 BATCH = 200
@@ -36,7 +37,6 @@ _ALIGN = Qt.ItemDataRole.TextAlignmentRole
 _FOREGROUND = Qt.ItemDataRole.ForegroundRole
 _OTHER_ROLES = {_TOOLTIP, _ALIGN, _FOREGROUND, Qt.ItemDataRole.UserRole}
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-_DRAFT_COLOR = QColor("#b26a00")
 
 
 class QueueModel(QAbstractTableModel):
@@ -222,5 +222,5 @@ class QueueModel(QAbstractTableModel):
         if role == _FOREGROUND:
             if r.status == "done":
                 return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
-            return _DRAFT_COLOR if r.status == "draft" else None
+            return draft_color(QApplication.palette()) if r.status == "draft" else None
         return r.trace_id  # UserRole

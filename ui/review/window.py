@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, QSettings, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QEvent, QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -700,6 +700,13 @@ class MainWindow(QMainWindow):
         w = MainWindow(self.ws, judge)
         w.show()
         QApplication.instance().setProperty("main_window", w)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """The system switched light/dark: redraw the HTML views in the new colours."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and getattr(self, "trace", None):
+            self.trace_view._render()
+            self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():
