@@ -264,3 +264,29 @@ def test_empty_workspace_shows_the_first_run_guide(qtbot, tmp_path, monkeypatch)
     qtbot.mouseClick(pane.empty.button("Open the rubric editor…"), Qt.MouseButton.LeftButton)
     assert w.rubric_editor.isVisible()
     w.rubric_editor.close()
+
+
+def test_scrolling_a_search_loads_pages_on_the_worker(qtbot, tmp_path, write, qtmodeltester):
+    from ui.review.queue_model import BATCH, QueueModel
+
+    records = [_record(f"t{i}", "lookup", {"i": i}, i % 2, "airline") for i in range(450)]
+    path = str(tmp_path / "many.sqlite")
+    ws = open_workspace(path)
+    import_paths(ws, [write("many.jsonl", lines=records)], "benchmark")
+    with ws.session() as s:
+        lead = get_or_create_judge(s, "Lee", "lead")
+    from app.traces.queries import TraceFilter
+
+    model = QueueModel(ws, lead, -1)
+    with qtbot.waitSignal(model.loaded, timeout=10_000):
+        model.query(TraceFilter(search="lookup", min_outcome=1), None)
+    assert model.total == 225 and model.rowCount() == BATCH
+    with qtbot.waitSignal(model.rowsInserted, timeout=10_000):
+        model.fetchMore()
+        assert not model.canFetchMore()  # one page at a time, read off the UI thread
+    assert model.rowCount() == 225 and not model.canFetchMore()
+    ids = [model.queue_row(i).external_id for i in range(model.rowCount())]
+    assert ids == [f"t{i}" for i in range(1, 450, 2)]
+    qtmodeltester.check(model)
+    model.close()
+    ws.close()

@@ -44,13 +44,16 @@ class QueueModel(QAbstractTableModel):
     loaded = Signal()  # a query() finished and its rows are in
     failed = Signal(str)  # a query() could not run (the message says why)
     _finished = Signal(int, object, object)  # from the worker: (generation, result, error)
+    _more = Signal(int, object, object)  # from the worker: (generation, rows, error)
 
     def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
         super().__init__(parent)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queue-query")
         self._generation = 0
         self.searching = False
+        self._fetching = False
         self._finished.connect(self._on_finished)
+        self._more.connect(self._on_more)
         self.ws = ws
         self.judge = judge
         self.version_id = version_id
@@ -125,16 +128,47 @@ class QueueModel(QAbstractTableModel):
         return self._total
 
     def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and len(self._rows) < self._total
+        return not parent.isValid() and not self._fetching and len(self._rows) < self._total
 
     def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid():
+        """Qt asks for more rows as the judge scrolls. The plain queue's next page takes a
+        few milliseconds; a searched or filtered one is read on the worker thread."""
+        if parent.isValid() or self._fetching:
             return
+        if not self.filter.as_json():
+            self.fetch_more_now()
+            return
+        self._fetching = True
+        generation = self._generation
+        after = self._rows[-1].sort_key if self._rows else None
+        judge, version_id, flt, status = self.judge, self.version_id, self.filter, self.status
+
+        def run() -> list[QueueRow]:
+            with self.ws.session() as s:
+                return queue_rows(s, judge, version_id, flt, status, BATCH, after)
+
+        def done(future) -> None:
+            error = future.exception()
+            self._more.emit(generation, [] if error else future.result(), error)
+
+        self._worker.submit(run).add_done_callback(done)
+
+    def _on_more(self, generation: int, more: list[QueueRow], error: Exception | None) -> None:
+        self._fetching = False
+        if generation == self._generation and error is None:
+            last = self._rows[-1].sort_key if self._rows else None
+            self._append([r for r in more if last is None or r.sort_key > last])
+
+    def fetch_more_now(self) -> None:
+        """The next page, on this thread (stepping past the last loaded row)."""
         with self.ws.session() as s:
             after = self._rows[-1].sort_key if self._rows else None
             more = queue_rows(
                 s, self.judge, self.version_id, self.filter, self.status, BATCH, after
             )
+        self._append(more)
+
+    def _append(self, more: list[QueueRow]) -> None:
         more = more[: self._total - len(self._rows)]
         if not more:
             self._total = len(self._rows)

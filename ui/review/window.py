@@ -424,8 +424,8 @@ class MainWindow(QMainWindow):
 
     def step(self, delta: int) -> None:
         row = self.current_row() + delta
-        while row >= self.model.rowCount() and self.model.canFetchMore():
-            self.model.fetchMore()
+        while row >= self.model.rowCount() and self.model.rowCount() < self.model.total:
+            self.model.fetch_more_now()
         self.select_row(max(0, min(row, self.model.rowCount() - 1)))
 
     def focus_search(self) -> None:
@@ -622,8 +622,8 @@ class MainWindow(QMainWindow):
         start = self.current_row()
         row = start + 1
         while True:
-            while row >= self.model.rowCount() and self.model.canFetchMore():
-                self.model.fetchMore()
+            while row >= self.model.rowCount() and self.model.rowCount() < self.model.total:
+                self.model.fetch_more_now()
             if row >= self.model.rowCount():
                 row = 0
             if row == start:
