@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
+    Select,
     cast,
     func,
     literal,
@@ -24,9 +24,11 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    union,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.sqltypes import NULLTYPE
 
 from app.workspace.errors import ChambersError
 from app.workspace.models import Trace
@@ -78,13 +80,24 @@ FOUND = Trace.__table__.alias("found")
 class TextMatch(ColumnElement[bool]):
     """`ids` is one of the traces the index finds for `groups` (compiled per database)."""
 
-    type = Boolean()
+    type = NULLTYPE  # a Boolean type would make SQLite compare it "= 1": no index use
     inherit_cache = False  # the query text is compiled into the statement
 
-    def __init__(self, groups: list[list[str]], column: str | None, ids: ColumnElement[int]):
+    def __init__(
+        self,
+        groups: list[list[str]],
+        column: str | None,
+        ids: ColumnElement[int],
+        also: Select | None = None,
+    ):
         self.groups = groups
         self.column = column
         self.ids = ids
+        self.also = also  # more ids (by external id), in the same list: one lookup per hit
+
+
+def _in(element: TextMatch, hits: Select) -> ColumnElement[bool]:
+    return element.ids.in_(hits if element.also is None else union(hits, element.also))
 
 
 _FTS = table("trace_fts")
@@ -97,7 +110,7 @@ def _match_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
         .select_from(_FTS)
         .where(literal_column("trace_fts").op("MATCH")(fts5_query(element.groups, element.column)))
     )
-    return compiler.process(element.ids.in_(hits), **kw)
+    return compiler.process(_in(element, hits), **kw)
 
 
 _DOCUMENT = func.chambers_search_document(
@@ -109,7 +122,7 @@ _DOCUMENT = func.chambers_search_document(
 def _match_postgresql(element: TextMatch, compiler: Any, **kw: Any) -> str:
     query = func.to_tsquery(literal_column("'simple'::regconfig"), tsquery(element.groups))
     hits = select(FOUND.c.id).where(_DOCUMENT.op("@@")(query))
-    return compiler.process(element.ids.in_(hits), **kw)
+    return compiler.process(_in(element, hits), **kw)
 
 
 def search_condition(query: str) -> ColumnElement[bool] | None:
@@ -122,7 +135,7 @@ def search_condition(query: str) -> ColumnElement[bool] | None:
     groups = phrases(text)
     if not groups:
         return Trace.id.in_(by_id)
-    return or_(TextMatch(groups, None, Trace.id), Trace.id.in_(by_id))
+    return TextMatch(groups, None, Trace.id, also=by_id)
 
 
 def escape_like(text: str) -> str:
@@ -149,7 +162,7 @@ def parse_meta_value(text: str) -> list[tuple[str, Any]]:
 class MetaEquals(ColumnElement[bool]):
     """FOUND.metadata at the dotted `key` equals one of `candidates` (exact JSON type)."""
 
-    type = Boolean()
+    type = NULLTYPE  # a Boolean type would make SQLite compare it "= 1": no index use
     inherit_cache = False
 
     def __init__(self, keys: list[str], candidates: list[tuple[str, Any]]):
