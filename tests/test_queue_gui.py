@@ -118,6 +118,7 @@ def test_search_runs_off_the_ui_thread_and_finds_tool_names(qtbot, db):
 def test_filters_outcome_steps_tool_score_metadata(qtbot, db):
     w = window_for(qtbot, db, "Lee")
     pane = w.queue_pane
+    qtbot.wait_until(lambda: pane.tool.count() > 1)
     assert [pane.tool.itemText(i) for i in range(pane.tool.count())] == [
         "any tool",
         "book_reservation",
@@ -191,7 +192,7 @@ def test_layout_at_1366x768_keeps_outcome_visible_and_gives_task_the_room(qtbot,
     w = window_for(qtbot, db, "Lee")
     qtbot.wait_until(lambda: w.table.isVisible())
     cols = w.model.COLUMNS
-    assert w.table.isColumnHidden(cols.index("Source"))  # every trace is "benchmark"
+    qtbot.wait_until(lambda: w.table.isColumnHidden(cols.index("Source")))  # all "benchmark"
     viewport = w.table.viewport().width()
     outcome = cols.index("Outcome")
     assert w.table.columnViewportPosition(outcome) + w.table.columnWidth(outcome) <= viewport

@@ -84,6 +84,8 @@ def main(out_dir: str) -> int:
         w.resize(1366, 768)
         w.show()
         pane = w.queue_pane
+        while pane.tool.count() < 2:  # the tools are read on the worker thread
+            app.processEvents()
         pane.filter_button.setChecked(True)
         w.search.setText("refund")
         pane.tool.setCurrentIndex(pane.tool.findData("issue_refund"))

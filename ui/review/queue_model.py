@@ -45,6 +45,7 @@ class QueueModel(QAbstractTableModel):
     failed = Signal(str)  # a query() could not run (the message says why)
     _finished = Signal(int, object, object)  # from the worker: (generation, result, error)
     _more = Signal(int, object, object)  # from the worker: (generation, rows, error)
+    _job_done = Signal(object, object)  # from the worker: (callback, result)
 
     def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
         super().__init__(parent)
@@ -54,6 +55,7 @@ class QueueModel(QAbstractTableModel):
         self._fetching = False
         self._finished.connect(self._on_finished)
         self._more.connect(self._on_more)
+        self._job_done.connect(lambda callback, result: callback(result))
         self.ws = ws
         self.judge = judge
         self.version_id = version_id
@@ -117,6 +119,15 @@ class QueueModel(QAbstractTableModel):
         self._total, self._rows = result
         self.endResetModel()
         self.loaded.emit()
+
+    def run_later(self, fn, callback) -> None:
+        """Run `fn` on the worker thread, then `callback(result)` on this one."""
+
+        def done(future) -> None:
+            if future.exception() is None:
+                self._job_done.emit(callback, future.result())
+
+        self._worker.submit(fn).add_done_callback(done)
 
     def close(self) -> None:
         """Wait for a running query (it holds a session on the workspace)."""

@@ -102,6 +102,7 @@ class QueuePane(QWidget):
     switch_judge_requested = Signal()
     rubric_editor_requested = Signal()
     rounds_requested = Signal()
+    facets_loaded = Signal()
 
     def __init__(self, ws: Workspace, judge: Judge, version_id: int, parent=None):
         super().__init__(parent)
@@ -286,10 +287,18 @@ class QueuePane(QWidget):
 
     # --- filters --------------------------------------------------------------------------
     def load_facets(self) -> None:
-        """Sources, tools and score names for the combos (small indexed tables: quick)."""
+        """Sources, tools and score names for the combos, read on the worker thread (the
+        sources are a scan of the traces); `facets_loaded` follows."""
         with self.ws.session() as s:
-            f = facets(s)
             self.has_traces = s.scalar(select(Trace.id).limit(1)) is not None
+
+        def read() -> dict[str, list[str]]:
+            with self.ws.session() as s:
+                return facets(s)
+
+        self.model.run_later(read, self._show_facets)
+
+    def _show_facets(self, f: dict[str, list[str]]) -> None:
         for combo, values in (
             (self.source, f["sources"]),
             (self.tool, f["tools"]),
@@ -304,6 +313,7 @@ class QueuePane(QWidget):
         # One source everywhere says nothing per row: give its room to the task.
         source_col = self.model.COLUMNS.index("Source")
         self.table.setColumnHidden(source_col, len(f["sources"]) <= 1)
+        self.facets_loaded.emit()
 
     def trace_filter(self) -> TraceFilter:
         meta = []
