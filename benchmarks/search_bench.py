@@ -6,8 +6,10 @@
    queue asks for it: the count and the first page of 200 rows. Against the search Chambers
    had before the index (a substring scan of task, answer and external id) for the same words,
    and against the unfiltered queue. Target: every query under 50 ms, like the plain queue.
-2. The worst UI-thread step while the search box is used in the review window: typing a
-   query and pressing Enter, then scrolling the results. Target: no step over 50 ms.
+2. The worst UI-thread step while the search box is used in the review window at 1366x768:
+   pressing Enter on a query, the rows arriving, scrolling the hits (their pages are read on
+   the worker thread), against the worst step scrolling the plain queue in the same window.
+   Target: no step over 50 ms.
 `--db` runs part 1 on a PostgreSQL URL instead of a temporary SQLite file.
 """
 
@@ -172,9 +174,9 @@ def domain_part(db: str, repeat: int) -> float:
     return worst
 
 
-def ui_part(db: str) -> float:
-    """Longest single event-loop step from Enter in the search box to the rows on screen,
-    then while scrolling the hits page by page."""
+def ui_part(db: str) -> tuple[float, float]:
+    """Longest single event-loop step (a) scrolling the plain queue, the floor, and (b) from
+    Enter in the search box to the rows on screen, then scrolling the hits page by page."""
     from PySide6.QtCore import QElapsedTimer
     from sqlalchemy import select
 
@@ -190,28 +192,39 @@ def ui_part(db: str) -> float:
     w = MainWindow(ws, lead)
     w.resize(1366, 768)
     w.show()
-    app.processEvents()
-    worst = 0.0
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
     timer = QElapsedTimer()
+
+    def step(fn) -> float:
+        timer.start()
+        fn()
+        return float(timer.elapsed())
+
+    def scroll() -> float:
+        bar = w.table.verticalScrollBar()
+        worst = 0.0
+        for _ in range(5):
+            worst = max(worst, step(lambda: (bar.setValue(bar.maximum()), app.processEvents())))
+            deadline = time.perf_counter() + 10
+            while w.model._fetching and time.perf_counter() < deadline:
+                worst = max(worst, step(app.processEvents))
+        return worst
+
+    floor = scroll()
+    worst = 0.0
     for query in ("book_reservation", "refund flight", "R004242", ""):
         w.search.setText(query)
-        timer.start()
-        w.apply_filter()
-        worst = max(worst, timer.elapsed())
+        worst = max(worst, step(w.apply_filter))
         deadline = time.perf_counter() + 10
         while w.model.searching and time.perf_counter() < deadline:
-            timer.start()
-            app.processEvents()
-            worst = max(worst, timer.elapsed())
-        for _ in range(5):
-            timer.start()
-            w.table.verticalScrollBar().setValue(w.table.verticalScrollBar().maximum())
-            app.processEvents()
-            worst = max(worst, timer.elapsed())
+            worst = max(worst, step(app.processEvents))
+        worst = max(worst, scroll())
     w.dirty = False
     w.close()
     ws.close()
-    return float(worst)
+    return floor, worst
 
 
 def main() -> None:
@@ -231,8 +244,12 @@ def main() -> None:
         print(f"workspace: {args.n:,} traces imported (and indexed) in {took:.1f}s")
         worst_query = domain_part(db, args.repeat)
         print(f"slowest query: {worst_query:.1f} ms (target < 50 ms)")
-        worst_step = ui_part(db)
-        print(f"worst UI-thread step while searching: {worst_step:.0f} ms (target < 50 ms)")
+        floor, worst_step = ui_part(db)
+        print(
+            f"worst UI-thread step: scrolling the plain queue {floor:.0f} ms, searching and "
+            f"scrolling the hits {worst_step:.0f} ms ({worst_step / max(floor, 1):.1f}x; "
+            "target < 50 ms)"
+        )
 
 
 if __name__ == "__main__":
