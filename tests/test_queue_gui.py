@@ -236,9 +236,22 @@ def test_lead_without_rubric_gets_the_rubric_editor(qtbot, tmp_path, write):
     assert shown(w) == ["air-1", "air-2", "shop-1"]  # the lead can read traces already
     qtbot.mouseClick(w.no_rubric_button, Qt.MouseButton.LeftButton)
     assert w.rubric_editor.isVisible()
+    with w.ws.session() as s:  # what saving in the editor does
+        create_rubric(s, "First", [CriterionSpec("ok", "OK", "binary")])
+    w.rubric_editor.saved.emit()
     w.rubric_editor.close()
+    assert w.tabs.widget(0) is w.panel and w.version is not None  # reviewing can start
+    assert w.version_combo.currentText() == "First · v1"
+
+
+def test_judge_without_rubric_is_told_who_writes_it(qtbot, tmp_path, write):
+    path = str(tmp_path / "norubric.sqlite")
+    ws = open_workspace(path)
+    import_paths(ws, [write("t.jsonl", lines=RECORDS)], "benchmark")
+    ws.close()
     j = window_for(qtbot, path, "Jo", "judge")
     assert j.queue_pane.empty.title.text().endswith("No rubric yet</b>")
+    assert "your lead has not written one yet" in j.queue_pane.empty.text.text()
     assert j.queue_pane.empty.button_labels() == ["Switch profile…"]
 
 

@@ -122,6 +122,11 @@ class MainWindow(QMainWindow):
             self._set_version(v)
             s.expunge(v)
         self.panel.set_rubric(self.rubric_title, self.specs)
+        if self.tabs.widget(0) is not self.panel:  # the first rubric: reviewing can start
+            self.tabs.removeTab(0)
+            self.tabs.insertTab(0, self.panel, "Review")
+            self.tabs.setCurrentIndex(0)
+            self.queue_pane.has_rubric = True
         self.model.set_version(version_id)
         self._update_status()
         if self.model.rowCount() > 0:
@@ -325,9 +330,14 @@ class MainWindow(QMainWindow):
 
         self.save_draft_if_dirty()
         dlg = RubricEditor(self.ws, self.judge, self)
-        dlg.saved.connect(self._fill_versions)
+        dlg.saved.connect(self._rubric_saved)
         dlg.open()
         self.rubric_editor = dlg
+
+    def _rubric_saved(self, *_args) -> None:
+        self._fill_versions()
+        if self.version is None and self.version_combo.count():
+            self.switch_version(self.version_combo.itemData(0))
 
     def open_rounds(self) -> None:
         from ui.lead.rounds import RoundDialog
