@@ -206,10 +206,10 @@ def test_blind_judges_and_leads_see_all(qtbot, sample_db):
     lead = window_for(qtbot, sample_db, "Rosa Lindqvist")
     assert "All reviews" in [lead.tabs.tabText(i) for i in range(lead.tabs.count())]
     lead.select_row(lead.model.row_of(1))
-    # read on the workspace executor, shown in a lazy table
-    qtbot.waitUntil(lambda: lead.others_model.total > 0, timeout=10_000)
-    names = {lead.others_model.index(i, 0).data() for i in range(lead.others_model.rowCount())}
-    assert {"Ines Moreau", "Kwame Mensah", "Hana Sato"} <= names
+    # read on the workspace executor
+    qtbot.waitUntil(lambda: "Ines Moreau" in lead.others.toPlainText(), timeout=10_000)
+    text = lead.others.toPlainText()
+    assert all(name in text for name in ("Ines Moreau", "Kwame Mensah", "Hana Sato"))
 
 
 def test_undo_last_submission(qtbot, sample_db):
@@ -351,7 +351,10 @@ def test_hostile_content_renders_safely(qtbot, tmp_path, monkeypatch):
     w.trace_view._anchor(QUrl("more:3.0"))
     text = w.trace_view.plain_text()
     assert 200_000 < len(text) < 260_000 and "show 200,000 of 1,797,000 more characters" in text
-    assert "No rubric" in w.tabs.widget(0).text()  # no rubric yet: a clear message, not a crash
+    from PySide6.QtWidgets import QLabel
+
+    no_rubric = w.tabs.widget(0).findChild(QLabel).text()
+    assert "No rubric" in no_rubric  # no rubric yet: a clear message, not a crash
 
 
 def test_queue_model_passes_qtmodeltester(qtmodeltester, sample_db):

@@ -253,3 +253,33 @@ def test_cli_traces_list_filters(capsys, workspace, db_url):
     assert code != 0 and "--meta 'domain': expected KEY=VALUE" in err and "Traceback" not in err
     code, err = run("--min-score", "1")
     assert code != 0 and "need --score NAME" in err
+
+
+def test_postgresql_search_uses_the_gin_index(pg_url, write):
+    """The query's document expression is the index's: the planner can answer from it."""
+    from sqlalchemy import text
+
+    ws = open_workspace(pg_url)
+    try:
+        import_paths(ws, [write("t.jsonl", lines=TRACES)], "benchmark")
+        q = TraceFilter(search="book_reservation").apply(select(Trace.id))
+        sql = str(q.compile(ws.engine, compile_kwargs={"literal_binds": True}))
+        with ws.engine.connect() as c:
+            c.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in c.exec_driver_sql("EXPLAIN " + sql))
+        assert "ix_traces_search" in plan, plan
+    finally:
+        ws.close()
+
+
+def test_sqlite_search_looks_hits_up_by_id(ws, write):
+    """A rare word is looked up through the id list, not found by scanning every trace."""
+    from sqlalchemy import text
+
+    import_paths(ws, [write("t.jsonl", lines=TRACES)], "benchmark")
+    q = TraceFilter(search="HAT170").apply(select(Trace.id)).order_by(Trace.id).limit(200)
+    sql = str(q.compile(ws.engine, compile_kwargs={"literal_binds": True}))
+    with ws.engine.connect() as c:
+        plan = [r[3] for r in c.execute(text("EXPLAIN QUERY PLAN " + sql))]
+    assert any("SEARCH traces USING INTEGER PRIMARY KEY" in p for p in plan), plan
+    assert not any(p.startswith("SCAN traces") for p in plan), plan

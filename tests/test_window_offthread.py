@@ -110,14 +110,15 @@ def test_search_runs_on_the_executor_and_keeps_the_open_trace(
     word = max(task.split(), key=len)
     opened = w.trace["id"]
     w.search.setText(word)
-    with qtbot.waitSignal(w.model.filtered, timeout=10_000):
+    with qtbot.waitSignal(w.model.loaded, timeout=10_000):
         w.apply_filter()
         assert w.model.searching and w.queue_label.text() == "Searching…"  # not blocked
     assert threads == ["chambers-db"]
     assert 0 < w.model.total < 150
-    same = queue_model.QueueModel(w.ws, w.judge, w.version.id)  # no executor: synchronous
+    same = queue_model.QueueModel(w.ws, w.judge, w.version.id)  # set_filter: synchronous
     same.set_filter(search=word)
     ids = [same.trace_id(i) for i in range(same.rowCount())]
+    same.close()
     assert [w.model.trace_id(i) for i in range(w.model.rowCount())] == ids
     assert w.trace["id"] == opened  # the open trace matches, so it stays open
     assert "trace" in w.queue_label.text()
@@ -125,7 +126,7 @@ def test_search_runs_on_the_executor_and_keeps_the_open_trace(
     w.search.setText("zzz-no-such-task")
     w.apply_filter()
     w.search.setText("")
-    with qtbot.waitSignal(w.model.filtered, timeout=10_000):
+    with qtbot.waitSignal(w.model.loaded, timeout=10_000):
         w.apply_filter()
     qtbot.wait(50)
     assert w.model.total == 150

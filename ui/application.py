@@ -14,6 +14,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
 
 from ui.widgets.settings import APP, ORG
+from ui.widgets.theme import apply_theme
 
 # Set by benchmarks/startup_bench.py: print one line on stdout at the first paint.
 PROBE = "CHAMBERS_STARTUP_PROBE"
@@ -23,7 +24,8 @@ def make_app() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
-    app.setStyle("Fusion")  # follows the system's light or dark colour scheme
+    app.setStyle("Fusion")
+    apply_theme(app)  # light or dark, as the system's colour scheme is (and when it changes)
     return app
 
 

@@ -484,3 +484,45 @@ def default_judge(session: Session) -> Judge:
     j = session.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id))
     j = j or session.scalar(select(Judge).order_by(Judge.id))
     return j or get_or_create_judge(session, "Judge", "judge")
+
+
+@dataclass(frozen=True)
+class OtherReview:
+    """A submitted review as a lead reads it in "All reviews": whole values, and the rubric
+    version it was scored under (scores under different versions do not compare)."""
+
+    judge: str
+    version_id: int
+    decision: Decision | None
+    scores: dict[str, Any]
+    rationale: str
+    corrected: str | None
+
+
+def other_reviews(
+    session: Session, trace_id: int, viewer: Judge
+) -> tuple[list[OtherReview], dict[int, str]]:
+    """`visible_reviews` (blind for judges) with names, and a label per rubric version."""
+    reviews = visible_reviews(session, trace_id, viewer)
+    judges = {r.judge_id for r in reviews}
+    names = dict(session.execute(select(Judge.id, Judge.name).where(Judge.id.in_(judges))).all())
+    versions = {
+        v.id: f"{v.rubric.name} · v{v.version}"
+        for v in session.scalars(
+            select(RubricVersion).where(
+                RubricVersion.id.in_({r.rubric_version_id for r in reviews})
+            )
+        )
+    }
+    rows = [
+        OtherReview(
+            names.get(r.judge_id, "?"),
+            r.rubric_version_id,
+            r.decision,
+            dict(r.scores),
+            r.rationale,
+            r.corrected_output,
+        )
+        for r in reviews
+    ]
+    return rows, versions

@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
+    Select,
     cast,
     func,
     literal,
@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.sqltypes import NULLTYPE
 
 from app.workspace.errors import ChambersError
 from app.workspace.models import Trace
@@ -69,21 +70,34 @@ def tsquery(groups: list[list[str]]) -> str:
     )
 
 
-# Searches run as `traces.id IN (SELECT found.id FROM traces AS found WHERE ...)`: the alias
-# keeps the subquery from correlating with the outer query, and the planner answers it from
-# the index alone (an OR in the outer WHERE would make PostgreSQL rebuild every document).
+# PostgreSQL: `id IN (SELECT found.id FROM traces AS found WHERE document @@ query)`: the
+# alias keeps the subquery from correlating with the outer query, and the planner answers it
+# from the GIN index (the document in an outer OR would be rebuilt row by row). SQLite:
+# `id IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH query)`.
 FOUND = Trace.__table__.alias("found")
 
 
 class TextMatch(ColumnElement[bool]):
-    """True for the rows of FOUND the index finds for `groups` (compiled per database)."""
+    """`ids` is one of the traces the index finds for `groups` (compiled per database)."""
 
-    type = Boolean()
+    type = NULLTYPE  # a Boolean type would make SQLite compare it "= 1": no index use
     inherit_cache = False  # the query text is compiled into the statement
 
-    def __init__(self, groups: list[list[str]], column: str | None = None):
+    def __init__(
+        self,
+        groups: list[list[str]],
+        column: str | None,
+        ids: ColumnElement[int],
+        also: Select | None = None,
+    ):
         self.groups = groups
         self.column = column
+        self.ids = ids
+        self.also = also  # more ids (by external id), in the same list: one lookup per hit
+
+
+def _in(element: TextMatch, hits: Select) -> ColumnElement[bool]:
+    return element.ids.in_(hits if element.also is None else union(hits, element.also))
 
 
 _FTS = table("trace_fts")
@@ -96,7 +110,7 @@ def _match_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
         .select_from(_FTS)
         .where(literal_column("trace_fts").op("MATCH")(fts5_query(element.groups, element.column)))
     )
-    return compiler.process(FOUND.c.id.in_(hits), **kw)
+    return compiler.process(_in(element, hits), **kw)
 
 
 _DOCUMENT = func.chambers_search_document(
@@ -107,7 +121,8 @@ _DOCUMENT = func.chambers_search_document(
 @compiles(TextMatch, "postgresql")
 def _match_postgresql(element: TextMatch, compiler: Any, **kw: Any) -> str:
     query = func.to_tsquery(literal_column("'simple'::regconfig"), tsquery(element.groups))
-    return compiler.process(_DOCUMENT.op("@@")(query), **kw)
+    hits = select(FOUND.c.id).where(_DOCUMENT.op("@@")(query))
+    return compiler.process(_in(element, hits), **kw)
 
 
 def search_condition(query: str) -> ColumnElement[bool] | None:
@@ -120,12 +135,7 @@ def search_condition(query: str) -> ColumnElement[bool] | None:
     groups = phrases(text)
     if not groups:
         return Trace.id.in_(by_id)
-    return Trace.id.in_(union(select(FOUND.c.id).where(TextMatch(groups)), by_id))
-
-
-def indexed(groups: list[list[str]], column: str | None = None) -> ColumnElement[bool]:
-    """Traces whose index holds every phrase (on SQLite, optionally in one FTS column)."""
-    return Trace.id.in_(select(FOUND.c.id).where(TextMatch(groups, column)))
+    return TextMatch(groups, None, Trace.id, also=by_id)
 
 
 def escape_like(text: str) -> str:
@@ -152,7 +162,7 @@ def parse_meta_value(text: str) -> list[tuple[str, Any]]:
 class MetaEquals(ColumnElement[bool]):
     """FOUND.metadata at the dotted `key` equals one of `candidates` (exact JSON type)."""
 
-    type = Boolean()
+    type = NULLTYPE  # a Boolean type would make SQLite compare it "= 1": no index use
     inherit_cache = False
 
     def __init__(self, keys: list[str], candidates: list[tuple[str, Any]]):
@@ -197,6 +207,8 @@ def meta_condition(key: str, value: str) -> ColumnElement[bool]:
         raise FilterError(f"metadata filter: {key!r} is not a key (use name or a.b.c)")
     candidates = parse_meta_value(value)
     exact = MetaEquals(keys, candidates)
-    hint = phrases(keys[-1]) + phrases(value)  # narrows by the index first: no full scan
-    where = [exact] if not hint else [TextMatch(hint, "meta"), exact]
-    return Trace.id.in_(select(FOUND.c.id).where(*where))
+    hint = phrases(keys[-1]) + phrases(value)
+    if not hint:
+        return Trace.id.in_(select(FOUND.c.id).where(exact))
+    # The index narrows first (on SQLite within the metadata column): no full scan.
+    return Trace.id.in_(select(FOUND.c.id).where(TextMatch(hint, "meta", FOUND.c.id), exact))

@@ -7,7 +7,7 @@ import os
 
 os.environ.setdefault("QT_API", "pyside6")
 
-from PySide6.QtCore import Qt, Signal  # noqa: E402
+from PySide6.QtCore import Qt, QTimer, Signal  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
@@ -75,6 +75,11 @@ class AdjudicationDialog(QDialog):
         self.side_by_side.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.side_by_side.setWordWrap(True)
         self.side_by_side.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Rows are as tall as their text at the columns' current width: whole rationales.
+        # (once the stretched columns have all taken their new width).
+        self._fit_rows = QTimer(self, singleShot=True, interval=0)
+        self._fit_rows.timeout.connect(self.side_by_side.resizeRowsToContents)
+        self.side_by_side.horizontalHeader().sectionResized.connect(self._fit_rows.start)
         middle.addTab(self.side_by_side, "Reviews side by side")
         self.corrections = QTextBrowser()
         middle.addTab(self.corrections, "Corrections (diffs)")

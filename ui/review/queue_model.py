@@ -1,19 +1,32 @@
-"""The queue as a lazily loaded table model: a thin adapter over app.review.queue queries."""
+"""The queue as a lazily loaded table model: a thin adapter over app.review.queue queries.
+
+A search or filter change runs its count and first page on a worker thread (its own
+session), so the window never waits on the database while a judge types; results from an
+older query than the latest are dropped.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 from app.review.queue import QueueRow, queue_count, queue_rows
 from app.review.reviews import ReviewChange
 from app.traces.queries import TraceFilter
 from app.workspace.db import Workspace
+from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
 from ui.widgets.executor import Job, WorkspaceExecutor
+from ui.widgets.theme import draft_color
 
 STATUS_LABEL = {"todo": "To do", "draft": "Draft", "done": "Done"}
 BATCH = 200
@@ -25,13 +38,12 @@ _ALIGN = Qt.ItemDataRole.TextAlignmentRole
 _FOREGROUND = Qt.ItemDataRole.ForegroundRole
 _OTHER_ROLES = {_TOOLTIP, _ALIGN, _FOREGROUND, Qt.ItemDataRole.UserRole}
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-_DRAFT_COLOR = QColor("#b26a00")
 
 
 class QueueModel(QAbstractTableModel):
-    COLUMNS = ("Status", "#", "Source", "Steps", "Outcome", "Task")
-    filtered = Signal()  # a search / status filter's rows have landed
-    failed = Signal(str)
+    COLUMNS = ("Status", "#", "Steps", "Outcome", "Source", "Task")
+    loaded = Signal()  # a query() finished and its rows are in
+    failed = Signal(str)  # a query() could not run (the message says why)
 
     def __init__(
         self,
@@ -42,9 +54,16 @@ class QueueModel(QAbstractTableModel):
         executor: WorkspaceExecutor | None = None,
     ):
         super().__init__(parent)
+        # Searches, filtered pages and facets run on the window's workspace executor (one
+        # worker thread, one long-lived session); a model made without one starts its own
+        # the first time it needs it.
+        self._executor = executor
+        self._owns_executor = False
+        self._query_job: Job | None = None
+        self._generation = 0
+        self.searching = False
+        self._fetching = False
         self.ws = ws
-        self.executor = executor  # searches run there when given (the window gives one)
-        self._search_job: Job | None = None
         self.judge = judge
         self.version_id = version_id
         self.filter = TraceFilter()
@@ -53,7 +72,7 @@ class QueueModel(QAbstractTableModel):
         self._cache: dict[int, tuple[str, ...]] = {}  # row -> display cells
         self._total = 0
         if judge.role == "lead":
-            self.COLUMNS = (*QueueModel.COLUMNS[:5], "Reviews", "Task")
+            self.COLUMNS = (*QueueModel.COLUMNS[:4], "Reviews", "Source", "Task")
         self.reload()
 
     # --- loading -------------------------------------------------------------------------
@@ -70,51 +89,111 @@ class QueueModel(QAbstractTableModel):
         self.reload()
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
-        """Filter the queue. With an executor the count and first page are read there and
-        `filtered` fires when they land (a newer search drops an older one's result)."""
+        """Filter at once, on this thread (scripts and tests); the window uses query()."""
         self.filter = TraceFilter(search=search or None)
         self.status = status
-        if self.executor is None:
-            self.reload()
-            self.filtered.emit()
-            return
-        if self._search_job is not None:
-            self._search_job.cancel()
-        judge, vid, flt, st = self.judge, self.version_id, self.filter, self.status
+        self.reload()
 
-        def first_page(s) -> tuple[int, list[QueueRow]]:
-            return queue_count(s, judge, vid, flt, st), queue_rows(s, judge, vid, flt, st, BATCH)
+    def query(self, flt: TraceFilter, status: str | None) -> None:
+        """Count and load the first page for a new filter on the worker thread; `loaded`
+        (or `failed`) follows. The rows shown stay until the new ones are in."""
+        self._generation += 1
+        generation = self._generation
+        self.searching = True
+        judge, version_id = self.judge, self.version_id
 
-        self._search_job = self.executor.submit(
-            first_page, self._page_landed, lambda e: self.failed.emit(str(e)), "search"
+        def run(s) -> tuple[int, list[QueueRow]]:
+            total = queue_count(s, judge, version_id, flt, status)
+            return total, queue_rows(s, judge, version_id, flt, status, BATCH)
+
+        if self._query_job is not None:
+            self._query_job.cancel()  # a newer query replaces it
+        self._query_job = self.executor.submit(
+            run,
+            lambda result: self._on_finished(generation, result, None),
+            lambda error: self._on_finished(generation, None, error),
+            "queue",
         )
+        self.filter, self.status = flt, status
 
-    @property
-    def searching(self) -> bool:
-        return self._search_job is not None and not self._search_job.finished
-
-    def _page_landed(self, page: tuple[int, list[QueueRow]]) -> None:
+    def _on_finished(self, generation: int, result: Any, error: Exception | None) -> None:
+        if generation != self._generation:
+            return  # a newer query is on its way
+        self.searching = False
+        if error is not None:
+            self.failed.emit(str(error) if isinstance(error, ChambersError) else repr(error))
+            return
         self.beginResetModel()
         self._cache.clear()
-        self._total, self._rows = page
+        self._total, self._rows = result
         self.endResetModel()
-        self.filtered.emit()
+        self.loaded.emit()
+
+    @property
+    def executor(self) -> WorkspaceExecutor:
+        if self._executor is None:
+            self._executor = WorkspaceExecutor(self.ws, self)
+            self._owns_executor = True
+        return self._executor
+
+    def run_later(self, fn, callback) -> None:
+        """Run `fn(session)` on the executor, then `callback(result)` on this thread."""
+        self.executor.submit(fn, callback, label="queue")
+
+    def close(self) -> None:
+        """Drop queued queries; stop the executor if this model owns it."""
+        self._generation += 1
+        if self._query_job is not None:
+            self._query_job.cancel()
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown()
 
     @property
     def total(self) -> int:
         return self._total
 
     def canFetchMore(self, parent: AnyIndex = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and len(self._rows) < self._total
+        return not parent.isValid() and not self._fetching and len(self._rows) < self._total
 
     def fetchMore(self, parent: AnyIndex = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid():
+        """Qt asks for more rows as the judge scrolls. The plain queue's next page takes a
+        few milliseconds; a searched or filtered one is read on the worker thread."""
+        if parent.isValid() or self._fetching:
             return
+        if not self.filter.as_json():
+            self.fetch_more_now()
+            return
+        self._fetching = True
+        generation = self._generation
+        after = self._rows[-1].sort_key if self._rows else None
+        judge, version_id, flt, status = self.judge, self.version_id, self.filter, self.status
+
+        def run(s) -> list[QueueRow]:
+            return queue_rows(s, judge, version_id, flt, status, BATCH, after)
+
+        self.executor.submit(
+            run,
+            lambda rows: self._on_more(generation, rows, None),
+            lambda error: self._on_more(generation, [], error),
+            "queue page",
+        )
+
+    def _on_more(self, generation: int, more: list[QueueRow], error: Exception | None) -> None:
+        self._fetching = False
+        if generation == self._generation and error is None:
+            last = self._rows[-1].sort_key if self._rows else None
+            self._append([r for r in more if last is None or r.sort_key > last])
+
+    def fetch_more_now(self) -> None:
+        """The next page, on this thread (stepping past the last loaded row)."""
         with self.ws.session() as s:
             after = self._rows[-1].sort_key if self._rows else None
             more = queue_rows(
                 s, self.judge, self.version_id, self.filter, self.status, BATCH, after
             )
+        self._append(more)
+
+    def _append(self, more: list[QueueRow]) -> None:
         more = more[: self._total - len(self._rows)]
         if not more:
             self._total = len(self._rows)
@@ -123,6 +202,18 @@ class QueueModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), first, first + len(more) - 1)
         self._rows.extend(more)
         self.endInsertRows()
+
+    def apply_change(self, change: ReviewChange) -> None:
+        """A review written from this window: its row's status and review count, locally."""
+        row = self.row_of(change.trace_id)
+        if row is None:
+            return
+        r = self._rows[row]
+        self._rows[row] = r._replace(
+            status=change.after, n_reviews=r.n_reviews + change.submitted_delta
+        )
+        self._cache.pop(row, None)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
     def refresh_row(self, trace_id: int) -> None:
         """Re-read one row (its status changed) without resetting the view."""
@@ -136,18 +227,6 @@ class QueueModel(QAbstractTableModel):
             self._rows[row] = fresh[0]
             self._cache.pop(row, None)
             self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
-
-    def apply_change(self, change: ReviewChange) -> None:
-        """A review written from this window: its row's status and review count, locally."""
-        row = self.row_of(change.trace_id)
-        if row is None:
-            return
-        r = self._rows[row]
-        self._rows[row] = r._replace(
-            status=change.after, n_reviews=r.n_reviews + change.submitted_delta
-        )
-        self._cache.pop(row, None)
-        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 
     # --- access --------------------------------------------------------------------------
     def row_of(self, trace_id: int) -> int | None:
@@ -214,5 +293,5 @@ class QueueModel(QAbstractTableModel):
         if role == _FOREGROUND:
             if r.status == "done":
                 return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
-            return _DRAFT_COLOR if r.status == "draft" else None
+            return draft_color(QApplication.palette()) if r.status == "draft" else None
         return r.trace_id  # UserRole

@@ -7,21 +7,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, QSettings, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QEvent, QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QApplication,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
-    QTableView,
     QTabWidget,
     QTextBrowser,
     QVBoxLayout,
@@ -31,13 +27,13 @@ from PySide6.QtWidgets import (
 from app.review.corrections import final_answer
 from app.review.queue import default_version_id, queue_progress
 from app.review.reviews import (
+    OtherReview,
     ReviewChange,
     ReviewError,
     ReviewInput,
-    ReviewLine,
+    other_reviews,
     own_review,
     record_conflict,
-    review_lines,
     save_draft_changes,
     submit_review_changes,
     withdraw_changes,
@@ -47,29 +43,21 @@ from app.traces.queries import get_trace, trace_dict
 from app.workspace.db import Workspace
 from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, RubricVersion
+from ui.review.all_reviews import render_all_reviews
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
-from ui.review.queue_model import QueueModel
+from ui.review.queue_pane import QueuePane
 from ui.review.shortcuts import ShortcutsDialog
 from ui.review.trace_bench import TraceBenchMixin
 from ui.traces.import_dialog import ImportDialog
 from ui.widgets.conflict_dialog import ConflictDialog
 from ui.widgets.executor import Job, WorkspaceExecutor
-from ui.widgets.lazy_model import Column, LazyTableModel
 from ui.widgets.render import render_side_panel
 from ui.widgets.rubric_panel import RubricPanel
 from ui.widgets.settings import APP, ORG
 from ui.widgets.trace_view import TraceView, palette_colors
 
 AUTOSAVE_MS = 1500
-
-REVIEW_COLUMNS = (
-    Column("Judge", lambda r: r.judge),
-    Column("Decision", lambda r: r.decision or ""),
-    Column("Scores", lambda r: r.scores, tooltip=lambda r: r.scores),
-    Column("Rationale", lambda r: r.rationale, tooltip=lambda r: r.rationale or None),
-    Column("Correction", lambda r: r.correction, tooltip=lambda r: r.correction or None),
-)
 
 
 class MainWindow(TraceBenchMixin, QMainWindow):
@@ -146,6 +134,11 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             self._set_version(v)
             s.expunge(v)
         self.panel.set_rubric(self.rubric_title, self.specs)
+        if self.tabs.widget(0) is not self.panel:  # the first rubric: reviewing can start
+            self.tabs.removeTab(0)
+            self.tabs.insertTab(0, self.panel, "Review")
+            self.tabs.setCurrentIndex(0)
+            self.queue_pane.has_rubric = True
         self.model.set_version(version_id)
         self._recount()
         if self.model.rowCount() > 0:
@@ -171,23 +164,18 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     # --- layout --------------------------------------------------------------------------
     def _build(self) -> None:
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(6, 6, 0, 6)
-        filters = QHBoxLayout()
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search tasks and answers  ( / )")
-        self.search.setClearButtonEnabled(True)
-        self.search.returnPressed.connect(self.apply_filter)
-        filters.addWidget(self.search, 1)
-        self.status_filter = QComboBox()
-        self.status_filter.addItem("All", None)
-        for key, label in (("todo", "To do"), ("draft", "Drafts"), ("done", "Done")):
-            self.status_filter.addItem(label, key)
-        self.status_filter.currentIndexChanged.connect(self.apply_filter)
-        filters.addWidget(self.status_filter)
-        ll.addLayout(filters)
-        vrow = QHBoxLayout()
+        left = self.queue_pane = QueuePane(
+            self.ws, self.judge, self.version.id if self.version else -1, self, self.executor
+        )
+        self.search, self.status_filter = left.search, left.status_filter
+        self.table, self.model, self.queue_label = left.table, left.model, left.queue_label
+        left.apply_requested.connect(self.apply_filter)
+        left.import_requested.connect(self.import_dialog)
+        left.switch_judge_requested.connect(self.switch_judge)
+        left.rubric_editor_requested.connect(self.open_rubrics)
+        left.rounds_requested.connect(self.open_rounds)
+        self.model.loaded.connect(self._filter_applied)
+        vrow = left.version_row
         vrow.addWidget(QLabel("Rubric"))
         self.version_combo = QComboBox()
         self.version_combo.setToolTip("Review under this rubric version (its rounds' traces)")
@@ -200,35 +188,9 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             )
         )
         vrow.addWidget(self.version_combo, 1)
-        ll.addLayout(vrow)
-        self.table = QTableView()
-        self.table.setObjectName("queue")
-        self.model = QueueModel(
-            self.ws, self.judge, self.version.id if self.version else -1, self, self.executor
-        )
-        self.model.filtered.connect(self._filter_applied)
-        self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        hh = self.table.horizontalHeader()
-        hh.setStretchLastSection(True)
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {"Status": 54, "#": 44, "Source": 78, "Steps": 44, "Outcome": 58, "Reviews": 58}
-        for col, name in enumerate(self.model.COLUMNS):
-            if name in widths:
-                self.table.setColumnWidth(col, widths[name])
         self.table.selectionModel().currentRowChanged.connect(
             lambda cur, _prev: self.open_row(cur.row())
         )
-        ll.addWidget(self.table, 1)
-        self.queue_label = QLabel()
-        self.queue_label.setStyleSheet("color: palette(placeholder-text);")
-        ll.addWidget(self.queue_label)
 
         self.trace_view = TraceView()
         center = QWidget()
@@ -246,30 +208,19 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             self.panel.set_rubric(self.rubric_title, self.specs)
             self.tabs.addTab(self.panel, "Review")
         else:
-            msg = QLabel(
-                "<b>No rubric in this workspace yet.</b><br><br>Reviews are scored against a rubric. "
-                "A lead creates one; until then traces can be read but not reviewed."
-            )
-            msg.setWordWrap(True)
-            msg.setAlignment(Qt.AlignmentFlag.AlignTop)
-            self.tabs.addTab(msg, "Review")
+            self.tabs.addTab(self._no_rubric_tab(), "Review")
         self.details = QTextBrowser()
         self.details.setOpenLinks(False)
         self.tabs.addTab(self.details, "Details")
-        self.others_model = LazyTableModel(REVIEW_COLUMNS, self)
-        self.others = QTableView()
-        self.others.setModel(self.others_model)
-        self.others.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.others.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.others.verticalHeader().setVisible(False)
-        self.others.setWordWrap(False)
-        self.others.horizontalHeader().setStretchLastSection(True)
-        self.others_label = QLabel()
+        self.others = QTextBrowser()
+        self.others.setOpenLinks(False)
+        self.others.anchorClicked.connect(lambda _url: self._render_others(full=True))
+        self._others: list[OtherReview] = []
+        self._version_names: dict[int, str] = {}
         if self.judge.role == "lead":
             others_tab = QWidget()
             ol = QVBoxLayout(others_tab)
             ol.setContentsMargins(0, 0, 0, 0)
-            ol.addWidget(self.others_label)
             ol.addWidget(self.others, 1)
             self.tabs.addTab(others_tab, "All reviews")
         right = QWidget()
@@ -294,6 +245,29 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.statusBar().addWidget(self.status_workspace, 1)
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
+
+    def _no_rubric_tab(self) -> QWidget:
+        """What to do when there is no rubric: the lead gets the button that makes one."""
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lead = self.judge.role == "lead"
+        msg = QLabel(
+            "<b>No rubric in this workspace yet.</b><br><br>Reviews are scored against a rubric. "
+            + (
+                "Write one in the rubric editor (or import it from YAML), then start a review "
+                "round; until then traces can be read but not reviewed."
+                if lead
+                else "Your lead writes it; until then traces can be read but not reviewed."
+            )
+        )
+        msg.setWordWrap(True)
+        lay.addWidget(msg)
+        if lead:
+            self.no_rubric_button = QPushButton("Open the rubric editor…")
+            self.no_rubric_button.clicked.connect(self.open_rubrics)
+            lay.addWidget(self.no_rubric_button, 0, Qt.AlignmentFlag.AlignLeft)
+        lay.addStretch(1)
+        return page
 
     def _action(
         self, menu, text: str, shortcut: str | QKeySequence | None, slot, tip: str = ""
@@ -379,9 +353,14 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
         self.save_draft_if_dirty()
         dlg = RubricEditor(self.ws, self.judge, self)
-        dlg.saved.connect(self._fill_versions)
+        dlg.saved.connect(self._rubric_saved)
         dlg.open()
         self.rubric_editor = dlg
+
+    def _rubric_saved(self, *_args) -> None:
+        self._fill_versions()
+        if self.version is None and self.version_combo.count():
+            self.switch_version(self.version_combo.itemData(0))
 
     def open_rounds(self) -> None:
         from ui.lead.rounds import RoundDialog
@@ -468,16 +447,16 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     # --- queue ---------------------------------------------------------------------------
     def apply_filter(self) -> None:
-        """Search and status filter run on the executor; `_filter_applied` when rows land."""
+        """Search and filter on the worker thread; _filter_applied shows the result."""
         self.save_draft_if_dirty()
-        self._keep_trace = self.trace["id"] if self.trace else None
+        self._keep = self.trace["id"] if self.trace else None
+        self.model.query(*self.queue_pane.query())
         self.queue_label.setText("Searching…")
-        self.model.set_filter(self.search.text().strip(), self.status_filter.currentData())
 
     def _filter_applied(self) -> None:
-        row = self.model.row_of(self._keep_trace) if self._keep_trace else None
+        current = getattr(self, "_keep", None)
+        row = self.model.row_of(current) if current else None
         self.select_row(row if row is not None else 0)
-        self._update_status()
 
     def select_row(self, row: int) -> None:
         if row < 0 or row >= self.model.rowCount():
@@ -497,8 +476,8 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     def step(self, delta: int) -> None:
         row = self.current_row() + delta
-        while row >= self.model.rowCount() and self.model.canFetchMore():
-            self.model.fetchMore()
+        while row >= self.model.rowCount() and self.model.rowCount() < self.model.total:
+            self.model.fetch_more_now()
         self.select_row(max(0, min(row, self.model.rowCount() - 1)))
 
     def focus_search(self) -> None:
@@ -557,20 +536,19 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         if self._others_job is not None:
             self._others_job.cancel()  # the lead moved on: only the last trace's reviews
         judge = self.judge
-        self.others_label.setText("Loading reviews…")
         self._others_job = self.executor.submit(
-            lambda s: review_lines(s, trace_id, judge), self._show_others, label="reviews"
+            lambda s: other_reviews(s, trace_id, judge), self._show_others, label="reviews"
         )
 
-    def _show_others(self, lines: list[ReviewLine]) -> None:
-        self.others_model.set_rows(lines)
-        n = len(lines)
-        self.others_label.setText(
-            f"{n} submitted review{'s' if n != 1 else ''}"
-            if n
-            else "No submitted reviews of this trace yet."
-        )
-        self.others.resizeColumnsToContents()
+    def _show_others(self, result) -> None:
+        self._others, self._version_names = result
+        self._render_others()
+
+    def _render_others(self, full: bool = False) -> None:
+        if self.judge.role == "lead":
+            current = self.version.id if self.version else None
+            versions = self._version_names
+            self.others.setHtml(render_all_reviews(self._others, versions, current, full))
 
     # --- reviewing -----------------------------------------------------------------------
     def current_input(self) -> ReviewInput:
@@ -666,8 +644,8 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         start = self.current_row()
         row = start + 1
         while True:
-            while row >= self.model.rowCount() and self.model.canFetchMore():
-                self.model.fetchMore()
+            while row >= self.model.rowCount() and self.model.rowCount() < self.model.total:
+                self.model.fetch_more_now()
             if row >= self.model.rowCount():
                 row = 0
             if row == start:
@@ -782,11 +760,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             self.status_progress.setText(
                 f"To do {p['todo']} · Drafts {p['draft']} · Done {p['done']}  "
             )
-        shown = self.model.total
-        self.queue_label.setText(
-            f"{shown:,} trace{'s' if shown != 1 else ''}"
-            + (" assigned to you" if self.judge.role != "lead" else " in the workspace")
-        )
+        self.queue_pane.update_empty_state()
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -806,6 +780,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         dlg.exec()
 
     def _imported(self, _report) -> None:
+        self.queue_pane.load_facets()
         self.model.reload()
         self._recount()
 
@@ -821,6 +796,13 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         w.show()
         QApplication.instance().setProperty("main_window", w)
 
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """The system switched light/dark: redraw the HTML views in the new colours."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and getattr(self, "trace", None):
+            self.trace_view._render()
+            self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
+
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
@@ -834,6 +816,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.save_draft_if_dirty()
         self.autosave.stop()
+        self.model.close()
         self._save_settings()
         self.executor.shutdown()
         super().closeEvent(event)

@@ -54,10 +54,11 @@ def palette_colors(palette: QPalette) -> Colors:
         base=palette.color(QPalette.ColorRole.Base).name(),
         card=palette.color(QPalette.ColorRole.AlternateBase).name(),
         border=palette.color(QPalette.ColorRole.Mid).name(),
-        accent=palette.color(QPalette.ColorRole.Highlight).name(),
+        accent=palette.color(QPalette.ColorRole.Link).name(),  # text: 4.5:1 on both schemes
     )
     if dark:
         c.error_bg, c.error, c.final_bg, c.final = "#3a1f1f", "#ff8a80", "#1d3324", "#7ee2a0"
+        c.mark = "#6b5300"  # find highlights: light text stays readable
     return c
 
 
