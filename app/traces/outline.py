@@ -58,7 +58,7 @@ def cut_at_word(text: str, limit: int) -> str:
         return text
     head = text[: limit - 1]
     space = head.rfind(" ")
-    if space > limit // 2:
+    if not text[limit - 1].isspace() and space > limit // 2:  # mid-word: back to a space
         head = head[:space]
     return head.rstrip(" ,;:.") + "…"
 

@@ -169,7 +169,7 @@ class TraceBenchMixin:
         self.trace_view.set_labels(self.step_labels)
         self.mark_dirty()
         self.statusBar().showMessage(message, 3000)
-        self.trace_view.outline.setFocus()
+        self.focus_trace()
 
     # --- the editor ----------------------------------------------------------------------------
     def open_editor(self, step: int | None = None) -> None:
