@@ -266,3 +266,70 @@ def test_shortcuts_sheet_lists_the_trace_and_editor_keys(qtbot, w):
     text = " ".join(lab.text() for lab in dlg.findChildren(type(w.queue_label)))
     assert "In the Modify editor" in text and "keep the correction and close the editor" in text
     assert "Ctrl+T" in text and "Ctrl+Shift+Delete" in text
+
+
+def _submit(ws, trace_id, judge_name, labels, corrected=None, answer=None):
+    from app.review.reviews import ReviewInput, submit_review
+    from app.review.rubrics import specs_of
+    from app.workspace.models import RubricVersion
+
+    with ws.session() as s:
+        judge = s.scalar(select(Judge).where(Judge.name == judge_name))
+        version = s.scalars(select(RubricVersion).order_by(RubricVersion.id.desc())).first()
+        scores = {}
+        for c in specs_of(version):
+            scores[c.key] = 0 if c.scale == "binary" else c.levels[0]["value"]
+        data = ReviewInput(
+            decision="reject",
+            scores=scores,
+            rationale="cancelled a basic economy trip",
+            corrected_messages=corrected,
+            corrected_output=answer,
+            step_labels=labels,
+        )
+        submit_review(s, trace_id, judge.id, version.id, data)
+        return version.id
+
+
+def test_adjudication_shows_step_labels_and_word_diffs_side_by_side(qtbot, w):
+    from ui.lead.adjudication import AdjudicationDialog
+
+    trace = w.trace
+    corrected = json.loads(json.dumps(trace["messages"][:29]))
+    corrected[28] = {
+        "role": "assistant",
+        "parts": [{"type": "text", "text": "I cannot cancel ZFA04Y: basic economy."}],
+    }
+    _submit(
+        w.ws,
+        trace["id"],
+        "Hana Sato",
+        [
+            {"step": 18, "label": "wrong", "reason": "wrong arguments", "comment": ""},
+            {"step": 28, "label": "first_error", "reason": "policy violation", "comment": ""},
+        ],
+        corrected=corrected,
+        answer="I cannot cancel ZFA04Y: basic economy.",
+    )
+    version_id = _submit(
+        w.ws,
+        trace["id"],
+        "Ines Moreau",
+        [{"step": 28, "label": "first_error", "reason": "policy violation", "comment": "24 h"}],
+        answer="Done: HATHAT now has 3 checked bags. ZFA04Y could not be cancelled.",
+    )
+    adj = AdjudicationDialog(w.ws, w.judge, trace["id"], version_id)
+    qtbot.addWidget(adj)
+    table = adj.step_labels
+    heads = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert heads == ["Hana Sato", "Ines Moreau"]
+    rows = [table.verticalHeaderItem(i).text() for i in range(table.rowCount())]
+    assert rows == ["Step 18 → book_reservation", "Step 28 → cancel_reservation"]
+    assert [table.item(0, j).text() for j in range(2)] == ["wrong: wrong arguments", "—"]
+    assert table.item(1, 1).text() == "FIRST ERROR: policy violation — 24 h"
+    assert table.item(0, 0).background().color().name() == "#fde2e1"  # they differ
+    assert table.item(1, 0).background().color().name() != "#fde2e1"  # same label
+    diffs = adj.corrections.toPlainText()
+    assert "Step 28 · assistant · reply" in diffs and "@@" not in diffs
+    assert "The agent's final answer against the judge's" in diffs  # Ines: an answer only
+    assert "ZFA04Y iscould not be cancelled" in diffs  # "is" struck out, "could not be" in

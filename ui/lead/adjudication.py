@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections import Counter
 
@@ -30,7 +29,6 @@ from app.review.adjudication import (
     get_adjudication,
     reviews_of,
 )
-from app.review.corrections import final_answer, unified_diff  # noqa: E402
 from app.review.rubrics import (  # noqa: E402
     specs_of,
 )
@@ -39,7 +37,8 @@ from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, RubricVersion  # noqa: E402
 from ui.lead.agreement_dashboard import _e  # noqa: E402
-from ui.widgets.render import render_diff  # noqa: E402
+from ui.lead.step_labels_view import StepLabelsTable  # noqa: E402
+from ui.widgets.render import render_correction  # noqa: E402
 from ui.widgets.rubric_panel import RubricPanel  # noqa: E402
 from ui.widgets.trace_view import TraceView, palette_colors  # noqa: E402
 
@@ -62,7 +61,7 @@ class AdjudicationDialog(QDialog):
         self.resize(1400, 860)
         lay = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.trace_view = TraceView()
+        self.trace_view = TraceView(with_context=False)  # room for the reviews beside it
         split.addWidget(self.trace_view)
         middle = QTabWidget()
         self.side_by_side = QTableWidget()
@@ -72,6 +71,8 @@ class AdjudicationDialog(QDialog):
         middle.addTab(self.side_by_side, "Reviews side by side")
         self.corrections = QTextBrowser()
         middle.addTab(self.corrections, "Corrections (diffs)")
+        self.step_labels = StepLabelsTable()
+        middle.addTab(self.step_labels, "Step labels")
         split.addWidget(middle)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -96,7 +97,6 @@ class AdjudicationDialog(QDialog):
             self.specs = specs
             self.panel.set_rubric(f"{version.rubric.name} v{version.version}", specs)
             reviews = reviews_of(s, self.trace_id, self.version_id)
-            original = final_answer(trace.messages) or ""
             rows = ["decision"] + [c.key for c in specs] + ["rationale", "correction"]
             self.side_by_side.setColumnCount(len(reviews))
             self.side_by_side.setRowCount(len(rows))
@@ -119,22 +119,17 @@ class AdjudicationDialog(QDialog):
                     item = QTableWidgetItem(text)
                     item.setToolTip(text)  # long rationales are elided in the cell
                     self.side_by_side.setItem(i, j, item)
-                if r.corrected_messages or r.corrected_output:
-                    if r.corrected_messages:
-                        lines = unified_diff(trace.messages, r.corrected_messages)
-                    else:  # a rejection with a written answer: the answers, line by line
-                        lines = list(
-                            difflib.unified_diff(
-                                original.splitlines(),
-                                r.corrected_output.splitlines(),
-                                "agent's answer",
-                                "judge's answer",
-                                lineterm="",
-                            )
-                        )
+                if r.corrected_messages or r.corrected_output:  # word diffs, steps in place
                     diffs.append(
-                        f"<h4>{_e(name)}</h4>" + render_diff(lines, palette_colors(self.palette()))
+                        f"<h4>{_e(name)}</h4>"
+                        + render_correction(
+                            trace.messages,
+                            r.corrected_messages,
+                            r.corrected_output,
+                            palette_colors(self.palette()),
+                        )
                     )
+            self.step_labels.fill(trace.messages, [(n, r.step_labels) for r, n in reviews])
             self._mark_disagreements(len(rows))
             self.side_by_side.resizeRowsToContents()
             self.corrections.setHtml("".join(diffs) or "No judge wrote a correction.")

@@ -494,3 +494,23 @@ def render_word_diff(blocks: list[Any], c: Colors) -> str:
         )
     out.append("</div>")
     return "".join(out)
+
+
+def render_correction(
+    original: list[dict[str, Any]],
+    corrected_messages: list[dict[str, Any]] | None,
+    corrected_output: str | None,
+    c: Colors,
+) -> str:
+    """One judge's correction as a word diff: of the trajectory when there is one, else of the
+    written answer against the agent's final answer (a rejection with an answer)."""
+    from app.review.corrections import final_answer
+    from app.review.word_diff import word_diff, word_segments
+
+    if corrected_messages:
+        return render_word_diff(word_diff(original, corrected_messages), c)
+    agent = final_answer(original)
+    return (
+        f"<p style=\"color:{c.muted};margin:2px 0\">The agent's final answer against the judge's</p>"
+        + _card(render_segments(word_segments(agent, corrected_output or ""), c), c)
+    )
