@@ -126,17 +126,23 @@ def test_find_counts_matches_says_not_found_and_resets_per_trace(qtbot, w):
 
 def test_side_pane_task_box_and_readable_results(qtbot, w):
     tv = w.trace_view
+    w2_settings = QSettings("Chambers", "Chambers")
+    assert w2_settings.value("trace/context_pane") is None
     policy = tv.context.policy.toPlainText()
     assert policy.startswith("Airline Agent Policy") and "# Airline" not in policy
     assert "**" not in policy
     tv.context.setCurrentIndex(1)
     assert "book_reservation" in tv.context.tools.toPlainText()
     assert tv.context.tabText(1) == "Tools (8)"
+    assert tv.context.isHidden()  # closed at first: the trace needs the room
+    press(qtbot, w, Qt.Key.Key_S)
     assert not tv.context.isHidden()
+    w.step(-1)
+    assert not tv.context.isHidden()  # stays open beside the next trace
     press(qtbot, w, Qt.Key.Key_S)
     assert tv.context.isHidden()
     press(qtbot, w, Qt.Key.Key_S)
-    assert not tv.context.isHidden()
+    w.step(1)
     box = w.task_box.toPlainText()
     assert "for me and my friend Amélie." in box  # the whole task, not cut mid-word
     assert "Outcome 0" in box and "Expected actions (5, from the benchmark)" in box

@@ -18,7 +18,7 @@ SHORTCUTS = [
     ("↓ / ↑  or  ] / [", "next / previous criterion"),
     (
         "0–9",
-        "set the current criterion (binary: 1 pass, 0 fail; ordinal: the level; nominal: the n-th category) and move on",
+        "set the criterion (binary: 1 pass, 0 fail; ordinal: the level; nominal: the n-th category), move on",
     ),
     ("e", "write the rationale (Esc returns to the trace)"),
     ("Ctrl+Enter", "submit the review"),
@@ -34,7 +34,8 @@ SHORTCUTS = [
     ("Shift+M", "modify the outline's agent step in the editor"),
     ("Shift+W", "write the answer the agent should have given"),
     ("/", "search the queue"),
-    ("Ctrl+F", "find in the trace (Enter / Shift+Enter or F3 / Shift+F3: next / previous match)"),
+    ("Ctrl+F", "find in the trace"),
+    ("Enter / Shift+Enter, F3 / Shift+F3", "next / previous match"),
     ("Ctrl+I", "import trace files"),
     ("?", "this help"),
 ]
@@ -70,4 +71,4 @@ class ShortcutsDialog(QDialog):
         close.rejected.connect(self.reject)
         close.accepted.connect(self.accept)
         lay.addRow(close)
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(860)  # rows on one line: wrapped labels get clipped in a form

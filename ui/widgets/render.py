@@ -478,6 +478,33 @@ def render_segments(segments: list[tuple[str, str]], c: Colors) -> str:
     return f'<div style="font-family:monospace;white-space:pre-wrap">{"".join(out)}</div>'
 
 
+def changes(segments: list[tuple[str, str]], limit: int = 5) -> list[str]:
+    """The edits of a step in a few words: "30 → 34", "+ please confirm", "− cancel"."""
+    out: list[str] = []
+    i = 0
+    while i < len(segments) and len(out) < limit:
+        op, text = segments[i]
+        nxt = segments[i + 1] if i + 1 < len(segments) else None
+        short = cut_at_word(" ".join(text.split()), 60)
+        if op == "delete" and nxt and nxt[0] == "insert":
+            out.append(f"{short} → {cut_at_word(' '.join(nxt[1].split()), 60)}")
+            i += 1
+        elif op == "delete":
+            out.append(f"− {short}")
+        elif op == "insert":
+            out.append(f"+ {short}")
+        i += 1
+    return out
+
+
+def _change_summary(segments: list[tuple[str, str]], c: Colors) -> str:
+    found = changes(segments)
+    if not found or len(segments) <= 2:  # a whole step in or out says it all
+        return ""
+    items = " · ".join(f"<b>{_esc(x)}</b>" for x in found)
+    return f'<p style="color:{c.muted};margin:0 0 2px 0">Changed: {items}</p>'
+
+
 def render_word_diff(blocks: list[Any], c: Colors) -> str:
     """Blocks from app.review.word_diff.word_diff: each changed step in place, unchanged runs
     and the original's later steps as one muted line each."""
@@ -490,6 +517,7 @@ def render_word_diff(blocks: list[Any], c: Colors) -> str:
             continue
         out.append(
             f'<p style="margin:8px 0 2px 0"><b>{_esc(b.title)}</b></p>'
+            + _change_summary(b.segments, c)
             + _card(render_segments(b.segments, c), c)
         )
     out.append("</div>")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QPalette, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -33,10 +33,17 @@ from ui.widgets.render import (
     render_tools,
     render_trace,
 )
+from ui.widgets.settings import APP, ORG
 
 STEP_WINDOW_INCREMENT = 60
+CONTEXT_KEY = "trace/context_pane"
 MAX_HIGHLIGHTS = 2000  # matches highlighted at once; the count goes on past it
 KIND_ICON_COLOR = {"error": "error", "final": "final", "tool_call": "accent"}
+
+
+def _setting(key: str, default: bool) -> bool:
+    value = QSettings(ORG, APP).value(key, default)
+    return value in (True, "true", "1", 1)
 
 
 class TraceBrowser(QTextBrowser):
@@ -243,8 +250,10 @@ class TraceView(QWidget):
         self.context = ContextPane()
         self.split.addWidget(self.context)
         self.split.setStretchFactor(1, 1)
-        self.split.setSizes([230, 560, 330])
-        self.context.setVisible(with_context)
+        self.split.setSizes([200, 560, 330])
+        # the side pane stays as the judge left it, across traces and sessions
+        self.with_context = with_context
+        self.context.setVisible(with_context and _setting(CONTEXT_KEY, False))
         lay.addWidget(self.split, 1)
 
     # --- showing ---------------------------------------------------------------------------
@@ -391,7 +400,11 @@ class TraceView(QWidget):
         return ok
 
     def toggle_context(self) -> None:
-        self.context.setVisible(self.context.isHidden())
+        if not self.with_context:
+            return
+        show = self.context.isHidden()
+        self.context.setVisible(show)
+        QSettings(ORG, APP).setValue(CONTEXT_KEY, show)
 
     def plain_text(self) -> str:
         return self.browser.document().toPlainText()
