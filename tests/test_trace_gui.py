@@ -86,7 +86,7 @@ def test_outline_keys_jump_to_steps_tool_calls_and_errors(qtbot, w):
     assert tv.outline.count() == 40 and tv.current_step() is None
     press(qtbot, w, Qt.Key.Key_X)
     assert tv.current_step() == 19  # the payment error
-    assert "✗ book_reservation: Error: payment" in tv.outline.currentItem().text()
+    assert "✗ book_reservation: Error: payment" in tv.outline.current_text()
     assert tv.browser.verticalScrollBar().value() > 0  # scrolled to it
     press(qtbot, w, Qt.Key.Key_T)
     assert tv.current_step() == 20  # the next tool call: the second booking
@@ -128,15 +128,16 @@ def test_side_pane_task_box_and_readable_results(qtbot, w):
     tv = w.trace_view
     w2_settings = QSettings("Chambers", "Chambers")
     assert w2_settings.value("trace/context_pane") is None
+    assert tv.context.isHidden()  # closed at first: the trace needs the room
+    assert tv.context.policy.toPlainText() == ""  # and costs nothing while closed
+    press(qtbot, w, Qt.Key.Key_S)
+    assert not tv.context.isHidden()
     policy = tv.context.policy.toPlainText()
     assert policy.startswith("Airline Agent Policy") and "# Airline" not in policy
     assert "**" not in policy
     tv.context.setCurrentIndex(1)
     assert "book_reservation" in tv.context.tools.toPlainText()
     assert tv.context.tabText(1) == "Tools (8)"
-    assert tv.context.isHidden()  # closed at first: the trace needs the room
-    press(qtbot, w, Qt.Key.Key_S)
-    assert not tv.context.isHidden()
     w.step(-1)
     assert not tv.context.isHidden()  # stays open beside the next trace
     press(qtbot, w, Qt.Key.Key_S)
@@ -163,7 +164,7 @@ def test_step_labels_by_keyboard_are_stored(qtbot, w):
     tv = w.trace_view
     press(qtbot, w, Qt.Key.Key_T)  # step 4, get_user_details
     press(qtbot, w, Qt.Key.Key_G)
-    assert w.step_labels[4]["label"] == "good" and "[✓ good]" in tv.outline.currentItem().text()
+    assert w.step_labels[4]["label"] == "good" and "[✓ good]" in tv.outline.current_text()
     press(qtbot, w, Qt.Key.Key_X, Qt.Key.Key_G)  # the error result is not the agent's step
     assert 19 not in w.step_labels and "not the agent's" in w.statusBar().currentMessage()
     press(qtbot, w, (Qt.Key.Key_T, SHIFT))  # step 18, the booking with the wrong amount

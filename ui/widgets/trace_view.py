@@ -6,14 +6,13 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QPalette, QTextCursor, QTextDocument
+from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QFont, QPalette, QTextCursor, QTextDocument
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
+    QListView,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -195,7 +194,8 @@ class FindBar(QWidget):
 
 
 class ContextPane(QTabWidget):
-    """The policy (system prompt) and the tool schemas, beside the trace."""
+    """The policy (system prompt) and the tool schemas, beside the trace; rendered only while
+    shown (a closed pane costs nothing when the judge moves through the queue)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -204,8 +204,22 @@ class ContextPane(QTabWidget):
         self.tools = safe_browser()
         self.addTab(self.policy, "Policy")
         self.addTab(self.tools, "Tools")
+        self._pending: tuple[dict[str, Any] | None, Colors] | None = None
 
     def show_trace(self, trace: dict[str, Any] | None, c: Colors) -> None:
+        self._pending = (trace, c)
+        if not self.isHidden():
+            self._render()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._render()
+        super().showEvent(event)
+
+    def _render(self) -> None:
+        if self._pending is None:
+            return
+        trace, c = self._pending
+        self._pending = None
         if trace is None:
             self.policy.clear()
             self.tools.clear()
@@ -213,6 +227,82 @@ class ContextPane(QTabWidget):
         self.policy.setHtml(render_policy(trace, c))
         self.tools.setHtml(render_tools(trace, c))
         self.setTabText(1, f"Tools ({len(trace.get('tools') or [])})")
+
+
+class OutlineModel(QAbstractListModel):
+    """The outline's rows, computed when Qt asks (a 1,500-message trace opens at once)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[OutlineEntry] = []
+        self.labels: dict[int, Any] = {}
+        self.colors = Colors()
+
+    def reset(self, entries: list[OutlineEntry], labels: dict[int, Any], c: Colors) -> None:
+        self.beginResetModel()
+        self.entries, self.labels, self.colors = entries, labels, c
+        self.endResetModel()
+
+    def set_labels(self, labels: dict[int, Any]) -> None:
+        self.labels = labels
+        if self.entries:
+            self.dataChanged.emit(self.index(0), self.index(len(self.entries) - 1))
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 - Qt API
+        return 0 if parent is not None and parent.isValid() else len(self.entries)
+
+    def text(self, row: int) -> str:
+        e = self.entries[row]
+        text = printable(f"{e.step:>3}  {e.label}")
+        lab = self.labels.get(e.step)
+        if lab and e.kind in ("assistant", "final", "tool_call"):
+            text += f"   [{STEP_BADGE.get(lab['label'], lab['label'])}]"
+        return text
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self.entries):
+            return None
+        e = self.entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.text(index.row())
+        if role == Qt.ItemDataRole.ForegroundRole and e.kind in KIND_ICON_COLOR:
+            return QColor(getattr(self.colors, KIND_ICON_COLOR[e.kind]))
+        if role == Qt.ItemDataRole.FontRole and e.kind in ("user", "system"):
+            f = QFont()
+            f.setBold(True)
+            return f
+        if role == Qt.ItemDataRole.UserRole:
+            return e.step
+        return None
+
+
+class OutlineView(QListView):
+    """The outline: a list view with the few QListWidget-like calls the bench uses."""
+
+    currentRowChanged = Signal(int)  # noqa: N815 - Qt naming
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("outline")
+        self.outline_model = OutlineModel(self)
+        self.setModel(self.outline_model)
+        self.setUniformItemSizes(True)
+        self.selectionModel().currentRowChanged.connect(
+            lambda cur, _prev: self.currentRowChanged.emit(cur.row())
+        )
+
+    def count(self) -> int:
+        return self.outline_model.rowCount()
+
+    def currentRow(self) -> int:  # noqa: N802 - Qt naming
+        return self.currentIndex().row()
+
+    def setCurrentRow(self, row: int) -> None:  # noqa: N802 - Qt naming
+        self.setCurrentIndex(self.outline_model.index(row))
+
+    def current_text(self) -> str:
+        row = self.currentRow()
+        return self.outline_model.text(row) if row >= 0 else ""
 
 
 class TraceView(QWidget):
@@ -236,8 +326,7 @@ class TraceView(QWidget):
         self.find_edit = self.finder.edit
         bar.addWidget(self.finder)
         lay.addLayout(bar)
-        self.outline = QListWidget()
-        self.outline.setObjectName("outline")
+        self.outline = OutlineView()
         self.outline.setToolTip(
             "Steps (U user, A agent, → tool call, ← result, ✗ error): n / p next / previous "
             "step, t / Shift+T tool call, x / Shift+X error; g / w / f label the agent's step"
@@ -278,30 +367,12 @@ class TraceView(QWidget):
 
     def _fill_outline(self) -> None:
         self.outline.blockSignals(True)
-        self.outline.clear()
         self.entries = outline(self.trace["messages"]) if self.trace else []
-        c = self.colors()
-        for e in self.entries:
-            item = QListWidgetItem(printable(f"{e.step:>3}  {e.label}"))
-            item.setData(Qt.ItemDataRole.UserRole, e.step)
-            color = KIND_ICON_COLOR.get(e.kind)
-            if color:
-                item.setForeground(QColor(getattr(c, color)))
-            if e.kind in ("user", "system"):
-                f = item.font()
-                f.setBold(True)
-                item.setFont(f)
-            self.outline.addItem(item)
+        self.outline.outline_model.reset(self.entries, self.state.labels, self.colors())
         self.outline.blockSignals(False)
-        self._label_outline()
 
     def _label_outline(self) -> None:
-        for row, e in enumerate(self.entries):
-            lab = self.state.labels.get(e.step)
-            text = printable(f"{e.step:>3}  {e.label}")
-            if lab and e.kind in ("assistant", "final", "tool_call"):
-                text += f"   [{STEP_BADGE.get(lab['label'], lab['label'])}]"
-            self.outline.item(row).setText(text)
+        self.outline.outline_model.set_labels(self.state.labels)
 
     def _render(self, keep_scroll: bool = True) -> None:
         sb = self.browser.verticalScrollBar()
