@@ -72,15 +72,17 @@ class TraceBenchMixin:
     def _build_task_box(self) -> TraceBrowser:
         self.task_box = safe_browser()
         self.task_box.setObjectName("task_box")
+        self.task_box.document().documentLayout().documentSizeChanged.connect(self._fit_task_box)
         self.task_box.setToolTip("The task, the outcome and the benchmark's expected actions")
         return self.task_box
 
     def _show_task(self) -> None:
         """Tall enough for the task and the expected actions, up to a limit (then it scrolls)."""
         self.task_box.setHtml(render_task_box(self.trace, palette_colors(self.palette())))
-        doc = self.task_box.document()
-        doc.setTextWidth(max(self.task_box.viewport().width(), 300))
-        self.task_box.setFixedHeight(min(max(int(doc.size().height()) + 10, 60), TASK_BOX_MAX))
+
+    def _fit_task_box(self, size) -> None:
+        """Follows the laid-out text (at the box's real width), up to TASK_BOX_MAX."""
+        self.task_box.setFixedHeight(min(max(int(size.height()) + 8, 60), TASK_BOX_MAX))
 
     def _trace_actions(self, review_menu, view_menu) -> None:
         tv = self.trace_view

@@ -339,7 +339,7 @@ class TraceView(QWidget):
         self.context = ContextPane()
         self.split.addWidget(self.context)
         self.split.setStretchFactor(1, 1)
-        self.split.setSizes([200, 560, 330])
+        self.split.setSizes([160, 600, 330])
         # the side pane stays as the judge left it, across traces and sessions
         self.with_context = with_context
         self.context.setVisible(with_context and _setting(CONTEXT_KEY, False))
