@@ -88,7 +88,8 @@ def test_markdown_is_rendered_safely():
 
 
 def test_rendered_trace_is_readable(rec):
-    from ui.widgets.render import Colors, ViewState, render_task_box, render_tools, render_trace
+    from ui.widgets.render import Colors, ViewState, render_trace
+    from ui.widgets.render_context import render_task_box, render_tools
 
     trace = {"messages": rec.messages, "final_output": rec.final_output}
     html = render_trace(trace, ViewState(), Colors())

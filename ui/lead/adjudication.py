@@ -38,9 +38,9 @@ from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, RubricVersion  # noqa: E402
 from ui.lead.agreement_dashboard import _e  # noqa: E402
 from ui.lead.step_labels_view import StepLabelsTable  # noqa: E402
-from ui.widgets.render import render_correction  # noqa: E402
 from ui.widgets.rubric_panel import RubricPanel  # noqa: E402
 from ui.widgets.trace_view import TraceView, palette_colors  # noqa: E402
+from ui.widgets.word_diff_view import render_correction  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Adjudication

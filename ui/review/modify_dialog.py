@@ -35,8 +35,8 @@ from app.review.word_diff import word_diff
 from app.traces.display import printable
 from app.traces.outline import cut_at_word
 from ui.review.shortcuts import EDITOR_SHORTCUTS
-from ui.widgets.render import render_word_diff
 from ui.widgets.trace_view import palette_colors, safe_browser
+from ui.widgets.word_diff_view import render_word_diff
 
 CONTEXT_BEFORE, CONTEXT_AFTER = 3, 2
 

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from app.review.word_diff import n_edits
 from ui.review.modify_dialog import ModifyDialog
-from ui.widgets.render import render_task_box
+from ui.widgets.render_context import render_task_box
 from ui.widgets.trace_view import TraceBrowser, palette_colors, safe_browser
 
 WRONG_REASONS = [

@@ -6,38 +6,28 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QEvent, QModelIndex, QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QFont, QPalette, QTextCursor, QTextDocument
+from PySide6.QtCore import QEvent, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListView,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QTextBrowser,
-    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app.traces.display import printable
 from app.traces.outline import OutlineEntry, outline
-from ui.widgets.render import (
-    STEP_BADGE,
-    Colors,
-    ViewState,
-    render_policy,
-    render_tools,
-    render_trace,
-)
+from ui.widgets.find_bar import FindBar
+from ui.widgets.outline_view import OutlineView
+from ui.widgets.render import Colors, ViewState, render_trace
+from ui.widgets.render_context import render_policy, render_tools
 from ui.widgets.settings import APP, ORG
 
 STEP_WINDOW_INCREMENT = 60
 CONTEXT_KEY = "trace/context_pane"
-MAX_HIGHLIGHTS = 2000  # matches highlighted at once; the count goes on past it
-KIND_ICON_COLOR = {"error": "error", "final": "final", "tool_call": "accent"}
 
 
 def _setting(key: str, default: bool) -> bool:
@@ -74,125 +64,6 @@ def safe_browser() -> TraceBrowser:
     return b
 
 
-class FindBar(QWidget):
-    """Find in trace: live match count, "not found" in red, every match highlighted."""
-
-    def __init__(self, browser: QTextBrowser, parent=None):
-        super().__init__(parent)
-        self.browser = browser
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.edit = QLineEdit()
-        self.edit.setObjectName("find_in_trace")
-        self.edit.setPlaceholderText("Find in trace (Ctrl+F)")
-        self.edit.setClearButtonEnabled(True)
-        self.edit.setMaximumWidth(240)
-        self.edit.textChanged.connect(self.refresh)
-        self.edit.returnPressed.connect(self.find_next)
-        self.edit.installEventFilter(self)
-        lay.addWidget(self.edit)
-        self.count = QLabel()
-        self.count.setObjectName("find_count")
-        self.count.setMinimumWidth(80)
-        lay.addWidget(self.count)
-        self.prev_button = QPushButton("↑")
-        self.prev_button.setToolTip("Previous match (Shift+Enter, Shift+F3)")
-        self.prev_button.clicked.connect(self.find_previous)
-        self.next_button = QPushButton("↓")
-        self.next_button.setToolTip("Next match (Enter, F3)")
-        self.next_button.clicked.connect(self.find_next)
-        for b in (self.prev_button, self.next_button):
-            b.setMaximumWidth(30)
-            lay.addWidget(b)
-        self.matches = 0
-        self.position = 0  # 1-based index of the current match, 0 before the first jump
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if (
-            obj is self.edit
-            and event.type() == QEvent.Type.KeyPress
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        ):
-            self.find_previous()
-            return True
-        return super().eventFilter(obj, event)
-
-    def reset(self) -> None:
-        """A new trace: the old search means nothing there."""
-        self.edit.blockSignals(True)
-        self.edit.clear()
-        self.edit.blockSignals(False)
-        self.refresh()
-
-    def _cursors(self) -> list[QTextCursor]:
-        needle = self.edit.text()
-        doc = self.browser.document()
-        found: list[QTextCursor] = []
-        if not needle:
-            return found
-        cursor = doc.find(needle, 0)
-        while not cursor.isNull():
-            found.append(cursor)
-            cursor = doc.find(needle, cursor)
-        return found
-
-    def refresh(self) -> None:
-        """Recount and re-highlight (after typing, or after the trace was re-rendered)."""
-        found = self._cursors()
-        self.matches = len(found)
-        self.position = 0
-        sels = []
-        for cur in found[:MAX_HIGHLIGHTS]:
-            sel = QTextEdit.ExtraSelection()
-            sel.cursor = cur
-            sel.format.setBackground(QColor("#ffe58f"))
-            sel.format.setForeground(QColor("#1d1f23"))
-            sels.append(sel)
-        self.browser.setExtraSelections(sels)
-        self._show_count()
-
-    def _show_count(self) -> None:
-        if not self.edit.text():
-            self.count.setText("")
-            self.edit.setStyleSheet("")
-        elif self.matches == 0:
-            self.count.setText("not found")
-            self.count.setStyleSheet("color: #b42318; font-weight: bold;")
-            self.edit.setStyleSheet("background: #fde8e8; color: #3b0d0c;")
-        else:
-            where = f"{self.position} of " if self.position else ""
-            self.count.setText(f"{where}{self.matches} match{'es' if self.matches != 1 else ''}")
-            self.count.setStyleSheet("")
-            self.edit.setStyleSheet("")
-
-    def _go(self, backward: bool) -> bool:
-        needle = self.edit.text()
-        if not needle or self.matches == 0:
-            self._show_count()
-            return False
-        flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
-        ok = self.browser.find(needle, flags)
-        if not ok:  # wrap around
-            cursor = self.browser.textCursor()
-            cursor.movePosition(
-                QTextCursor.MoveOperation.End if backward else QTextCursor.MoveOperation.Start
-            )
-            self.browser.setTextCursor(cursor)
-            ok = self.browser.find(needle, flags)
-        if ok:
-            start = self.browser.textCursor().selectionStart()
-            self.position = 1 + sum(1 for c in self._cursors() if c.selectionStart() < start)
-        self._show_count()
-        return ok
-
-    def find_next(self) -> bool:
-        return self._go(backward=False)
-
-    def find_previous(self) -> bool:
-        return self._go(backward=True)
-
-
 class ContextPane(QTabWidget):
     """The policy (system prompt) and the tool schemas, beside the trace; rendered only while
     shown (a closed pane costs nothing when the judge moves through the queue)."""
@@ -227,82 +98,6 @@ class ContextPane(QTabWidget):
         self.policy.setHtml(render_policy(trace, c))
         self.tools.setHtml(render_tools(trace, c))
         self.setTabText(1, f"Tools ({len(trace.get('tools') or [])})")
-
-
-class OutlineModel(QAbstractListModel):
-    """The outline's rows, computed when Qt asks (a 1,500-message trace opens at once)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.entries: list[OutlineEntry] = []
-        self.labels: dict[int, Any] = {}
-        self.colors = Colors()
-
-    def reset(self, entries: list[OutlineEntry], labels: dict[int, Any], c: Colors) -> None:
-        self.beginResetModel()
-        self.entries, self.labels, self.colors = entries, labels, c
-        self.endResetModel()
-
-    def set_labels(self, labels: dict[int, Any]) -> None:
-        self.labels = labels
-        if self.entries:
-            self.dataChanged.emit(self.index(0), self.index(len(self.entries) - 1))
-
-    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 - Qt API
-        return 0 if parent is not None and parent.isValid() else len(self.entries)
-
-    def text(self, row: int) -> str:
-        e = self.entries[row]
-        text = printable(f"{e.step:>3}  {e.label}")
-        lab = self.labels.get(e.step)
-        if lab and e.kind in ("assistant", "final", "tool_call"):
-            text += f"   [{STEP_BADGE.get(lab['label'], lab['label'])}]"
-        return text
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self.entries):
-            return None
-        e = self.entries[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self.text(index.row())
-        if role == Qt.ItemDataRole.ForegroundRole and e.kind in KIND_ICON_COLOR:
-            return QColor(getattr(self.colors, KIND_ICON_COLOR[e.kind]))
-        if role == Qt.ItemDataRole.FontRole and e.kind in ("user", "system"):
-            f = QFont()
-            f.setBold(True)
-            return f
-        if role == Qt.ItemDataRole.UserRole:
-            return e.step
-        return None
-
-
-class OutlineView(QListView):
-    """The outline: a list view with the few QListWidget-like calls the bench uses."""
-
-    currentRowChanged = Signal(int)  # noqa: N815 - Qt naming
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("outline")
-        self.outline_model = OutlineModel(self)
-        self.setModel(self.outline_model)
-        self.setUniformItemSizes(True)
-        self.selectionModel().currentRowChanged.connect(
-            lambda cur, _prev: self.currentRowChanged.emit(cur.row())
-        )
-
-    def count(self) -> int:
-        return self.outline_model.rowCount()
-
-    def currentRow(self) -> int:  # noqa: N802 - Qt naming
-        return self.currentIndex().row()
-
-    def setCurrentRow(self, row: int) -> None:  # noqa: N802 - Qt naming
-        self.setCurrentIndex(self.outline_model.index(row))
-
-    def current_text(self) -> str:
-        row = self.currentRow()
-        return self.outline_model.text(row) if row >= 0 else ""
 
 
 class TraceView(QWidget):
