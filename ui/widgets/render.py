@@ -248,7 +248,7 @@ def _tool_result(p: dict[str, Any], name: str | None, key: str, state: ViewState
     tool = esc(name or "tool")
     if err:
         head = (
-            f'<span style="background:{c.error};color:#ffffff;font-weight:bold">&nbsp;ERROR&nbsp;</span>'
+            f'<span style="background:{c.error};color:{c.base};font-weight:bold">&nbsp;ERROR&nbsp;</span>'
             f' <b style="color:{c.error}">← {tool}</b>'
         )
     else:

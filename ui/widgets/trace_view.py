@@ -182,7 +182,7 @@ class TraceView(QWidget):
             f"<b>#{t['id']}</b> · {escape(printable(t['source']))} · {t['n_messages']} steps · "
             f"{t['n_tool_calls']} tool calls"
             + (
-                f" · <span style='color:#b42318'>{errors} error{'s' * (errors != 1)}</span>"
+                f" · <span style='color:{self.colors().error}'>{errors} error{'s' * (errors != 1)}</span>"
                 if errors
                 else ""
             )
@@ -277,6 +277,7 @@ class TraceView(QWidget):
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.PaletteChange and self.trace is not None:
+            self._fill_outline()  # its colours come from the palette too
             self._render()
             self.context.show_trace(self.trace, self.colors())
         super().changeEvent(event)
