@@ -221,6 +221,8 @@ def test_editor_keys_edit_a_step_and_end_the_history_there(qtbot, w):
     press(qtbot, dlg, (Qt.Key.Key_Return, CTRL))
     assert not dlg.isVisible()
     assert len(w.corrected) == 19 and "1 edit" in w.panel.correction_label.text()
+    # it ends in a tool call: no answer is claimed (an earlier reply would be no answer)
+    assert w.current_input().corrected_output is None
     activate(qtbot, w)
 
     # the policy violation at 28: turn the call into a reply (Ctrl+T), then a second edit

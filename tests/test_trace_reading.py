@@ -230,3 +230,31 @@ def test_word_segments():
         ("delete", "The parcel is lost."),
         ("insert", "Refund issued today, sorry!"),
     ]
+
+
+def test_corrected_answer_is_only_a_final_reply(rec):
+    from app.review.corrections import corrected_answer
+
+    d = CorrectionDraft(rec.messages, tools=rec.tools)
+    d.set_call(18, 0, "book_reservation", _fixed_booking(rec))
+    assert corrected_answer(d.result()) is None  # ends in a call
+    d.set_kind(28, REPLY)
+    d.set_text(28, "I cannot cancel it.")
+    assert corrected_answer(d.result()) == "I cannot cancel it."
+
+
+def test_markdown_blocks():
+    from ui.widgets.markdown import render_markdown
+
+    html = render_markdown(
+        'Steps:\n\n1. first\n2. second\n   - nested <b>x</b>\n\n```json\n{"a": "<i>"}\n```\n\n'
+        "| id | status |\n|----|--------|\n| 1 | ok |\n\n> quoted **bold**\n\n---"
+    )
+    assert '<ol start="1"' in html and "<li>first</li>" in html and "<ul" in html
+    assert "<li>nested &lt;b&gt;x&lt;/b&gt;</li>" in html
+    assert (
+        '<pre style="font-family:monospace;white-space:pre-wrap;margin:4px 0">{&quot;a&quot;: &quot;&lt;i&gt;&quot;}</pre>'
+        in html
+    )
+    assert "| id | status |" in html  # a table stays readable as preformatted text
+    assert "<blockquote" in html and "quoted <b>bold</b>" in html and "<hr>" in html

@@ -94,6 +94,15 @@ def final_answer(messages: list[dict[str, Any]]) -> str:
     return message_text(last) if last else ""
 
 
+def corrected_answer(corrected: list[dict[str, Any]]) -> str | None:
+    """The answer a correction gives: its last step's text when that step is a reply of the
+    agent; None when the correction ends in a tool call (an earlier reply is no answer)."""
+    last = corrected[-1] if corrected else None
+    if last is None or last["role"] != "assistant" or tool_calls_of(last):
+        return None
+    return message_text(last) or None
+
+
 # ---------------------------------------------------------------------------------------------
 # A correction as the judge builds it: edit, change kind, insert, delete; history ends there
 

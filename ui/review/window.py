@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
-from app.review.corrections import final_answer
+from app.review.corrections import corrected_answer
 from app.review.queue import default_version_id, queue_progress
 from app.review.reviews import (
     ReviewError,
@@ -544,7 +544,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             scores=self.panel.scores(),
             rationale=self.panel.rationale.toPlainText(),
             corrected_messages=corrected,
-            corrected_output=final_answer(corrected) if corrected else None,
+            corrected_output=corrected_answer(corrected) if corrected else None,
             time_on_task_s=round(self.base_seconds + elapsed, 1),
             step_labels=self.step_labels_input(),
         )
