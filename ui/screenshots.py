@@ -1,7 +1,8 @@
 """Render the README's screenshots offscreen: `python -m ui.screenshots DIR`.
 
 Builds the sample workspace in a temporary file, then captures the judge's main window, the
-Modify editor's diff, the lead's view with every judge's review, and the keyboard help.
+lead's view with every judge's review, the 40-step airline trace with its outline, side pane
+and error, the Modify editor and its word diff, and the keyboard help.
 """
 
 from __future__ import annotations
@@ -66,17 +67,6 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         )
         settle()
         w.grab().save(str(out / "review-bench.png"))
-        w.decide("modify")
-        settle()
-        dlg = w.editor
-        dlg.text_edit.setPlainText(
-            dlg.text_edit.toPlainText()
-            + "\n\n(Corrected to match the carrier's status and next steps.)"
-        )
-        dlg.tabs.setCurrentIndex(1)
-        settle()
-        dlg.grab().save(str(out / "modify-diff.png"))
-        dlg.reject()
         w.dirty = False
         w.close()
 
@@ -88,6 +78,7 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         settle()
         lw.grab().save(str(out / "lead-all-reviews.png"))
         lw.close()
+        trace_shots(ws, lead, out, settle)
 
         from ui.lead.adjudication import AdjudicationDialog
         from ui.lead.agreement_dashboard import AgreementDashboard
@@ -179,5 +170,99 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
     return 0
 
 
+AIRLINE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tau_airline_40.jsonl"
+
+
+def trace_shots(ws, lead, out: Path, settle) -> None:
+    """The 40-step airline trace: outline, side pane and the error result; the editor on the
+    wrong booking, the conversation around it, and its word diff; step labels."""
+    import json
+
+    from sqlalchemy import select
+
+    from app.traces.ingest import import_paths
+    from app.workspace.models import Trace
+    from ui.review.window import MainWindow
+
+    import_paths(ws, [AIRLINE])
+    with ws.session() as s:
+        trace_id = s.scalar(select(Trace.id).where(Trace.external_id == "tau-airline-17"))
+    w = MainWindow(ws, lead)
+    w.resize(1920, 1080)
+    w.show()
+    while w.model.row_of(trace_id) is None and w.model.canFetchMore():
+        w.model.fetchMore()
+    w.select_row(w.model.row_of(trace_id))
+    w.splitter.setSizes([300, 1180, 440])
+    if w.trace_view.context.isHidden():
+        w.trace_view.toggle_context()  # the policy and tool schemas beside the trace
+    w.trace_view.split.setSizes([250, 600, 330])
+    settle()
+    w.trace_view.jump("error", 1)
+    w.trace_view.jump("tool", -1)  # the call that failed
+    w.step_labels = {
+        18: {
+            "step": 18,
+            "label": "first_error",
+            "reason": "wrong arguments",
+            "comment": "gift card 30, not 34",
+        }
+    }
+    w.trace_view.set_labels(w.step_labels)
+    w.trace_view.go_to_step(18)
+    settle()
+    w.grab().save(str(out / "trace-outline-policy-error.png"))
+    w.open_editor(18)
+    dlg = w.editor
+    args = json.loads(dlg.args_edit.toPlainText())
+    args["payment_methods"][1]["amount"] = 34
+    dlg.args_edit.setPlainText(json.dumps(args, indent=2, ensure_ascii=False))
+    settle()
+    dlg.grab().save(str(out / "modify-step-editor.png"))
+    dlg.tabs.setCurrentIndex(1)
+    settle()
+    dlg.grab().save(str(out / "modify-word-diff.png"))
+    dlg.reject()
+    w.dirty = False
+    w.close()
+
+
+def trace_only(out_dir: str) -> int:
+    """Only the trace screenshots, on a small sample (quick to regenerate)."""
+    from PySide6.QtCore import QSettings
+    from sqlalchemy import select
+
+    from app.sample import build_sample
+    from app.workspace.db import open_workspace
+    from app.workspace.models import Judge
+    from ui.application import make_app
+    from ui.review.shortcuts import ShortcutsDialog
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, tmp)
+        app = make_app()
+        ws = open_workspace(str(Path(tmp) / "sample.sqlite"))
+        build_sample(ws, n_traces=60)
+        with ws.session() as s:
+            lead = s.scalar(select(Judge).where(Judge.role == "lead"))
+
+        def settle() -> None:
+            for _ in range(5):
+                app.processEvents()
+
+        trace_shots(ws, lead, out, settle)
+        help_dialog = ShortcutsDialog()
+        help_dialog.show()
+        settle()
+        help_dialog.grab().save(str(out / "shortcuts.png"))
+        ws.close()
+    print(f"trace screenshots written to {out}")
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "resources/screenshots"))
+    args = [a for a in sys.argv[1:] if a != "--trace-only"]
+    target = args[0] if args else "resources/screenshots"
+    sys.exit(trace_only(target) if "--trace-only" in sys.argv else main(target))

@@ -1,45 +1,21 @@
-"""Modify: a judge's edits to the agent's output, validated, and the diff shown before submit.
+"""Modify: a judge's correction of the agent's steps, validated.
 
-The judge may edit the final answer, the text of any assistant message, and any tool call's
-name and arguments. Arguments must be JSON and, when the trace carries the tool's schema,
+The judge edits the agent's steps (reply text, tool name and arguments), changes a step's kind
+(tool call <-> reply), inserts and deletes steps (CorrectionDraft). The corrected history ends
+at the last edited step. Arguments must be JSON and, when the trace carries the tool's schema,
 must satisfy it (the subset of JSON Schema that tool definitions use: type, properties,
-required, enum, items, additionalProperties).
+required, enum, items, additionalProperties). The word diff shown to judges and leads is in
+app.review.word_diff.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from app.traces.model import message_text
-
-
-@dataclass(frozen=True)
-class EditTarget:
-    message_index: int
-    part_index: int
-    kind: str  # "text" or "tool_call"
-    label: str
-
-
-def edit_targets(messages: list[dict[str, Any]]) -> list[EditTarget]:
-    """Every assistant text and tool call, in conversation order."""
-    out = []
-    step = 0
-    for mi, msg in enumerate(messages):
-        if msg["role"] != "assistant":
-            continue
-        step += 1
-        for pi, part in enumerate(msg["parts"]):
-            if part["type"] == "text":
-                out.append(EditTarget(mi, pi, "text", f"Step {mi}: assistant text"))
-            elif part["type"] == "tool_call":
-                out.append(EditTarget(mi, pi, "tool_call", f"Step {mi}: call {part['name']}"))
-    return out
-
 
 _TYPES = {
     "object": dict,
@@ -111,22 +87,6 @@ def check_tool_call(
     return args, errors
 
 
-def apply_edits(
-    messages: list[dict[str, Any]], edits: dict[tuple[int, int], Any]
-) -> list[dict[str, Any]]:
-    """A corrected copy: edits map (message, part) to new text or {name, arguments}."""
-    corrected = copy.deepcopy(messages)
-    for (mi, pi), value in edits.items():
-        part = corrected[mi]["parts"][pi]
-        if part["type"] == "text":
-            part["text"] = value
-        elif part["type"] == "tool_call":
-            part["name"] = value["name"]
-            part["arguments"] = value["arguments"]
-            part.pop("arguments_invalid", None)
-    return corrected
-
-
 def final_answer(messages: list[dict[str, Any]]) -> str:
     last = next(
         (m for m in reversed(messages) if m["role"] == "assistant" and message_text(m)), None
@@ -134,32 +94,13 @@ def final_answer(messages: list[dict[str, Any]]) -> str:
     return message_text(last) if last else ""
 
 
-def as_text(messages: list[dict[str, Any]]) -> list[str]:
-    """A line-oriented rendering of a conversation, for diffs."""
-    lines = []
-    for i, m in enumerate(messages):
-        for p in m["parts"]:
-            if p["type"] == "text":
-                body = p["text"].splitlines() or [""]
-                lines += [f"[{i}] {m['role']}: {body[0]}", *[f"      {b}" for b in body[1:]]]
-            elif p["type"] == "tool_call":
-                lines.append(
-                    f"[{i}] {m['role']} -> {p['name']}({json.dumps(p['arguments'], ensure_ascii=False, sort_keys=True)})"
-                )
-            elif p["type"] == "tool_result":
-                first = (p["content"].splitlines() or [""])[0]
-                lines.append(f"[{i}] tool <- {first[:200]}")
-            else:
-                lines.append(f"[{i}] {m['role']} (reasoning)")
-    return lines
-
-
-def unified_diff(original: list[dict[str, Any]], corrected: list[dict[str, Any]]) -> list[str]:
-    return list(
-        difflib.unified_diff(
-            as_text(original), as_text(corrected), "original", "corrected", lineterm="", n=2
-        )
-    )
+def corrected_answer(corrected: list[dict[str, Any]]) -> str | None:
+    """The answer a correction gives: its last step's text when that step is a reply of the
+    agent; None when the correction ends in a tool call (an earlier reply is no answer)."""
+    last = corrected[-1] if corrected else None
+    if last is None or last["role"] != "assistant" or tool_calls_of(last):
+        return None
+    return message_text(last) or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +111,6 @@ def unified_diff(original: list[dict[str, Any]], corrected: list[dict[str, Any]]
 class DraftStep:
     message: dict[str, Any]
     origin: int | None  # index in the original trace; None for a step the judge inserted
-    changed: bool = False
 
 
 REPLY, TOOL_CALL = "reply", "tool_call"
@@ -196,12 +136,9 @@ class CorrectionDraft:
         self._ids = 0
         self.deleted_at = -1  # a deletion at i ends the history before i
         base = corrected if corrected is not None else original
+        # a stored correction is resumed step for step (changed where it differs)
         self.steps = [
-            DraftStep(
-                copy.deepcopy(m),
-                i if i < len(original) else None,
-                i >= len(original) or m != original[i],
-            )
+            DraftStep(copy.deepcopy(m), i if i < len(original) else None)
             for i, m in enumerate(base)
         ]
         self.steps += [
@@ -241,7 +178,6 @@ class CorrectionDraft:
     def _touch(self, i: int) -> dict[str, Any]:
         if not self.is_editable(i):
             raise ValueError(f"step {i} is a {self.steps[i].message['role']} step, not the agent's")
-        self.steps[i].changed = True
         return self.steps[i].message
 
     def set_text(self, i: int, text: str) -> None:
@@ -280,7 +216,7 @@ class CorrectionDraft:
     def insert_after(self, i: int, kind: str = REPLY) -> int:
         """A new assistant step after step i (i = -1: at the start); returns its index."""
         parts = [{"type": "text", "text": ""}] if kind == REPLY else [self.new_call()]
-        step = DraftStep({"role": "assistant", "parts": parts}, None, True)
+        step = DraftStep({"role": "assistant", "parts": parts}, None)
         self.steps.insert(i + 1, step)
         if self.deleted_at > i:
             self.deleted_at += 1

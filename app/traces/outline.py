@@ -47,8 +47,11 @@ def last_assistant(messages: list[dict[str, Any]]) -> int:
     return max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=-1)
 
 
+_MARKUP = re.compile(r"\*\*|__|`|^#+\s*")
+
+
 def _first_line(text: str, limit: int = 60) -> str:
-    line = " ".join(text.split())
+    line = _MARKUP.sub("", " ".join(text.split()))
     return line if len(line) <= limit else cut_at_word(line, limit)
 
 
@@ -58,7 +61,7 @@ def cut_at_word(text: str, limit: int) -> str:
         return text
     head = text[: limit - 1]
     space = head.rfind(" ")
-    if space > limit // 2:
+    if not text[limit - 1].isspace() and space > limit // 2:  # mid-word: back to a space
         head = head[:space]
     return head.rstrip(" ,;:.") + "…"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 
 os.environ.setdefault("QT_API", "pyside6")
@@ -35,7 +34,6 @@ from app.review.adjudication import (  # noqa: E402
     reviews_of,
     side_by_side,
 )
-from app.review.corrections import final_answer, unified_diff  # noqa: E402
 from app.review.rubrics import (  # noqa: E402
     specs_of,
 )
@@ -44,9 +42,10 @@ from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError, ConflictError  # noqa: E402
 from app.workspace.models import Judge, RubricVersion  # noqa: E402
 from ui.lead.agreement_dashboard import _e  # noqa: E402
-from ui.widgets.render import render_diff  # noqa: E402
+from ui.lead.step_labels_view import StepLabelsTable  # noqa: E402
 from ui.widgets.rubric_panel import RubricPanel  # noqa: E402
 from ui.widgets.trace_view import TraceView, palette_colors  # noqa: E402
+from ui.widgets.word_diff_view import render_correction  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Adjudication
@@ -68,7 +67,7 @@ class AdjudicationDialog(QDialog):
         self.resize(1400, 860)
         lay = QVBoxLayout(self)
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.trace_view = TraceView()
+        self.trace_view = TraceView(with_context=False)  # room for the reviews beside it
         split.addWidget(self.trace_view)
         middle = QTabWidget()
         self.side_by_side = QTableWidget()
@@ -83,6 +82,8 @@ class AdjudicationDialog(QDialog):
         middle.addTab(self.side_by_side, "Reviews side by side")
         self.corrections = QTextBrowser()
         middle.addTab(self.corrections, "Corrections (diffs)")
+        self.step_labels = StepLabelsTable()
+        middle.addTab(self.step_labels, "Step labels")
         split.addWidget(middle)
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -108,26 +109,20 @@ class AdjudicationDialog(QDialog):
             self.specs = specs
             self.panel.set_rubric(f"{version.rubric.name} v{version.version}", specs)
             reviews = reviews_of(s, self.trace_id, self.version_id)
-            original = final_answer(trace.messages) or ""
             self._fill_side_by_side(side_by_side(version, reviews))
             diffs = []
             for r, name in reviews:
-                if r.corrected_messages or r.corrected_output:
-                    if r.corrected_messages:
-                        lines = unified_diff(trace.messages, r.corrected_messages)
-                    else:  # a rejection with a written answer: the answers, line by line
-                        lines = list(
-                            difflib.unified_diff(
-                                original.splitlines(),
-                                r.corrected_output.splitlines(),
-                                "agent's answer",
-                                "judge's answer",
-                                lineterm="",
-                            )
-                        )
+                if r.corrected_messages or r.corrected_output:  # word diffs, steps in place
                     diffs.append(
-                        f"<h4>{_e(name)}</h4>" + render_diff(lines, palette_colors(self.palette()))
+                        f"<h4>{_e(name)}</h4>"
+                        + render_correction(
+                            trace.messages,
+                            r.corrected_messages,
+                            r.corrected_output,
+                            palette_colors(self.palette()),
+                        )
                     )
+            self.step_labels.fill(trace.messages, [(n, r.step_labels) for r, n in reviews])
             self.corrections.setHtml("".join(diffs) or "No judge wrote a correction.")
             adj = get_adjudication(s, self.trace_id, self.version_id)
             self.adj_version = adj.version if adj is not None else 0

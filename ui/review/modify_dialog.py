@@ -34,19 +34,11 @@ from app.review.corrections import REPLY, TOOL_CALL, CorrectionDraft, check_tool
 from app.review.word_diff import word_diff
 from app.traces.display import printable
 from app.traces.outline import cut_at_word
-from ui.widgets.render import render_word_diff
+from ui.review.shortcuts import EDITOR_SHORTCUTS
 from ui.widgets.trace_view import palette_colors, safe_browser
+from ui.widgets.word_diff_view import render_word_diff
 
 CONTEXT_BEFORE, CONTEXT_AFTER = 3, 2
-EDITOR_KEYS = [
-    ("Ctrl+Enter", "keep the correction and close the editor"),
-    ("Esc", "close the editor without keeping changes"),
-    ("Alt+↓ / Alt+↑", "next / previous step of the agent"),
-    ("Ctrl+T", "turn the step into a tool call or a reply"),
-    ("Ctrl+N", "insert a step of the agent after this one"),
-    ("Ctrl+Delete", "delete this step (and the results of its calls)"),
-    ("Ctrl+D", "show the word diff / back to editing"),
-]
 
 
 @dataclass(frozen=True)
@@ -113,13 +105,13 @@ class ModifyDialog(QDialog):
         edit.setSizes([330, 820])
         self.tabs.addTab(edit, "Edit")
         self.diff_view = safe_browser()
-        self.tabs.addTab(self.diff_view, "Diff (Ctrl+D)")
+        self.tabs.addTab(self.diff_view, "Diff (Ctrl+Shift+D)")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.errors = QLabel()
         self.errors.setStyleSheet("color: #b42318;")
         self.errors.setWordWrap(True)
         lay.addWidget(self.errors)
-        hint = QLabel(" · ".join(f"{k} {v.split(' (')[0]}" for k, v in EDITOR_KEYS[:4]))
+        hint = QLabel(" · ".join(f"{k} {v.split(' (')[0]}" for k, v in EDITOR_SHORTCUTS[:4]))
         hint.setStyleSheet("color: palette(placeholder-text);")
         hint.setWordWrap(True)
         lay.addWidget(hint)
@@ -150,7 +142,7 @@ class ModifyDialog(QDialog):
         self.insert_button.clicked.connect(self.insert_step)
         row.addWidget(self.insert_button)
         self.delete_button = QPushButton("Delete step")
-        self.delete_button.setToolTip("Ctrl+Delete")
+        self.delete_button.setToolTip("Ctrl+Shift+Delete")
         self.delete_button.clicked.connect(self.delete_step)
         row.addWidget(self.delete_button)
         v.addLayout(row)
@@ -193,7 +185,8 @@ class ModifyDialog(QDialog):
         def key(seqs: list[str], slot) -> None:
             for s in seqs:
                 sc = QShortcut(QKeySequence(s), self)
-                sc.setContext(Qt.ShortcutContext.WindowShortcut)
+                # the editor is modal: its keys are the only ones that may act while it is open
+                sc.setContext(Qt.ShortcutContext.ApplicationShortcut)
                 sc.activated.connect(slot)
 
         key(["Ctrl+Return", "Ctrl+Enter"], self._accept)
@@ -201,8 +194,8 @@ class ModifyDialog(QDialog):
         key(["Alt+Up"], lambda: self.move(-1))
         key(["Ctrl+T"], self.toggle_kind)
         key(["Ctrl+N"], self.insert_step)
-        key(["Ctrl+Delete"], self.delete_step)
-        key(["Ctrl+D"], lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()))
+        key(["Ctrl+Shift+Delete"], self.delete_step)
+        key(["Ctrl+Shift+D"], lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()))
 
     # --- the list of steps -----------------------------------------------------------------
     def _fill_list(self) -> None:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 
 from app.review.word_diff import n_edits
 from ui.review.modify_dialog import ModifyDialog
-from ui.widgets.render import render_task_box
+from ui.widgets.render_context import render_task_box
 from ui.widgets.trace_view import TraceBrowser, palette_colors, safe_browser
 
 WRONG_REASONS = [
@@ -29,6 +29,7 @@ WRONG_REASONS = [
     "should have asked the user",
     "should have transferred to a human",
 ]
+TASK_BOX_MAX = 330  # pixels; longer tasks and reference lists scroll inside the box
 LABEL_WORDS = {"good": "good", "wrong": "wrong", "first_error": "first error"}
 
 
@@ -71,12 +72,17 @@ class TraceBenchMixin:
     def _build_task_box(self) -> TraceBrowser:
         self.task_box = safe_browser()
         self.task_box.setObjectName("task_box")
-        self.task_box.setMaximumHeight(250)
+        self.task_box.document().documentLayout().documentSizeChanged.connect(self._fit_task_box)
         self.task_box.setToolTip("The task, the outcome and the benchmark's expected actions")
         return self.task_box
 
     def _show_task(self) -> None:
+        """Tall enough for the task and the expected actions, up to a limit (then it scrolls)."""
         self.task_box.setHtml(render_task_box(self.trace, palette_colors(self.palette())))
+
+    def _fit_task_box(self, size) -> None:
+        """Follows the laid-out text (at the box's real width), up to TASK_BOX_MAX."""
+        self.task_box.setFixedHeight(min(max(int(size.height()) + 8, 60), TASK_BOX_MAX))
 
     def _trace_actions(self, review_menu, view_menu) -> None:
         tv = self.trace_view
@@ -169,7 +175,7 @@ class TraceBenchMixin:
         self.trace_view.set_labels(self.step_labels)
         self.mark_dirty()
         self.statusBar().showMessage(message, 3000)
-        self.trace_view.outline.setFocus()
+        self.focus_trace()
 
     # --- the editor ----------------------------------------------------------------------------
     def open_editor(self, step: int | None = None) -> None:

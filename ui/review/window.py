@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.review.corrections import final_answer
+from app.review.corrections import corrected_answer
 from app.review.queue import default_version_id, queue_progress
 from app.review.reviews import (
     OtherReview,
@@ -559,7 +559,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             scores=self.panel.scores(),
             rationale=self.panel.rationale.toPlainText(),
             corrected_messages=corrected,
-            corrected_output=final_answer(corrected) if corrected else None,
+            corrected_output=corrected_answer(corrected) if corrected else None,
             time_on_task_s=round(self.base_seconds + elapsed, 1),
             step_labels=self.step_labels_input(),
         )

@@ -15,7 +15,6 @@ from typing import Any
 
 from app.traces.display import printable
 from app.traces.outline import (
-    cut_at_word,
     decode_json,
     is_error_result,
     json_summary,
@@ -64,7 +63,7 @@ class ViewState:
         self.shown_chars.pop(key, None)
 
 
-def _esc(s: str) -> str:
+def esc(s: str) -> str:
     """Escaped, with control and bidi characters made visible (they would reorder the view)."""
     return escape(printable(s))
 
@@ -75,11 +74,11 @@ def _text(s: str, key: str, state: ViewState) -> str:
         more = len(s) - limit
         less = f' · <a href="less:{key}">show less</a>' if limit > PREVIEW_CHARS else ""
         return (
-            f'<span style="white-space:pre-wrap">{_esc(s[:limit])}</span>'
+            f'<span style="white-space:pre-wrap">{esc(s[:limit])}</span>'
             f' <a href="more:{key}">… show {min(more, EXPAND_CHARS):,} of {more:,} more characters</a>{less}'
         )
     tail = f' <a href="less:{key}">show less</a>' if len(s) > PREVIEW_CHARS else ""
-    return f'<span style="white-space:pre-wrap">{_esc(s)}</span>{tail}'
+    return f'<span style="white-space:pre-wrap">{esc(s)}</span>{tail}'
 
 
 def _markdown(s: str, key: str, state: ViewState, c: Colors) -> str:
@@ -107,7 +106,7 @@ def _collapsible(
     return head + (f"<div>{body}</div>" if is_open else "")
 
 
-def _card(inner: str, c: Colors, bg: str | None = None, border: str | None = None) -> str:
+def card(inner: str, c: Colors, bg: str | None = None, border: str | None = None) -> str:
     return (
         f'<table width="100%" cellspacing="0" cellpadding="8" style="margin:4px 0 8px 0;'
         f'background:{bg or c.card};border:1px solid {border or c.border}"><tr><td>{inner}</td></tr></table>'
@@ -129,7 +128,7 @@ def render_trace(trace: dict[str, Any], state: ViewState, c: Colors) -> str:
         )
     if trace.get("final_output") and last == -1:
         out.append(
-            _card(
+            card(
                 f"<b>Final answer</b><br>{_text(trace['final_output'], 'final', state)}",
                 c,
                 c.final_bg,
@@ -152,7 +151,7 @@ def _badge(label: dict[str, Any] | None, c: Colors) -> str:
     text = STEP_BADGE.get(label["label"], label["label"])
     if label.get("reason"):
         text += f": {label['reason']}"
-    return f' <span style="color:{color};font-weight:bold"> [{_esc(text)}]</span>'
+    return f' <span style="color:{color};font-weight:bold"> [{esc(text)}]</span>'
 
 
 def _message(
@@ -164,9 +163,9 @@ def _message(
     c: Colors,
 ) -> str:
     role = m["role"]
-    label = f'<a name="step-{i}"></a><span style="color:{c.muted};font-size:9pt">#{i} {ROLE_LABEL.get(role, _esc(role))}'
+    label = f'<a name="step-{i}"></a><span style="color:{c.muted};font-size:9pt">#{i} {ROLE_LABEL.get(role, esc(role))}'
     if m.get("name"):
-        label += f" · {_esc(str(m['name']))}"
+        label += f" · {esc(str(m['name']))}"
     label += f"</span>{_badge(state.labels.get(i), c)}<br>"
     blocks = []
     for pi, p in enumerate(m["parts"]):
@@ -185,7 +184,7 @@ def _message(
                 )
             elif is_final:
                 blocks.append(
-                    _card(
+                    card(
                         f'<b style="color:{c.final}">Final answer</b><br>{_markdown(p["text"], key, state, c)}',
                         c,
                         c.final_bg,
@@ -223,8 +222,8 @@ def _tool_call(p: dict[str, Any], key: str, state: ViewState, c: Colors) -> str:
     body = (
         f'<span style="font-family:monospace;white-space:pre-wrap">{_text(args, key, state)}</span>'
     )
-    head = f'<b>→ {_esc(p["name"])}</b> <span style="color:{c.muted};font-size:9pt">{_esc(p["id"])}</span>{warn}'
-    return _card(
+    head = f'<b>→ {esc(p["name"])}</b> <span style="color:{c.muted};font-size:9pt">{esc(p["id"])}</span>{warn}'
+    return card(
         head + "<br>" + _collapsible("arguments", body, f"args{key}", state, c, open_default=True),
         c,
     )
@@ -246,21 +245,21 @@ def _decoded(content: str, key: str, state: ViewState) -> tuple[bool, str, str, 
 
 def _tool_result(p: dict[str, Any], name: str | None, key: str, state: ViewState, c: Colors) -> str:
     err = is_error_result(p)
-    tool = _esc(name or "tool")
+    tool = esc(name or "tool")
     if err:
         head = (
-            f'<span style="background:{c.error};color:#ffffff;font-weight:bold">&nbsp;ERROR&nbsp;</span>'
+            f'<span style="background:{c.error};color:{c.base};font-weight:bold">&nbsp;ERROR&nbsp;</span>'
             f' <b style="color:{c.error}">← {tool}</b>'
         )
     else:
         head = f"<b>← {tool}</b> result"
-    head += f' <span style="color:{c.muted};font-size:9pt">{_esc(p.get("call_id") or "")}</span>'
+    head += f' <span style="color:{c.muted};font-size:9pt">{esc(p.get("call_id") or "")}</span>'
     is_json, pretty, summary, nested = _decoded(p["content"], key, state)
     if is_json:
         lines = pretty.count("\n") + 1
         note = " · decoded from a JSON string" if nested else ""
         body = f'<span style="font-family:monospace;white-space:pre-wrap">{_text(pretty, key, state)}</span>'
-        title = f'{_esc(summary)} <span style="font-size:9pt">({lines} lines{note})</span>'
+        title = f'{esc(summary)} <span style="font-size:9pt">({lines} lines{note})</span>'
         inner = (
             head
             + "<br>"
@@ -271,7 +270,7 @@ def _tool_result(p: dict[str, Any], name: str | None, key: str, state: ViewState
     else:
         color = f"color:{c.error};" if err else ""
         inner = f'{head}<br><span style="font-family:monospace;{color}">{_text(p["content"], key, state)}</span>'
-    return _card(inner, c, c.error_bg if err else None, c.error if err else None)
+    return card(inner, c, c.error_bg if err else None, c.error if err else None)
 
 
 def render_side_panel(trace: dict[str, Any], c: Colors) -> str:
@@ -339,158 +338,3 @@ def render_diff(lines: list[str], c: Colors) -> str:
             out.append(escape(line) + "\n")
     out.append("</pre>")
     return "".join(out) if lines else f'<i style="color:{c.muted}">No changes yet.</i>'
-
-
-# ---------------------------------------------------------------------------------------------
-# The side pane (policy and tool schemas) and the task box above the rubric
-
-
-def system_prompt(trace: dict[str, Any]) -> str:
-    return "\n\n".join(
-        p["text"]
-        for m in trace["messages"]
-        if m["role"] == "system"
-        for p in m["parts"]
-        if p["type"] == "text"
-    )
-
-
-def render_policy(trace: dict[str, Any], c: Colors) -> str:
-    text = system_prompt(trace)
-    if not text:
-        return f'<i style="color:{c.muted}">This trace has no system prompt.</i>'
-    if len(text) > MARKDOWN_CHARS * 4:
-        return f'<span style="white-space:pre-wrap">{_esc(text)}</span>'
-    return f'<div style="color:{c.text}">{render_markdown(text, c.muted)}</div>'
-
-
-def _param_type(schema: dict[str, Any]) -> str:
-    kind = schema.get("type", "any")
-    kind = " | ".join(kind) if isinstance(kind, list) else str(kind)
-    if kind == "array" and isinstance(schema.get("items"), dict):
-        inner = schema["items"]
-        kind = f"array of {inner.get('type', 'any')}"
-        if isinstance(inner.get("properties"), dict):
-            kind += " {" + ", ".join(inner["properties"]) + "}"
-    if "enum" in schema:
-        kind += " (" + " | ".join(str(v) for v in schema["enum"]) + ")"
-    return kind
-
-
-def render_tools(trace: dict[str, Any], c: Colors) -> str:
-    tools = trace.get("tools") or []
-    if not tools:
-        return f'<i style="color:{c.muted}">This trace carries no tool schemas.</i>'
-    out = [f'<div style="color:{c.text}">']
-    for t in tools:
-        params = t.get("parameters") or {}
-        props = params.get("properties") or {}
-        required = set(params.get("required") or [])
-        out.append(
-            f'<p style="margin:8px 0 2px 0"><b style="font-family:monospace">{_esc(t["name"])}</b>'
-            f'<br><span style="color:{c.muted}">{_esc(t.get("description") or "")}</span></p>'
-        )
-        if props:
-            out.append('<table cellpadding="1" style="margin-left:8px">')
-            for name, sub in props.items():
-                sub = sub if isinstance(sub, dict) else {}
-                req = "" if name in required else f' <span style="color:{c.muted}">optional</span>'
-                desc = f" — {_esc(sub['description'])}" if sub.get("description") else ""
-                out.append(
-                    f'<tr><td style="font-family:monospace">{_esc(name)}</td>'
-                    f'<td style="color:{c.muted}">{_esc(_param_type(sub))}{req}{desc}</td></tr>'
-                )
-            out.append("</table>")
-    out.append("</div>")
-    return "".join(out)
-
-
-TASK_CHARS = 700
-
-
-def _call_text(action: dict[str, Any], limit: int = 160) -> str:
-    args = action.get("arguments")
-    if isinstance(args, dict):
-        inner = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-    else:
-        inner = json.dumps(args, ensure_ascii=False) if args is not None else ""
-    return cut_at_word(f"{action.get('name', '?')}({inner})", limit)
-
-
-def render_task_box(trace: dict[str, Any] | None, c: Colors) -> str:
-    """The task, the outcome and the benchmark's expected actions: always beside the rubric."""
-    if trace is None:
-        return f'<i style="color:{c.muted}">No trace selected.</i>'
-    task = " ".join((trace.get("task") or "").split())
-    out = [f'<div style="color:{c.text}">']
-    out.append(
-        f'<b>Task</b> <span style="color:{c.muted}">#{trace["id"]} · {trace["n_messages"]} steps · '
-        f"{trace['n_tool_calls']} tool calls</span><br>{_esc(cut_at_word(task, TASK_CHARS)) or '—'}"
-    )
-    outcome, label = trace.get("outcome"), trace.get("outcome_label")
-    shown = "—" if outcome is None else f"{outcome:g}"
-    color = c.muted if outcome is None else (c.final if outcome >= 0.5 else c.error)
-    src = trace.get("outcome_source")
-    out.append(
-        f'<br><b>Outcome</b> <span style="color:{color};font-weight:bold">{_esc(shown)}'
-        f"{' (' + _esc(label) + ')' if label else ''}</span>"
-        + (f' <span style="color:{c.muted}">from {_esc(src)}</span>' if src else "")
-    )
-    ref = (trace.get("metadata") or {}).get("reference")
-    if isinstance(ref, dict):
-        actions = ref.get("expected_actions") or []
-        if actions:
-            out.append(
-                f"<br><b>Expected actions</b> ({len(actions)}, from the benchmark)<ol style='margin:0'>"
-            )
-            for a in actions[:30]:
-                if isinstance(a, dict):
-                    out.append(f'<li style="font-family:monospace">{_esc(_call_text(a))}</li>')
-            out.append("</ol>")
-        info = ref.get("reward_info")
-        if isinstance(info, dict) and info:
-            text = json.dumps(info, ensure_ascii=False)
-            out.append(
-                f'<span style="color:{c.muted}">Reward info: {_esc(cut_at_word(text, 300))}</span>'
-            )
-    out.append("</div>")
-    return "".join(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# Word-level diff of a correction
-
-
-def render_segments(segments: list[tuple[str, str]], c: Colors) -> str:
-    out = []
-    for op, text in segments:
-        body = _esc(text)
-        if op == "insert":
-            out.append(
-                f'<span style="background:{c.final_bg};color:{c.final};font-weight:bold">{body}</span>'
-            )
-        elif op == "delete":
-            out.append(
-                f'<span style="background:{c.error_bg};color:{c.error};text-decoration:line-through">{body}</span>'
-            )
-        else:
-            out.append(body)
-    return f'<div style="font-family:monospace;white-space:pre-wrap">{"".join(out)}</div>'
-
-
-def render_word_diff(blocks: list[Any], c: Colors) -> str:
-    """Blocks from app.review.word_diff.word_diff: each changed step in place, unchanged runs
-    and the original's later steps as one muted line each."""
-    if not any(b.is_edit for b in blocks):
-        return f'<i style="color:{c.muted}">No changes yet.</i>'
-    out = [f'<div style="color:{c.text}">']
-    for b in blocks:
-        if b.kind in ("unchanged", "after_end"):
-            out.append(f'<p style="color:{c.muted};margin:4px 0">… {_esc(b.title)}</p>')
-            continue
-        out.append(
-            f'<p style="margin:8px 0 2px 0"><b>{_esc(b.title)}</b></p>'
-            + _card(render_segments(b.segments, c), c)
-        )
-    out.append("</div>")
-    return "".join(out)

@@ -6,37 +6,33 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QPalette, QTextCursor, QTextDocument
+from PySide6.QtCore import QEvent, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPushButton,
     QSplitter,
     QTabWidget,
     QTextBrowser,
-    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app.traces.display import printable
 from app.traces.outline import OutlineEntry, outline
-from ui.widgets.render import (
-    STEP_BADGE,
-    Colors,
-    ViewState,
-    render_policy,
-    render_tools,
-    render_trace,
-)
+from ui.widgets.find_bar import FindBar
+from ui.widgets.outline_view import OutlineView
+from ui.widgets.render import Colors, ViewState, render_trace
+from ui.widgets.render_context import render_policy, render_tools
+from ui.widgets.settings import APP, ORG
 
 STEP_WINDOW_INCREMENT = 60
-MAX_HIGHLIGHTS = 2000  # matches highlighted at once; the count goes on past it
-KIND_ICON_COLOR = {"error": "error", "final": "final", "tool_call": "accent"}
+CONTEXT_KEY = "trace/context_pane"
+
+
+def _setting(key: str, default: bool) -> bool:
+    value = QSettings(ORG, APP).value(key, default)
+    return value in (True, "true", "1", 1)
 
 
 class TraceBrowser(QTextBrowser):
@@ -69,127 +65,9 @@ def safe_browser() -> TraceBrowser:
     return b
 
 
-class FindBar(QWidget):
-    """Find in trace: live match count, "not found" in red, every match highlighted."""
-
-    def __init__(self, browser: QTextBrowser, parent=None):
-        super().__init__(parent)
-        self.browser = browser
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.edit = QLineEdit()
-        self.edit.setObjectName("find_in_trace")
-        self.edit.setPlaceholderText("Find in trace (Ctrl+F)")
-        self.edit.setClearButtonEnabled(True)
-        self.edit.setMaximumWidth(240)
-        self.edit.textChanged.connect(self.refresh)
-        self.edit.returnPressed.connect(self.find_next)
-        self.edit.installEventFilter(self)
-        lay.addWidget(self.edit)
-        self.count = QLabel()
-        self.count.setObjectName("find_count")
-        self.count.setMinimumWidth(80)
-        lay.addWidget(self.count)
-        self.prev_button = QPushButton("↑")
-        self.prev_button.setToolTip("Previous match (Shift+Enter, Shift+F3)")
-        self.prev_button.clicked.connect(self.find_previous)
-        self.next_button = QPushButton("↓")
-        self.next_button.setToolTip("Next match (Enter, F3)")
-        self.next_button.clicked.connect(self.find_next)
-        for b in (self.prev_button, self.next_button):
-            b.setMaximumWidth(30)
-            lay.addWidget(b)
-        self.matches = 0
-        self.position = 0  # 1-based index of the current match, 0 before the first jump
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if (
-            obj is self.edit
-            and event.type() == QEvent.Type.KeyPress
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-            and event.modifiers() & Qt.KeyboardModifier.ShiftModifier
-        ):
-            self.find_previous()
-            return True
-        return super().eventFilter(obj, event)
-
-    def reset(self) -> None:
-        """A new trace: the old search means nothing there."""
-        self.edit.blockSignals(True)
-        self.edit.clear()
-        self.edit.blockSignals(False)
-        self.refresh()
-
-    def _cursors(self) -> list[QTextCursor]:
-        needle = self.edit.text()
-        doc = self.browser.document()
-        found: list[QTextCursor] = []
-        if not needle:
-            return found
-        cursor = doc.find(needle, 0)
-        while not cursor.isNull():
-            found.append(cursor)
-            cursor = doc.find(needle, cursor)
-        return found
-
-    def refresh(self) -> None:
-        """Recount and re-highlight (after typing, or after the trace was re-rendered)."""
-        found = self._cursors()
-        self.matches = len(found)
-        self.position = 0
-        sels = []
-        for cur in found[:MAX_HIGHLIGHTS]:
-            sel = QTextEdit.ExtraSelection()
-            sel.cursor = cur
-            sel.format.setBackground(QColor("#ffe58f"))
-            sel.format.setForeground(QColor("#1d1f23"))
-            sels.append(sel)
-        self.browser.setExtraSelections(sels)
-        self._show_count()
-
-    def _show_count(self) -> None:
-        if not self.edit.text():
-            self.count.setText("")
-            self.edit.setStyleSheet("")
-        elif self.matches == 0:
-            self.count.setText("not found")
-            self.count.setStyleSheet("color: #b42318; font-weight: bold;")
-            self.edit.setStyleSheet("background: #fde8e8; color: #3b0d0c;")
-        else:
-            where = f"{self.position} of " if self.position else ""
-            self.count.setText(f"{where}{self.matches} match{'es' if self.matches != 1 else ''}")
-            self.count.setStyleSheet("")
-            self.edit.setStyleSheet("")
-
-    def _go(self, backward: bool) -> bool:
-        needle = self.edit.text()
-        if not needle or self.matches == 0:
-            self._show_count()
-            return False
-        flags = QTextDocument.FindFlag.FindBackward if backward else QTextDocument.FindFlag(0)
-        ok = self.browser.find(needle, flags)
-        if not ok:  # wrap around
-            cursor = self.browser.textCursor()
-            cursor.movePosition(
-                QTextCursor.MoveOperation.End if backward else QTextCursor.MoveOperation.Start
-            )
-            self.browser.setTextCursor(cursor)
-            ok = self.browser.find(needle, flags)
-        if ok:
-            start = self.browser.textCursor().selectionStart()
-            self.position = 1 + sum(1 for c in self._cursors() if c.selectionStart() < start)
-        self._show_count()
-        return ok
-
-    def find_next(self) -> bool:
-        return self._go(backward=False)
-
-    def find_previous(self) -> bool:
-        return self._go(backward=True)
-
-
 class ContextPane(QTabWidget):
-    """The policy (system prompt) and the tool schemas, beside the trace."""
+    """The policy (system prompt) and the tool schemas, beside the trace; rendered only while
+    shown (a closed pane costs nothing when the judge moves through the queue)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -198,8 +76,22 @@ class ContextPane(QTabWidget):
         self.tools = safe_browser()
         self.addTab(self.policy, "Policy")
         self.addTab(self.tools, "Tools")
+        self._pending: tuple[dict[str, Any] | None, Colors] | None = None
 
     def show_trace(self, trace: dict[str, Any] | None, c: Colors) -> None:
+        self._pending = (trace, c)
+        if not self.isHidden():
+            self._render()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self._render()
+        super().showEvent(event)
+
+    def _render(self) -> None:
+        if self._pending is None:
+            return
+        trace, c = self._pending
+        self._pending = None
         if trace is None:
             self.policy.clear()
             self.tools.clear()
@@ -230,8 +122,7 @@ class TraceView(QWidget):
         self.find_edit = self.finder.edit
         bar.addWidget(self.finder)
         lay.addLayout(bar)
-        self.outline = QListWidget()
-        self.outline.setObjectName("outline")
+        self.outline = OutlineView()
         self.outline.setToolTip(
             "Steps (U user, A agent, → tool call, ← result, ✗ error): n / p next / previous "
             "step, t / Shift+T tool call, x / Shift+X error; g / w / f label the agent's step"
@@ -244,8 +135,10 @@ class TraceView(QWidget):
         self.context = ContextPane()
         self.split.addWidget(self.context)
         self.split.setStretchFactor(1, 1)
-        self.split.setSizes([230, 560, 330])
-        self.context.setVisible(with_context)
+        self.split.setSizes([160, 600, 330])
+        # the side pane stays as the judge left it, across traces and sessions
+        self.with_context = with_context
+        self.context.setVisible(with_context and _setting(CONTEXT_KEY, False))
         lay.addWidget(self.split, 1)
 
     # --- showing ---------------------------------------------------------------------------
@@ -270,30 +163,12 @@ class TraceView(QWidget):
 
     def _fill_outline(self) -> None:
         self.outline.blockSignals(True)
-        self.outline.clear()
         self.entries = outline(self.trace["messages"]) if self.trace else []
-        c = self.colors()
-        for e in self.entries:
-            item = QListWidgetItem(printable(f"{e.step:>3}  {e.label}"))
-            item.setData(Qt.ItemDataRole.UserRole, e.step)
-            color = KIND_ICON_COLOR.get(e.kind)
-            if color:
-                item.setForeground(QColor(getattr(c, color)))
-            if e.kind in ("user", "system"):
-                f = item.font()
-                f.setBold(True)
-                item.setFont(f)
-            self.outline.addItem(item)
+        self.outline.outline_model.reset(self.entries, self.state.labels, self.colors())
         self.outline.blockSignals(False)
-        self._label_outline()
 
     def _label_outline(self) -> None:
-        for row, e in enumerate(self.entries):
-            lab = self.state.labels.get(e.step)
-            text = printable(f"{e.step:>3}  {e.label}")
-            if lab and e.kind in ("assistant", "final", "tool_call"):
-                text += f"   [{STEP_BADGE.get(lab['label'], lab['label'])}]"
-            self.outline.item(row).setText(text)
+        self.outline.outline_model.set_labels(self.state.labels)
 
     def _render(self, keep_scroll: bool = True) -> None:
         sb = self.browser.verticalScrollBar()
@@ -308,7 +183,7 @@ class TraceView(QWidget):
             f"<b>#{t['id']}</b> · {escape(printable(t['source']))} · {t['n_messages']} steps · "
             f"{t['n_tool_calls']} tool calls"
             + (
-                f" · <span style='color:#b42318'>{errors} error{'s' * (errors != 1)}</span>"
+                f" · <span style='color:{self.colors().error}'>{errors} error{'s' * (errors != 1)}</span>"
                 if errors
                 else ""
             )
@@ -392,13 +267,18 @@ class TraceView(QWidget):
         return ok
 
     def toggle_context(self) -> None:
-        self.context.setVisible(self.context.isHidden())
+        if not self.with_context:
+            return
+        show = self.context.isHidden()
+        self.context.setVisible(show)
+        QSettings(ORG, APP).setValue(CONTEXT_KEY, show)
 
     def plain_text(self) -> str:
         return self.browser.document().toPlainText()
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.PaletteChange and self.trace is not None:
+            self._fill_outline()  # its colours come from the palette too
             self._render()
             self.context.show_trace(self.trace, self.colors())
         super().changeEvent(event)
