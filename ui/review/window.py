@@ -691,7 +691,7 @@ class MainWindow(QMainWindow):
                 self,
                 "Import traces",
                 str(Path.home()),
-                "Trace files (*.json *.jsonl *.ndjson);;All files (*)",
+                "Trace files (*.json *.jsonl *.ndjson *.traj *.eval);;All files (*)",
             )
         if not paths:
             return
