@@ -174,7 +174,7 @@ def test_records_before_a_crash_are_whole(ws, write, monkeypatch):
     """A failure mid-file leaves only whole traces, in whole batches."""
     import app.traces.ingest as ingest
 
-    rows = [{**GOOD, "id": f"r{i}"} for i in range(1200)]
+    rows = [{**GOOD, "id": f"r{i}"} for i in range(ingest.BATCH_SIZE * 12 // 5)]
     path = write("big.jsonl", lines=rows)
     real = ingest.store_traces
     calls = {"n": 0}

@@ -414,8 +414,9 @@ def test_import_dialog_runs_off_the_ui_thread_and_lists_errors(qtbot, sample_db,
     ws = open_workspace(sample_db)
     dlg = ImportDialog(ws, [str(path)])
     qtbot.addWidget(dlg)
+    qtbot.waitSignal(dlg.previewed, timeout=30000).wait()
     with qtbot.waitSignal(dlg.done, timeout=30000) as blocker:
-        pass
+        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
     report = blocker.args[0]
     assert report.imported == 1 and len(report.errors) == 1
     assert "line 2" in dlg.errors.toPlainText() and dlg.close_button.isEnabled()

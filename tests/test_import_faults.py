@@ -329,3 +329,28 @@ def test_kill_9_at_random_moments_keeps_whole_batches(tmp_path):
         assert all(b.finished_at is not None for b in batches(ws))
     finally:
         ws.close()
+
+
+def test_a_reader_failure_ends_the_file_with_an_error_not_a_traceback(ws, write, monkeypatch):
+    from app.traces.importers import reader
+
+    real = reader._read_jsonl
+
+    def broken(path):
+        for i, item in enumerate(real(path)):
+            if i == 3:
+                raise MemoryError("simulated")
+            yield item
+
+    monkeypatch.setattr(reader, "_read_jsonl", broken)
+    first = write("a.jsonl", lines=[chat(i) for i in range(5)])
+    second = write("b.json", chat(9))
+    report = import_paths(ws, [first, second])
+    assert report.imported == 4  # three of the first file, then the second file
+    assert report.errors == [
+        {
+            "file": str(first),
+            "record": None,
+            "message": f"{first}: reading stopped: unexpected MemoryError (simulated)",
+        }
+    ]

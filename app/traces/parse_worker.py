@@ -23,7 +23,7 @@ from app.traces.importers.messages import RecordError
 from app.traces.importers.reader import FileUnreadable
 from app.traces.rows import trace_row
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000  # rows per transaction: fewer commits (each may checkpoint the WAL)
 WATCH_SECONDS = 0.2  # how often the child checks that its parent is alive
 
 # A parsed chunk: (format, rows, errors, warnings); errors and warnings are (locator, message).
@@ -60,6 +60,13 @@ def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Ite
             yield reader.format, rows, [*errors, ("", str(exc))], warnings
             return
         raise
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not crash the import
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        message = f"{path}: reading stopped: unexpected {type(exc).__name__} ({detail})"
+        if not (rows or errors or reader.format):
+            raise FileUnreadable(message) from None
+        yield reader.format, rows, [*errors, ("", message)], warnings
+        return
     yield reader.format, rows, errors, warnings
 
 

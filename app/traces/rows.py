@@ -8,7 +8,6 @@ become the record's error, naming the field, before any row of its batch is writ
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -69,7 +68,7 @@ def trace_row(rec: TraceRecord, batch_id: int | None, locator: str = "") -> dict
         "n_tool_calls": rec.n_tool_calls,
         "content_hash": rec.content_hash(encoded),
         "split": rec.split,
-        "imported_at": datetime.now(UTC),
+        "imported_at": None,  # one time for the whole batch, set when it is stored
     }
 
 

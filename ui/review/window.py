@@ -771,7 +771,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
                 self,
                 "Import traces",
                 str(Path.home()),
-                "Trace files (*.json *.jsonl *.ndjson);;All files (*)",
+                "Trace files (*.json *.jsonl *.ndjson *.traj *.eval);;All files (*)",
             )
         if not paths:
             return

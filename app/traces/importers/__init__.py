@@ -210,8 +210,8 @@ class FileImport:
         )
         raise FileUnreadable(
             f"{self.path}: {unknown.locator}: cannot tell the format (keys: {keys}); "
-            f"pass --format ({', '.join(FORMATS)}) or --messages-key "
-            f"(one of {', '.join(MESSAGE_KEYS)} was expected)"
+            f"choose the format (--format: {', '.join(FORMATS)}) or the key of the message "
+            f"list (--messages-key; one of {', '.join(MESSAGE_KEYS)} was expected)"
         )
 
     def _whole_file(self, first: Item, items: Iterator[Item], kind: str) -> Iterator[Result]:

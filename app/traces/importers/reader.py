@@ -8,6 +8,7 @@ read at all (missing, binary, not JSON) raises FileUnreadable.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,5 +332,5 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[Any, s
         return value, None
     except orjson.JSONDecodeError as exc:
         return None, _decode_error(exc, "invalid JSON")
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, ValueError) as exc:
         return None, f"cannot read this member of the archive ({_short(exc)})"
