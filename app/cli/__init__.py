@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the user named: unwritable, a directory, disk full...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"chambers: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":
