@@ -9,11 +9,9 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
-from app.review.reviews import (
-    get_or_create_judge,
-)
+from app.review.team import acting_judge, create_profile, has_profiles
 from app.workspace.db import Workspace, open_workspace
-from app.workspace.errors import ChambersError
+from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import Judge
 from ui.review.profile_dialog import pick_judge
 from ui.review.window import MainWindow
@@ -22,10 +20,33 @@ from ui.widgets.settings import APP, ORG
 
 def _default_judge(ws: Workspace) -> Judge:
     with ws.session() as s:
+        mapped = acting_judge(s)
+        if mapped is not None:
+            return mapped
         j = s.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id)) or s.scalar(
             select(Judge).order_by(Judge.id)
         )
-        return j or get_or_create_judge(s, "Judge", "judge")
+        return j or create_profile(s, "Judge", "lead", None)
+
+
+def _named_judge(ws: Workspace, name: str) -> Judge:
+    """`chambers app --judge NAME`: an existing profile (the login's on PostgreSQL team
+    mode); only in an empty workspace is it created, as the lead."""
+    with ws.session() as s:
+        mapped = acting_judge(s)
+        if mapped is not None:
+            if mapped.name != name:
+                raise ChambersError(f"you are logged in as {mapped.name}; --judge {name} refused")
+            return mapped
+        j = s.scalar(select(Judge).where(Judge.name == name))
+        if j is not None:
+            return j
+        if has_profiles(s):
+            raise NotFound(
+                f"no profile named {name!r}; a lead creates it (`chambers team add {name} "
+                "--as LEAD`, or Switch judge in a lead's window)"
+            )
+        return create_profile(s, name, "lead", None)
 
 
 def make_app() -> QApplication:
@@ -40,8 +61,7 @@ def run_app(db: str | None, screenshot: str | None = None, judge: str | None = N
     app = make_app()
     ws = open_workspace(db)
     if judge:
-        with ws.session() as s:
-            j = get_or_create_judge(s, judge)
+        j = _named_judge(ws, judge)
     elif screenshot:
         j = _default_judge(ws)
     else:

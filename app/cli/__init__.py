@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    from app.cli import agreement, review, traces, training, workspace
+    from app.cli import agreement, review, team, traces, training, workspace
 
-    for group in (workspace, traces, review, agreement, training):
+    for group in (workspace, traces, review, agreement, training, team):
         group.register(sub)
     for ep in entry_points(group="chambers.commands"):  # e.g. `app` from ui/, without importing Qt
         ep.load()(sub)
