@@ -64,6 +64,9 @@ from app.workspace.models import Adjudication, AuditEntry, Judge, Review  # noqa
 PG_SERVER = os.environ.get(
     "CHAMBERS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ).rsplit("/", 1)[0]
+# --unsafe: windows write without naming the version they read (last writer wins, as before
+# migration 0004): shows that the checks below do catch silent overwrites.
+UNSAFE = os.environ.get("CHAMBERS_LOAD_UNSAFE") == "1"
 MUST_BE_ZERO = ("lost", "duplicated", "overwritten", "audit_missing", "unaccounted")
 
 
@@ -168,17 +171,18 @@ def judge_worker(url: str, name: str, version_id: int, gate: Path, log: Log, see
             "approve" if ok else "reject", {"ok": int(ok)}, token, time_on_task_s=1.0
         )
         read = w[trace_id]
+        expect = None if UNSAFE else read
         try:
             with ws.session() as s:
                 if action == "draft":
-                    r = save_draft(s, trace_id, judge.id, version_id, data, read)
+                    r = save_draft(s, trace_id, judge.id, version_id, data, expect)
                 elif action == "submit":
-                    r = submit_review(s, trace_id, judge.id, version_id, data, read)
+                    r = submit_review(s, trace_id, judge.id, version_id, data, expect)
                 else:
                     r = _review_row(s, trace_id, judge.id, version_id)
                     if r is None or r.status != "submitted":
                         continue
-                    r = withdraw_submission(s, r.id, judge.id, read)
+                    r = withdraw_submission(s, r.id, judge.id, expect)
                 rec = {
                     "entity": "review",
                     "id": r.id,
@@ -241,7 +245,7 @@ def lead_worker(url: str, leads: list[str], version_id: int, gate: Path, log: Lo
                     "approve" if ok else "reject",
                     {"ok": int(ok)},
                     token,
-                    expected_version=read,
+                    expected_version=None if UNSAFE else read,
                 )
                 rec = {
                     "entity": "adjudication",
@@ -458,7 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--traces", type=int, default=120)
     p.add_argument("--overlap", type=int, default=3)
     p.add_argument("--keep", action="store_true", help="keep the database created")
+    p.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="write without the version read (last writer wins): the checks must fail",
+    )
     args = p.parse_args(argv)
+    if args.unsafe:
+        os.environ["CHAMBERS_LOAD_UNSAFE"] = "1"  # inherited by the workers
     url, created = (args.db, None) if args.db else _fresh_pg_database()
     try:
         result = run(url, args.judges, args.seconds, args.traces, args.overlap)
