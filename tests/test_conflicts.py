@@ -198,3 +198,61 @@ def test_adjudication_race_between_read_and_update(team):
     with ws.session() as s:
         adj = s.scalar(select(Adjudication))
         assert (adj.rationale, adj.version) == ("from session one", 2)
+
+
+def test_migration_0004_keeps_reviews_and_verdicts_at_version_1(tmp_path, pg_url):
+    from sqlalchemy import text
+
+    from app.workspace.db import current_revision, head_revision, make_engine, upgrade
+
+    for url in (f"sqlite:///{tmp_path / 'old.sqlite'}", pg_url):
+        engine = make_engine(url)
+        upgrade(engine, "0003_step_labels")  # a workspace from before the version columns
+        with engine.begin() as c:
+            now = "CURRENT_TIMESTAMP"
+            c.execute(
+                text(
+                    f"INSERT INTO judges (name, role, active, created_at) VALUES ('L', 'lead', true, {now})"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO traces (source, messages, tools, metadata, scores, n_messages, "
+                    f"n_tool_calls, content_hash, imported_at) VALUES ('x', '[]', '[]', '{{}}', '[]', 0, 0, 'h', {now})"
+                )
+            )
+            c.execute(
+                text(f"INSERT INTO rubrics (name, description, created_at) VALUES ('R', '', {now})")
+            )
+            c.execute(
+                text(
+                    f"INSERT INTO rubric_versions (rubric_id, version, notes, created_at) VALUES (1, 1, '', {now})"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO reviews (trace_id, judge_id, rubric_version_id, status, decision, "
+                    "scores, rationale, time_on_task_s, created_at, updated_at) VALUES "
+                    f"(1, 1, 1, 'submitted', 'approve', '{{}}', 'kept', 0, {now}, {now})"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO adjudications (trace_id, rubric_version_id, lead_id, decision, "
+                    f"scores, rationale, created_at) VALUES (1, 1, 1, 'approve', '{{}}', 'gold', {now})"
+                )
+            )
+        engine.dispose()
+        ws = open_workspace(url)
+        try:
+            assert current_revision(ws.engine) == head_revision()
+            with ws.session() as s:
+                r = s.scalar(select(Review))
+                a = s.scalar(select(Adjudication))
+                assert (r.rationale, r.version, a.rationale, a.version) == ("kept", 1, "gold", 1)
+            with ws.session() as s:  # and the first amendment names version 1
+                submit_review(s, 1, 1, 1, ReviewInput("approve", {}, "amended"), expected_version=1)
+            with ws.session() as s:
+                assert s.scalar(select(Review.version)) == 2
+        finally:
+            ws.close()

@@ -119,3 +119,52 @@ def test_status_bar_shows_a_judge_name_as_plain_text(qtbot, tmp_path):
     w.status_judge.adjustSize()
     # rendered as markup the label would be far narrower than the raw text
     assert w.status_judge.sizeHint().width() > w.fontMetrics().horizontalAdvance("<b>Eve</b> <a")
+
+
+def test_two_leads_adjudicating_one_trace(qtbot, sample_db):
+    from sqlalchemy import func
+
+    from app.review.team import create_profile
+    from app.workspace.models import Adjudication, Judge
+    from ui.application import make_app
+    from ui.lead.adjudication import AdjudicationDialog
+
+    make_app()
+    ws = open_workspace(sample_db)
+    with ws.session() as s:
+        rosa = s.scalar(select(Judge).where(Judge.name == "Rosa Lindqvist"))
+        other = create_profile(s, "Second Lead", "lead", rosa)
+        gold = select(Adjudication.trace_id)
+        trace_id, version_id = s.execute(
+            select(Review.trace_id, Review.rubric_version_id)
+            .where(Review.status == "submitted", Review.trace_id.not_in(gold))
+            .group_by(Review.trace_id, Review.rubric_version_id)
+            .having(func.count() >= 2)
+            .limit(1)
+        ).one()
+    first = AdjudicationDialog(ws, rosa, trace_id, version_id)
+    second = AdjudicationDialog(ws, other, trace_id, version_id)
+    for d in (first, second):
+        qtbot.addWidget(d)
+    first.panel.rationale.setPlainText("Rosa's verdict")
+    assert first.record()
+    second.panel.rationale.setPlainText("second lead's verdict")
+    assert not second.record()  # refused: Rosa recorded since it opened
+    assert "Rosa Lindqvist recorded a verdict" in second.panel.problems.text()
+    shown = second.message.text()
+    assert "Rosa&#x27;s verdict" in shown or "Rosa's verdict" in shown
+    this = (Adjudication.trace_id == trace_id, Adjudication.rubric_version_id == version_id)
+    with ws.session() as s:
+        assert s.scalar(select(Adjudication.rationale).where(*this)) == "Rosa's verdict"
+    assert second.record()  # recording again, having seen theirs, replaces it
+    with ws.session() as s:
+        adj = s.scalar(select(Adjudication).where(*this))
+        assert (adj.rationale, adj.version) == ("second lead's verdict", 2)
+        actions = list(
+            s.scalars(
+                select(AuditEntry.action)
+                .where(AuditEntry.entity == "adjudication", AuditEntry.entity_id == adj.id)
+                .order_by(AuditEntry.id)
+            )
+        )
+    assert actions == ["adjudicate", "conflict", "amend"]

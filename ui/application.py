@@ -51,7 +51,7 @@ def run_app(db: str | None, screenshot: str | None = None, judge: str | None = N
     app = make_app()
     shell = first_paint(app)
     # the heavy part, after the first paint
-    from app.review.reviews import default_judge, get_or_create_judge
+    from app.review.team import default_judge, named_judge
     from app.workspace.db import open_workspace
     from app.workspace.errors import ChambersError
     from ui.review.profile_dialog import pick_judge
@@ -60,7 +60,7 @@ def run_app(db: str | None, screenshot: str | None = None, judge: str | None = N
     ws = open_workspace(db)
     if judge:
         with ws.session() as s:
-            j = get_or_create_judge(s, judge)
+            j = named_judge(s, judge)
     elif screenshot:
         with ws.session() as s:
             j = default_judge(s)

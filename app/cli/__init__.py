@@ -32,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    from app.cli import agreement, models, review, traces, training, workspace
+    from app.cli import agreement, models, review, team, traces, training, workspace
 
-    for group in (workspace, traces, review, agreement, training, models):
+    for group in (workspace, traces, review, agreement, training, models, team):
         group.register(sub)
     for ep in entry_points(group="chambers.commands"):  # e.g. `app` from ui/, without importing Qt
         ep.load()(sub)
@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the user named: unwritable, a directory, disk full...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"chambers: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from app.agreement import DEFAULT_BOOT, LEVELS
-from app.cli.common import open_ws, print_json
+from app.agreement.coefficients import DEFAULT_BOOT, LEVELS
+from app.cli.common import open_ws, out_file, print_json, write_out
 from app.cli.review import _round_id
 from app.workspace.errors import ChambersError
-from app.workspace.paths import write_atomic
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
@@ -93,6 +91,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from app.agreement.reliability import trend, version_report
     from app.review.rubrics import get_version
 
+    out = out_file(args.out)
     ws = open_ws(args)
     with ws.session() as s:
         version = get_version(s, args.rubric, args.version)
@@ -100,11 +99,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         rep = version_report(s, version.id, round_id, n_boot=args.bootstrap, seed=args.seed)
         points = trend(s, version.rubric_id, seed=args.seed)
     text = report.render(rep, points)
-    out = Path(args.out)
-    try:
-        write_atomic(out, text.encode("utf-8"))
-    except OSError as exc:
-        raise ChambersError(f"{out}: cannot write ({exc.strerror})") from None
+    write_out(out, text.encode("utf-8"))
     print(f"wrote {out} ({len(text) // 1024} KB)")
     return 0
 

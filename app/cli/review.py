@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from app.cli.common import open_ws, print_json
+from app.cli.common import open_ws, out_file, print_json, write_out
 from app.workspace.errors import ChambersError
 
 
@@ -25,12 +24,13 @@ def cmd_rubric_export(args: argparse.Namespace) -> int:
     from app.review import rubric_yaml
     from app.review.rubrics import get_version
 
+    out = out_file(args.out) if args.out else None
     ws = open_ws(args)
     with ws.session() as s:
         text = rubric_yaml.dump(get_version(s, args.name, args.version))
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
+    if out is not None:
+        write_out(out, text.encode("utf-8"))
+        print(f"wrote {out}")
     else:
         sys.stdout.write(text)
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.common import EXIT_UNREADABLE, open_ws, print_json
+from app.traces.display import printable
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -81,7 +82,7 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
     print(f"{'id':>6}  {'source':<16} {'msgs':>4} {'tools':>5} {'outcome':>7}  task")
     for r in rows:
         outcome = "-" if r["outcome"] is None else f"{r['outcome']:.2f}"
-        task = (r["task"] or "").replace("\n", " ")[:70]
+        task = printable((r["task"] or "").replace("\n", " ")[:70])  # never raw escapes
         print(
             f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}"
         )
@@ -106,7 +107,8 @@ def cmd_traces_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return 0
-    print(render_trace_text(data))
+    # Trace content is untrusted: ANSI/OSC escapes and bidi overrides are shown, not obeyed.
+    print(printable(render_trace_text(data)))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from app.cli.common import open_ws, print_json
+from app.cli.common import open_ws, out_file, print_json
 from app.workspace.errors import ChambersError
 
 
@@ -182,9 +182,10 @@ def cmd_snapshot_list(args) -> int:
 def cmd_export_pairs(args) -> int:
     from app.training.pairs import export_snapshot
 
+    out = out_file(args.out)
     ws = open_ws(args)
     with ws.session() as s:
-        info = export_snapshot(s, args.snapshot, args.format, Path(args.out))
+        info = export_snapshot(s, args.snapshot, args.format, out)
     for f in info["files"]:
         split = "" if f["split"] == "all" else f" {f['split']}"
         print(

@@ -478,14 +478,6 @@ def active_judges(session: Session) -> list[tuple[int, str, str]]:
     ]
 
 
-def default_judge(session: Session) -> Judge:
-    """Who `--screenshot` shows the bench as: the first judge, else the first profile, else
-    a new "Judge"."""
-    j = session.scalar(select(Judge).where(Judge.role == "judge").order_by(Judge.id))
-    j = j or session.scalar(select(Judge).order_by(Judge.id))
-    return j or get_or_create_judge(session, "Judge", "judge")
-
-
 @dataclass(frozen=True)
 class OtherReview:
     """A submitted review as a lead reads it in "All reviews": whole values, and the rubric

@@ -7,7 +7,9 @@ directory is used. Opening always brings the schema to the newest Alembic revisi
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +29,12 @@ from app.workspace import paths
 from app.workspace.errors import WorkspaceError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+# Alembic's `context` and `op` are module-level proxies installed for the duration of a
+# command: two threads migrating at once would tear them down under each other.
+_MIGRATE_THREAD_LOCK = threading.Lock()
+# pg_advisory_xact_lock key (any fixed bigint): one migrator per PostgreSQL database at a time.
+PG_MIGRATION_LOCK_KEY = 0x6368616D62657273  # "chambers"
 
 
 def resolve_url(db: str | None) -> str:
@@ -45,6 +53,44 @@ def resolve_url(db: str | None) -> str:
         raise WorkspaceError(f"--db: {path} is a directory, not a database file")
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new workspace file readable by its owner only (0600). SQLite gives the -wal
+    and -shm files it creates beside it the same permissions."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+@contextmanager
+def _sqlite_file_lock(path: Path | None) -> Iterator[None]:
+    """Serialise first opens of one SQLite workspace across processes (flock on its folder:
+    no stray lock file, and never a lock on the database file itself, whose POSIX locks
+    SQLite owns). Where flock does not exist (Windows) this is a no-op."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    if path is None:
+        yield
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -80,6 +126,7 @@ def alembic_config(connection=None) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
@@ -92,8 +139,16 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` in place, keeping every row."""
-    with engine.begin() as conn:
+    """Bring the schema to `revision` in place, keeping every row.
+
+    Takes a lock first, so concurrent first opens (threads, processes, machines) migrate
+    once: a thread lock (Alembic's globals), then a flock (SQLite) or a transaction-scoped
+    advisory lock (PostgreSQL). Whoever waited finds the schema current and does nothing."""
+    path = _sqlite_path(str(engine.url))
+    with _MIGRATE_THREAD_LOCK, _sqlite_file_lock(path), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK_KEY})
+        _check_not_foreign(conn)
         command.upgrade(alembic_config(conn), revision)
 
 
@@ -128,13 +183,16 @@ class Workspace:
 
 def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
     url = resolve_url(db)
+    path = _sqlite_path(url)
+    if path is not None:
+        _create_private(path)
     engine = make_engine(url)
     try:
-        with engine.connect():
-            pass
-        if migrate:
-            _check_not_foreign(engine)
+        if migrate and current_revision(engine) != head_revision():
             upgrade(engine)
+        else:
+            with engine.connect():
+                pass
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -145,12 +203,12 @@ def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
     return Workspace(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
 
 
-def _check_not_foreign(engine: Engine) -> None:
+def _check_not_foreign(conn) -> None:
     """Refuse to migrate a database that has tables but is not a Chambers workspace."""
-    names = set(inspect(engine).get_table_names())
+    names = set(inspect(conn).get_table_names())
     if names and "alembic_version" not in names:
         raise WorkspaceError(
-            f"{url_for_display(str(engine.url))} holds tables ({', '.join(sorted(names)[:5])}) "
+            f"{url_for_display(str(conn.engine.url))} holds tables ({', '.join(sorted(names)[:5])}) "
             "but is not a Chambers workspace; refusing to change it"
         )
 

@@ -104,7 +104,10 @@ class Trace(Base):
 
 class Judge(Base):
     __tablename__ = "judges"
-    __table_args__ = (CheckConstraint("role IN ('judge', 'lead')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('judge', 'lead')", name="role"),
+        Index("ix_judges_db_role", "db_role", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -113,7 +116,7 @@ class Judge(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     # PostgreSQL team mode: the database role this person logs in as (row-level security
     # maps current_user to this profile). NULL on SQLite and for unmapped profiles.
-    db_role: Mapped[str | None] = mapped_column(String(63), unique=True, nullable=True)
+    db_role: Mapped[str | None] = mapped_column(String(63), nullable=True)
 
 
 class Rubric(Base):

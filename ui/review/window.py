@@ -786,7 +786,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     def switch_judge(self) -> None:
         self.save_draft_if_dirty()
-        judge = pick_judge(self.ws, self)
+        judge = pick_judge(self.ws, self, acting=self.judge)
         if judge is None:
             return
         self.judge = judge

@@ -33,7 +33,8 @@ def describe(values: dict[str, Any] | None) -> str:
     if values.get("corrected_output"):
         rows.append(("Corrected answer", values["corrected_output"]))
     if values.get("version"):
-        rows.append(("Version", f"{values['version']} ({values.get('updated_at') or ''})"))
+        saved = (values.get("updated_at") or "")[:16].replace("T", " ")
+        rows.append(("Version", f"{values['version']}" + (f", saved {saved} UTC" if saved else "")))
     return "".join(
         f"<p><b>{escape(k)}</b><br>{escape(str(v)).replace(chr(10), '<br>')}</p>" for k, v in rows
     )

@@ -58,9 +58,10 @@ _POLICIES = {
 def upgrade() -> None:
     for table in ("reviews", "adjudications"):
         op.add_column(table, sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
-    with op.batch_alter_table("judges") as batch:
-        batch.add_column(sa.Column("db_role", sa.String(63), nullable=True))
-        batch.create_unique_constraint("uq_judges_db_role", ["db_role"])
+    # A plain ADD COLUMN and a unique index: a batch (table copy) of judges would fail on
+    # SQLite once reviews reference it (foreign keys are on).
+    op.add_column("judges", sa.Column("db_role", sa.String(63), nullable=True))
+    op.create_index("ix_judges_db_role", "judges", ["db_role"], unique=True)
     if op.get_bind().dialect.name != "postgresql":
         return
     for sql in _FUNCTIONS:
@@ -80,8 +81,8 @@ def downgrade() -> None:
             op.execute(f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY")
         op.execute("DROP FUNCTION IF EXISTS chambers_is_lead(name)")
         op.execute("DROP FUNCTION IF EXISTS chambers_judge_of(name)")
+    op.drop_index("ix_judges_db_role", table_name="judges")
     with op.batch_alter_table("judges") as batch:
-        batch.drop_constraint("uq_judges_db_role", type_="unique")
         batch.drop_column("db_role")
     for table in ("reviews", "adjudications"):
         with op.batch_alter_table(table) as batch:
