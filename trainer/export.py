@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.training.runs import file_sha256
+from app.training.manifest import file_sha256
 
 LINEAGE_FILE = "chambers-lineage.json"
 
