@@ -24,8 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.training import evalstats
+from app.training.derive import pair_hash
 from app.training.evaluation import get_eval, outputs, summarize
-from app.training.pairs import _pair_hash, to_chat
+from app.training.steps import to_chat
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import (
@@ -289,7 +290,8 @@ def to_pairs(session: Session, rnd: ComparisonRound) -> int:
         loser = "baseline" if w == "candidate" else "candidate"
         chosen = to_chat([outs[item_id][w].message])
         rejected = to_chat([outs[item_id][loser].message])
-        h = _pair_hash(item.prompt, chosen, rejected)
+        tools = list(item.tools or [])
+        h = pair_hash(item.prompt, chosen, rejected, tools)
         if h in known:
             continue
         known.add(h)
@@ -309,6 +311,7 @@ def to_pairs(session: Session, rnd: ComparisonRound) -> int:
                     "judge_ids": [v.judge_id for v in vs],
                     "votes": {k: len(x) for k, x in by.items()},
                     "trace_ids": item.source.get("trace_ids", []),
+                    "tools": tools,
                     "rationales": [v.rationale for v in vs if v.rationale],
                     "created_at": datetime.now(UTC).isoformat(),
                 },

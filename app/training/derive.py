@@ -460,16 +460,19 @@ def _merge(cands: list[Candidate]) -> dict[str, Candidate]:
 
 
 def _existing(session: Session, scopes: set[Scope], full: bool) -> dict[str, PreferencePair]:
+    """The stored pairs these scopes' reviews made (pairs from other sources, such as blind
+    comparison rounds, are never touched by a derivation)."""
+    derived = select(PreferencePair).where(PreferencePair.rule.in_(RULES))
     if full:
-        return {p.content_hash: p for p in session.scalars(select(PreferencePair))}
+        return {p.content_hash: p for p in session.scalars(derived)}
     keys = sorted(k for kind, k in scopes if kind == "task")
     ids = {k for kind, k in scopes if kind == "trace"}
     out: dict[str, PreferencePair] = {}
     for chunk in _chunks(keys):
-        for p in session.scalars(select(PreferencePair).where(PreferencePair.task_key.in_(chunk))):
+        for p in session.scalars(derived.where(PreferencePair.task_key.in_(chunk))):
             out[p.content_hash] = p
     if ids:
-        for p in session.scalars(select(PreferencePair).where(PreferencePair.task_key.is_(None))):
+        for p in session.scalars(derived.where(PreferencePair.task_key.is_(None))):
             if set(p.provenance.get("trace_ids") or []) & ids:
                 out[p.content_hash] = p
     return out
