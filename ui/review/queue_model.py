@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -65,18 +66,24 @@ class QueueModel(QAbstractTableModel):
             self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
         self.endResetModel()
 
-    def set_version(self, version_id: int) -> None:
+    def set_version(self, version_id: int, then: Callable[[], None] | None = None) -> None:
         self.version_id = version_id
-        self.reload()
+        self.refresh(then)
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
-        """Filter the queue. With an executor the count and first page are read there and
-        `filtered` fires when they land (a newer search drops an older one's result)."""
+        """Filter the queue; `filtered` fires when the rows are in (at once without an
+        executor; with one, when its count and first page land)."""
         self.filter = TraceFilter(search=search or None)
         self.status = status
+        self.refresh(self.filtered.emit)
+
+    def refresh(self, then: Callable[[], None] | None = None) -> None:
+        """Re-read the count and the first page: on the executor when the model has one (a
+        newer refresh drops an older one's result), else now; then `then()`."""
         if self.executor is None:
             self.reload()
-            self.filtered.emit()
+            if then is not None:
+                then()
             return
         if self._search_job is not None:
             self._search_job.cancel()
@@ -86,19 +93,26 @@ class QueueModel(QAbstractTableModel):
             return queue_count(s, judge, vid, flt, st), queue_rows(s, judge, vid, flt, st, BATCH)
 
         self._search_job = self.executor.submit(
-            first_page, self._page_landed, lambda e: self.failed.emit(str(e)), "search"
+            first_page,
+            lambda page: self._page_landed(page, then),
+            lambda e: self.failed.emit(str(e)),
+            "queue",
         )
 
     @property
     def searching(self) -> bool:
+        """A refresh (search, filter, another version) is on its way from the executor."""
         return self._search_job is not None and not self._search_job.finished
 
-    def _page_landed(self, page: tuple[int, list[QueueRow]]) -> None:
+    def _page_landed(
+        self, page: tuple[int, list[QueueRow]], then: Callable[[], None] | None
+    ) -> None:
         self.beginResetModel()
         self._cache.clear()
         self._total, self._rows = page
         self.endResetModel()
-        self.filtered.emit()
+        if then is not None:
+            then()
 
     @property
     def total(self) -> int:

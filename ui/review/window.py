@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, QSettings, Qt, QTimer
+from PySide6.QtCore import QElapsedTimer, QItemSelectionModel, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -69,6 +69,9 @@ REVIEW_COLUMNS = (
 
 
 class MainWindow(QMainWindow):
+    counted = Signal()  # the To do / Drafts / Done counters landed from the executor
+    version_loaded = Signal()  # another rubric version's queue landed
+
     def __init__(self, ws: Workspace, judge: Judge, parent=None):
         super().__init__(parent)
         self.ws = ws
@@ -77,6 +80,8 @@ class MainWindow(QMainWindow):
         self.executor = WorkspaceExecutor(ws, self)
         self._others_job: Job | None = None
         self._keep_trace: int | None = None  # the trace to stay on when a search lands
+        self._count_job: Job | None = None
+        self._count_stale = False
         self.progress: dict[str, int] = {}
         self.version: RubricVersion | None = None
         self.specs: list[CriterionSpec] = []
@@ -137,12 +142,21 @@ class MainWindow(QMainWindow):
             self._set_version(v)
             s.expunge(v)
         self.panel.set_rubric(self.rubric_title, self.specs)
-        self.model.set_version(version_id)
+        self.open_row(-1)  # nothing open (or autosaved) under the wrong version meanwhile
+        self.table.setEnabled(False)
+        self.queue_label.setText("Loading…")
+        self.model.set_version(version_id, then=self._version_loaded)
         self._recount()
+
+    def _version_loaded(self) -> None:
+        """The other version's queue has landed: start where its work is."""
+        self.table.setEnabled(True)
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
         else:
             self.open_row(-1)
+        self._update_status()
+        self.version_loaded.emit()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
@@ -198,6 +212,7 @@ class MainWindow(QMainWindow):
             self.ws, self.judge, self.version.id if self.version else -1, self, self.executor
         )
         self.model.filtered.connect(self._filter_applied)
+        self.model.failed.connect(self._queue_failed)
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -377,7 +392,7 @@ class MainWindow(QMainWindow):
         self.round_dialog = dlg
 
     def _round_created(self) -> None:
-        self.model.reload()
+        self.model.refresh(self._queue_refreshed)
         self._recount()
 
     def open_agreement(self) -> None:
@@ -445,6 +460,7 @@ class MainWindow(QMainWindow):
         self.model.set_filter(self.search.text().strip(), self.status_filter.currentData())
 
     def _filter_applied(self) -> None:
+        self.table.setEnabled(True)
         row = self.model.row_of(self._keep_trace) if self._keep_trace else None
         self.select_row(row if row is not None else 0)
         self._update_status()
@@ -679,15 +695,34 @@ class MainWindow(QMainWindow):
 
     # --- other ---------------------------------------------------------------------------
     def _recount(self) -> None:
-        """Count the queue (opening, another version, an import, a new round); a review
-        written here moves the counters through `_apply_change` instead."""
-        if self.version is not None:
-            with self.ws.session() as s:
-                self.progress = queue_progress(s, self.judge, self.version.id)
+        """Count the queue on the executor (opening, another version, an import, a new
+        round); a review written here moves the counters through `_apply_change` instead.
+        A write while a count is on its way may or may not be in it: count once more."""
+        if self.version is None:
+            self._update_status()
+            return
+        judge, vid = self.judge, self.version.id
+        self._count_stale = False
+        self._count_job = self.executor.submit(
+            lambda s: queue_progress(s, judge, vid), self._counted, label="count"
+        )
+
+    def _counted(self, progress: dict[str, int]) -> None:
+        if self._count_stale:
+            self._recount()
+            return
+        self.progress = progress
         self._update_status()
+        self.counted.emit()
+
+    @property
+    def counting(self) -> bool:
+        return self._count_job is not None and not self._count_job.finished
 
     def _apply_change(self, change: ReviewChange) -> None:
         """Repaint the one row a write touched and move the counters: no recount."""
+        if self.counting:
+            self._count_stale = True
         if change.before != change.after and self.progress:
             self.progress[change.before] -= 1
             self.progress[change.after] += 1
@@ -726,8 +761,17 @@ class MainWindow(QMainWindow):
         dlg.exec()
 
     def _imported(self, _report) -> None:
-        self.model.reload()
+        self.model.refresh(self._queue_refreshed)
         self._recount()
+
+    def _queue_refreshed(self) -> None:
+        self.table.setEnabled(True)
+        self._update_status()
+
+    def _queue_failed(self, message: str) -> None:
+        self.table.setEnabled(True)
+        self._update_status()
+        self.statusBar().showMessage(f"Could not read the queue: {message}", 8000)
 
     def switch_judge(self) -> None:
         self.save_draft_if_dirty()
