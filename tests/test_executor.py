@@ -113,3 +113,11 @@ def test_shutdown_leaves_no_running_thread(qtbot, ws):
     assert ex._thread not in threading.enumerate()
     late = ex.submit(lambda s: 2)  # after shutdown: refused quietly, never run
     assert late.cancelled
+
+
+def test_wait_idle_runs_the_event_loop_until_all_is_delivered(qtbot, executor):
+    got: list[int] = []
+    for i in range(5):
+        executor.submit(lambda s, i=i: i, on_done=got.append)
+    assert executor.wait_idle(10)
+    assert got == [0, 1, 2, 3, 4] and not executor.busy

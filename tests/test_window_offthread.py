@@ -23,6 +23,11 @@ def recount(w):
         return queue_progress(s, w.judge, w.version.id)
 
 
+def counted(qtbot, w) -> None:
+    """The window counts its queue on the executor: wait for the counters."""
+    qtbot.waitUntil(lambda: bool(w.progress) and not w.counting, timeout=10_000)
+
+
 @pytest.fixture
 def no_recount(monkeypatch):
     """Counts the window's calls of queue_progress (the full count of the queue)."""
@@ -45,6 +50,7 @@ def test_autosave_moves_one_row_and_the_counters_without_a_recount(
     no_recount,
 ):
     w = window_for(qtbot, sample_db, "Kwame Mensah")
+    counted(qtbot, w)
     before = dict(w.progress)
     row = w.current_row()
     assert w.model.queue_row(row).status == "todo"
@@ -69,6 +75,7 @@ def test_submit_and_undo_keep_the_counters_right_without_a_recount(
     no_recount,
 ):
     w = window_for(qtbot, sample_db, "Rosa Lindqvist")  # a lead: the Reviews column moves too
+    counted(qtbot, w)
     tid = w.trace["id"]
     n_before = w.model.queue_row(w.model.row_of(tid)).n_reviews
     for row in w.panel.rows:  # a complete approval
@@ -130,6 +137,43 @@ def test_search_runs_on_the_executor_and_keeps_the_open_trace(
         w.apply_filter()
     qtbot.wait(50)
     assert w.model.total == 150
+
+
+def test_another_rubric_version_loads_on_the_executor(
+    qtbot,
+    sample_db,  # noqa: F811
+    no_recount,
+):
+    w = window_for(qtbot, sample_db, "Rosa Lindqvist")
+    counted(qtbot, w)
+    other = next(
+        w.version_combo.itemData(i)
+        for i in range(w.version_combo.count())
+        if w.version_combo.itemData(i) != w.version.id
+    )
+    no_recount.clear()
+    with qtbot.waitSignal(w.version_loaded, timeout=10_000):
+        w.version_combo.setCurrentIndex(w.version_combo.findData(other))
+        # meanwhile: nothing open, the old rows not clickable
+        assert w.trace is None and not w.table.isEnabled() and w.queue_label.text() == "Loading…"
+    assert w.version.id == other and w.table.isEnabled() and w.trace is not None
+    assert w.model.version_id == other and w.model.total == 150
+    counted(qtbot, w)
+    assert no_recount == [1] and w.progress == recount(w)  # counted once, on the executor
+
+
+def test_a_draft_saved_while_counting_is_counted_again(
+    qtbot,
+    sample_db,  # noqa: F811
+):
+    w = window_for(qtbot, sample_db, "Kwame Mensah")
+    counted(qtbot, w)
+    w._recount()
+    assert w.counting
+    w.panel.set_decision("approve")
+    w.save_draft_if_dirty()  # while the count is on its way: it may or may not include it
+    counted(qtbot, w)
+    assert w.progress == recount(w)
 
 
 def test_closing_the_window_stops_its_executor(qtbot, sample_db):  # noqa: F811

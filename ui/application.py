@@ -73,6 +73,7 @@ def run_app(db: str | None, screenshot: str | None = None, judge: str | None = N
         window.resize(1500, 920)
         window.show()
         shell.close()
+        window.executor.wait_idle()  # the counters and anything else still on its way
         for _ in range(5):
             app.processEvents()
         ok = window.grab().save(screenshot)

@@ -45,6 +45,7 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
                 app.processEvents()
 
         w = MainWindow(ws, judge)
+        w.executor.wait_idle()  # counters and lists fill in from the workspace executor
         w.resize(1500, 920)
         w.show()
         settle()
@@ -75,6 +76,7 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         lw.show()
         lw.select_row(lw.model.row_of(4) or 0)
         lw.tabs.setCurrentIndex(2)
+        lw.executor.wait_idle()  # All reviews is read on the executor
         settle()
         lw.grab().save(str(out / "lead-all-reviews.png"))
         lw.close()

@@ -7,6 +7,7 @@ older query than the latest are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -43,6 +44,7 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 class QueueModel(QAbstractTableModel):
     COLUMNS = ("Status", "#", "Steps", "Outcome", "Source", "Task")
     loaded = Signal()  # a query() finished and its rows are in
+    filtered = Signal()  # set_filter()'s rows are in (scripts and tests)
     failed = Signal(str)  # a query() could not run (the message says why)
 
     def __init__(
@@ -84,19 +86,28 @@ class QueueModel(QAbstractTableModel):
             self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
         self.endResetModel()
 
-    def set_version(self, version_id: int) -> None:
+    def set_version(self, version_id: int, then: Callable[[], None] | None = None) -> None:
         self.version_id = version_id
-        self.reload()
+        self.refresh(then)
 
     def set_filter(self, search: str | None = None, status: str | None = None) -> None:
         """Filter at once, on this thread (scripts and tests); the window uses query()."""
         self.filter = TraceFilter(search=search or None)
         self.status = status
         self.reload()
+        self.filtered.emit()
 
-    def query(self, flt: TraceFilter, status: str | None) -> None:
+    def refresh(self, then: Callable[[], None] | None = None) -> None:
+        """Re-read the count and the first page of the current filter on the executor (an
+        import, a new round, another version); `then()` once they are in."""
+        self.query(self.filter, self.status, then)
+
+    def query(
+        self, flt: TraceFilter, status: str | None, then: Callable[[], None] | None = None
+    ) -> None:
         """Count and load the first page for a new filter on the worker thread; `loaded`
-        (or `failed`) follows. The rows shown stay until the new ones are in."""
+        (or `then()`, when given) follows, or `failed`. The rows shown stay until the new
+        ones are in."""
         self._generation += 1
         generation = self._generation
         self.searching = True
@@ -110,13 +121,19 @@ class QueueModel(QAbstractTableModel):
             self._query_job.cancel()  # a newer query replaces it
         self._query_job = self.executor.submit(
             run,
-            lambda result: self._on_finished(generation, result, None),
-            lambda error: self._on_finished(generation, None, error),
+            lambda result: self._on_finished(generation, result, None, then),
+            lambda error: self._on_finished(generation, None, error, then),
             "queue",
         )
         self.filter, self.status = flt, status
 
-    def _on_finished(self, generation: int, result: Any, error: Exception | None) -> None:
+    def _on_finished(
+        self,
+        generation: int,
+        result: Any,
+        error: BaseException | None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
         if generation != self._generation:
             return  # a newer query is on its way
         self.searching = False
@@ -127,7 +144,10 @@ class QueueModel(QAbstractTableModel):
         self._cache.clear()
         self._total, self._rows = result
         self.endResetModel()
-        self.loaded.emit()
+        if then is not None:
+            then()
+        else:
+            self.loaded.emit()
 
     @property
     def executor(self) -> WorkspaceExecutor:

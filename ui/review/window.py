@@ -7,7 +7,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, QEvent, QItemSelectionModel, QSettings, Qt, QTimer
+from PySide6.QtCore import (
+    QElapsedTimer,
+    QEvent,
+    QItemSelectionModel,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -61,6 +69,9 @@ AUTOSAVE_MS = 1500
 
 
 class MainWindow(TraceBenchMixin, QMainWindow):
+    counted = Signal()  # the To do / Drafts / Done counters landed from the executor
+    version_loaded = Signal()  # another rubric version's queue landed
+
     def __init__(self, ws: Workspace, judge: Judge, parent=None):
         super().__init__(parent)
         self.ws = ws
@@ -69,6 +80,8 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.executor = WorkspaceExecutor(ws, self)
         self._others_job: Job | None = None
         self._keep_trace: int | None = None  # the trace to stay on when a search lands
+        self._count_job: Job | None = None
+        self._count_stale = False
         self.progress: dict[str, int] = {}
         self.version: RubricVersion | None = None
         self.specs: list[CriterionSpec] = []
@@ -139,12 +152,21 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             self.tabs.insertTab(0, self.panel, "Review")
             self.tabs.setCurrentIndex(0)
             self.queue_pane.has_rubric = True
-        self.model.set_version(version_id)
+        self.open_row(-1)  # nothing open (or autosaved) under the wrong version meanwhile
+        self.table.setEnabled(False)
+        self.queue_label.setText("Loading…")
+        self.model.set_version(version_id, then=self._version_loaded)
         self._recount()
+
+    def _version_loaded(self) -> None:
+        """The other version's queue has landed: start where its work is."""
+        self.table.setEnabled(True)
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
         else:
             self.open_row(-1)
+        self._update_status()
+        self.version_loaded.emit()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
@@ -175,6 +197,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         left.rubric_editor_requested.connect(self.open_rubrics)
         left.rounds_requested.connect(self.open_rounds)
         self.model.loaded.connect(self._filter_applied)
+        self.model.failed.connect(self._queue_failed)
         vrow = left.version_row
         vrow.addWidget(QLabel("Rubric"))
         self.version_combo = QComboBox()
@@ -371,7 +394,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.round_dialog = dlg
 
     def _round_created(self) -> None:
-        self.model.reload()
+        self.model.refresh(self._queue_refreshed)
         self._recount()
 
     def open_agreement(self) -> None:
@@ -454,6 +477,7 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         self.queue_label.setText("Searching…")
 
     def _filter_applied(self) -> None:
+        self.table.setEnabled(True)
         current = getattr(self, "_keep", None)
         row = self.model.row_of(current) if current else None
         self.select_row(row if row is not None else 0)
@@ -737,15 +761,34 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     # --- other ---------------------------------------------------------------------------
     def _recount(self) -> None:
-        """Count the queue (opening, another version, an import, a new round); a review
-        written here moves the counters through `_apply_change` instead."""
-        if self.version is not None:
-            with self.ws.session() as s:
-                self.progress = queue_progress(s, self.judge, self.version.id)
+        """Count the queue on the executor (opening, another version, an import, a new
+        round); a review written here moves the counters through `_apply_change` instead.
+        A write while a count is on its way may or may not be in it: count once more."""
+        if self.version is None:
+            self._update_status()
+            return
+        judge, vid = self.judge, self.version.id
+        self._count_stale = False
+        self._count_job = self.executor.submit(
+            lambda s: queue_progress(s, judge, vid), self._counted, label="count"
+        )
+
+    def _counted(self, progress: dict[str, int]) -> None:
+        if self._count_stale:
+            self._recount()
+            return
+        self.progress = progress
         self._update_status()
+        self.counted.emit()
+
+    @property
+    def counting(self) -> bool:
+        return self._count_job is not None and not self._count_job.finished
 
     def _apply_change(self, change: ReviewChange) -> None:
         """Repaint the one row a write touched and move the counters: no recount."""
+        if self.counting:
+            self._count_stale = True
         if change.before != change.after and self.progress:
             self.progress[change.before] -= 1
             self.progress[change.after] += 1
@@ -781,8 +824,17 @@ class MainWindow(TraceBenchMixin, QMainWindow):
 
     def _imported(self, _report) -> None:
         self.queue_pane.load_facets()
-        self.model.reload()
+        self.model.refresh(self._queue_refreshed)
         self._recount()
+
+    def _queue_refreshed(self) -> None:
+        self.table.setEnabled(True)
+        self._update_status()
+
+    def _queue_failed(self, message: str) -> None:
+        self.table.setEnabled(True)
+        self._update_status()
+        self.statusBar().showMessage(f"Could not read the queue: {message}", 8000)
 
     def switch_judge(self) -> None:
         self.save_draft_if_dirty()

@@ -21,10 +21,11 @@ import contextlib
 import gc
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
 from sqlalchemy.orm import Session
 
 from app.workspace.db import Workspace
@@ -107,6 +108,15 @@ class WorkspaceExecutor(QObject):
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Run the event loop until every submitted job has delivered (a screenshot waits
+        for the screen to be filled); False if it is still busy after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.busy and time.monotonic() < deadline:
+            QCoreApplication.processEvents()
+            time.sleep(0.005)
+        return not self.busy
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
         """Finish the job in hand, drop the queued ones, stop the thread."""
