@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.cli import main
 from app.review.adjudication import adjudicate
 from app.review.reviews import ReviewInput, get_or_create_judge, submit_review
-from app.training import derive
+from app.training import derive, rules
 from app.training import pairs as pr
 from app.training.steps import changed_steps, first_divergence, same_step, to_chat
 from app.workspace.db import open_workspace
@@ -70,7 +70,7 @@ def test_sample_pairs_are_single_steps_with_tools(ws):
         per_task: dict[str, int] = {}
         for p in ranked:
             per_task[p.task_key] = per_task.get(p.task_key, 0) + 1
-        assert max(per_task.values()) <= derive.RANKED_LIMIT
+        assert max(per_task.values()) <= rules.RANKED_LIMIT
 
 
 def test_trl_records_carry_tools_and_structured_arguments(ws, tmp_path):
@@ -371,7 +371,7 @@ def test_ranked_pairs_are_capped_largest_margins_first():
         chat = _chat_run(f"INC-{1000 + i}", f"P{i}", "Opened {ticket}.")
         traces.append(SimpleNamespace(id=i + 1, messages=_internal(chat), tools=[], task_key="k"))
         reviews[i + 1] = [SimpleNamespace(id=100 + i, judge_id=1, scores={"ok": 1 + i % 6})]
-    out = derive.ranked_candidates(_fake_version(), traces, reviews, {}, limit=7)
+    out = rules.ranked_candidates(_fake_version(), traces, reviews, {}, limit=7)
     margins = [c.margin for c in out]
     assert len(out) == 7 and margins == sorted(margins, reverse=True) and margins[0] == 1.0
     assert all(c.step == 1 for c in out)  # the create_ticket call is where they differ

@@ -20,12 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.training.derive import (  # noqa: F401 - the pairs API in one place
-    RULES,
-    PairChanges,
-    derive_pairs,
-    weighted_score,
-)
+from app.training.derive import PairChanges, derive_pairs  # noqa: F401 - the pairs API
 from app.training.exports import (  # noqa: F401
     FORMATS,
     RECORD_VERSION,
@@ -33,6 +28,7 @@ from app.training.exports import (  # noqa: F401
     openai_record,
     trl_record,
 )
+from app.training.rules import RULES, weighted_score  # noqa: F401
 from app.training.steps import to_chat  # noqa: F401
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
