@@ -341,6 +341,8 @@ class ModifyDialog(QDialog):
         if self._current is None:
             return
         new = self.draft.insert_after(self._current, REPLY)
+        # arguments still being typed belong to their step, which moved down by one
+        self.pending = {(i + (i >= new), c): v for (i, c), v in self.pending.items()}
         self._fill_list()
         self.select_step(new)
 
