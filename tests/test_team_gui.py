@@ -80,3 +80,17 @@ def test_a_judge_switching_cannot_create_a_lead_and_a_lead_can(tmp_path, picker)
         ).one()
         assert (entry.action, entry.actor_id) == ("create", lead.id)
         assert "Mallory" not in set(s.scalars(select(Judge.name)))
+
+
+def test_app_judge_option_never_creates_a_profile_in_a_team(tmp_path):
+    from app.workspace.errors import NotFound
+    from ui.application import _named_judge
+
+    ws = open_workspace(str(tmp_path / "w.sqlite"))
+    first = _named_judge(ws, "Ann")  # an empty workspace: the first profile, its lead
+    assert (first.name, first.role) == ("Ann", "lead")
+    assert _named_judge(ws, "Ann").id == first.id
+    with pytest.raises(NotFound, match="a lead creates it"):
+        _named_judge(ws, "Mallory")
+    with ws.session() as s:
+        assert list(s.scalars(select(Judge.name))) == ["Ann"]
