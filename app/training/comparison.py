@@ -24,8 +24,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.training import evalstats
-from app.training.rules import pair_hash
 from app.training.evaluation import get_eval, outputs, summarize
+from app.training.rules import pair_hash
 from app.training.steps import to_chat
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
