@@ -70,9 +70,9 @@ def tsquery(groups: list[list[str]]) -> str:
     )
 
 
-# PostgreSQL: `id IN (SELECT found.id FROM traces AS found WHERE document @@ query)`: the
-# alias keeps the subquery from correlating with the outer query, and the planner answers it
-# from the GIN index (the document in an outer OR would be rebuilt row by row). SQLite:
+# PostgreSQL: `id IN (SELECT found.id FROM traces AS found WHERE search_document @@ query)`:
+# the alias keeps the subquery from correlating with the outer query, and the planner answers
+# it from the GIN index. SQLite:
 # `id IN (SELECT rowid FROM trace_fts WHERE trace_fts MATCH query)`.
 FOUND = Trace.__table__.alias("found")
 
@@ -113,9 +113,7 @@ def _match_sqlite(element: TextMatch, compiler: Any, **kw: Any) -> str:
     return compiler.process(_in(element, hits), **kw)
 
 
-_DOCUMENT = func.chambers_search_document(
-    FOUND.c.task, FOUND.c.final_output, FOUND.c.messages, FOUND.c.metadata, FOUND.c.scores
-)
+_DOCUMENT = literal_column("found.search_document")  # PostgreSQL only (0005_search)
 
 
 @compiles(TextMatch, "postgresql")

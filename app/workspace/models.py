@@ -550,8 +550,10 @@ class QueueView(Base):
 
 def include_in_autogenerate(name: str | None, type_: str, _parent_names: object) -> bool:
     """Alembic's include_name hook: the search index (SQLite's FTS5 table `trace_fts` and the
-    shadow tables SQLite makes for it, PostgreSQL's expression index `ix_traces_search`) is
-    made by migration 0005_search, not from the ORM."""
+    shadow tables SQLite makes for it; PostgreSQL's generated column `traces.search_document`
+    and its GIN index `ix_traces_search`) is made by migration 0005_search, not from the ORM."""
     if type_ == "table":
         return not (name or "").startswith("trace_fts")
+    if type_ == "column":
+        return name != "search_document"
     return not (type_ == "index" and name == "ix_traces_search")

@@ -1,9 +1,9 @@
 """Search index over traces, tool and score facets, saved queue views.
 
 SQLite: a contentless FTS5 table `trace_fts` (columns task, answer, steps, tools, arguments,
-results, meta) filled from the JSON columns by triggers on `traces`. PostgreSQL: a GIN index
-on `chambers_search_document(...)`, an immutable function that builds the tsvector from the
-same parts. Both split text on anything that is not a letter or digit (so `book_reservation`
+results, meta) filled from the JSON columns by triggers on `traces`. PostgreSQL: a stored
+generated tsvector column `traces.search_document` with a GIN index, computed by
+`chambers_search_document(...)`, an immutable function that builds it from the same parts. Both split text on anything that is not a letter or digit (so `book_reservation`
 is the tokens `book reservation`) and fold case; the query side (app.traces.search) does the
 same. `trace_tools` and `trace_scores` are kept in step by triggers on both databases. The
 upgrade indexes every existing trace.
@@ -123,8 +123,7 @@ def _sqlite_upgrade() -> None:
 # sees them, and the characters the parser would join into URL, host, e-mail, file or
 # version tokens become spaces, so tokens match SQLite's unicode61 ones. A tsvector is
 # limited to 1 MB: the document is cut at 250,000 characters (task, answer, tools,
-# arguments, metadata and scores come first; message text and tool results last). Its high
-# COST tells the planner to read the index rather than rebuild documents row by row.
+# arguments, metadata and scores come first; message text and tool results last).
 _PG_PATH = "jsonb_path_query_array(messages, '$[*].parts[*] ? (@.type == \"{t}\").{f}')::text"
 _PG_JSON_PARTS = ", ".join(
     (
@@ -143,7 +142,7 @@ _PUNCT = "-_./@:+<>&~"
 _PG_DOCUMENT = f"""
 CREATE FUNCTION chambers_search_document(
     task text, answer text, messages jsonb, meta jsonb, scores jsonb
-) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE COST 100000 AS $$
+) RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT to_tsvector('simple'::regconfig, translate(left(concat_ws(' ', task, answer,
     regexp_replace(concat_ws(' ', {_PG_JSON_PARTS}), '\\\\(u[0-9a-fA-F]{{4}}|.)', ' ', 'g')
 ), 250000), '{_PUNCT}', '{" " * len(_PUNCT)}'))
@@ -176,17 +175,33 @@ END; $$
 
 def _pg_upgrade() -> None:
     op.execute(_PG_DOCUMENT)
+    # Stored, not only indexed: phrase and prefix matches are rechecked against the row's
+    # tsvector, which must not be rebuilt from the JSON for every candidate.
     op.execute(
-        "CREATE INDEX ix_traces_search ON traces USING gin "
-        "(chambers_search_document(task, final_output, messages, metadata, scores))"
+        "ALTER TABLE traces ADD COLUMN search_document tsvector GENERATED ALWAYS AS "
+        "(chambers_search_document(task, final_output, messages, metadata, scores)) STORED"
     )
+    op.execute("CREATE INDEX ix_traces_search ON traces USING gin (search_document)")
     op.execute(_PG_FACETS)
     op.execute(
         "CREATE TRIGGER traces_facets AFTER INSERT OR UPDATE OF messages, scores ON traces "
         "FOR EACH ROW EXECUTE FUNCTION chambers_trace_facets()"
     )
-    # Existing rows: an UPDATE that changes nothing fires the trigger once per trace.
-    op.execute("UPDATE traces SET scores = scores")
+    op.execute(
+        "INSERT INTO trace_tools (trace_id, name) SELECT DISTINCT t.id, left(n #>> '{}', 200) "
+        "FROM traces AS t, jsonb_path_query(t.messages, "
+        "'$[*].parts[*] ? (@.type == \"tool_call\").name') AS n WHERE jsonb_typeof(n) = 'string'"
+    )
+    op.execute(
+        "INSERT INTO trace_scores (trace_id, name, value) "
+        "SELECT t.id, left(e->>'name', 200), CASE jsonb_typeof(e->'value') WHEN 'boolean' THEN "
+        "CASE WHEN (e->'value')::text = 'true' THEN 1.0 ELSE 0.0 END "
+        "ELSE (e->>'value')::float END "
+        "FROM traces AS t, jsonb_array_elements(CASE jsonb_typeof(t.scores) WHEN 'array' "
+        "THEN t.scores ELSE '[]'::jsonb END) AS e "
+        "WHERE jsonb_typeof(e->'name') = 'string' "
+        "AND jsonb_typeof(e->'value') IN ('number', 'boolean')"
+    )
 
 
 # --- both ------------------------------------------------------------------------------------
@@ -259,6 +274,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS traces_facets ON traces")
         op.execute("DROP FUNCTION IF EXISTS chambers_trace_facets()")
         op.execute("DROP INDEX IF EXISTS ix_traces_search")
+        op.execute("ALTER TABLE traces DROP COLUMN IF EXISTS search_document")
         op.execute(
             "DROP FUNCTION IF EXISTS chambers_search_document(text, text, jsonb, jsonb, jsonb)"
         )
