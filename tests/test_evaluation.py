@@ -156,3 +156,34 @@ def test_eval_runs_heldout_only_stores_outputs_and_is_reproducible(db, tmp_path,
     code, out, _ = cli(capsys, "--db", db, "evals", "list", "--json")
     assert [r["status"] for r in json.loads(out)] == ["finished"] * 3
     ws.close()
+
+
+def test_detached_eval_survives_its_launcher_and_cancels_cleanly(db):
+    """Started detached (own process group, as from the Runs screen), read back from its
+    directory by a later session, cancelled with SIGTERM: a `cancelled` event, no outputs."""
+    import time
+
+    ws = open_workspace(db)
+    with ws.session() as s:
+        ev = ev_mod.prepare_eval(s, "run1", decoding={"max_new_tokens": 512}, name="long")
+        pid = ev_mod.launch(s, ev)
+        eval_dir = Path(ev.eval_dir)
+    ws.close()
+    ws = open_workspace(db)  # a new session: the UI was closed and reopened
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        events, _ = runs.read_events(eval_dir)
+        if any(e["event"] == "progress" for e in events):
+            break
+        time.sleep(0.2)
+    with ws.session() as s:
+        assert ev_mod.sync(s, ev_mod.get_eval(s, "long")).status == "running"
+        assert "cancelling evaluation long" in ev_mod.cancel(s, "long")
+    while runs.process_alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    with ws.session() as s:
+        ev = ev_mod.sync(s, ev_mod.get_eval(s, "long"))
+        assert ev.status == "cancelled"
+        assert ev_mod.outputs(s, ev) == {}
+    assert not (eval_dir / "outputs.jsonl").exists()
+    ws.close()
