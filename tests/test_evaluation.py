@@ -20,7 +20,7 @@ from app.training import runs
 from app.training.evalstats import mean_ci
 from app.training.toolcalls import parse_output
 from app.workspace.db import open_workspace
-from app.workspace.models import EvalItem, EvalOutput, PreferencePair
+from app.workspace.models import EvalItem, EvalOutput, Evaluation, PreferencePair
 
 TINY = Path(__file__).parent / "fixtures" / "tiny-qwen2"
 
@@ -186,4 +186,22 @@ def test_detached_eval_survives_its_launcher_and_cancels_cleanly(db):
         assert ev.status == "cancelled"
         assert ev_mod.outputs(s, ev) == {}
     assert not (eval_dir / "outputs.jsonl").exists()
+    ws.close()
+
+
+def test_bad_eval_requests_get_one_clear_line(db, capsys):
+    cases = [
+        (["eval", "nope"], "no training run 'nope'"),
+        (["eval", "run1", "--tasks", "everything"], "use heldout, round:NAME or snapshot:NAME"),
+        (["eval", "run1", "--against", "ghost"], "no registered model named 'ghost'"),
+        (["eval", "run1", "--tasks", "snapshot:missing"], "no snapshot named 'missing'"),
+        (["models", "export", "tiny-qwen2", "--merged", "/tmp/x"], "is a base model"),
+        (["compare", "create", "c", "--eval", "none", "--judges", "Hana Sato"], "no evaluation"),
+    ]
+    for argv, msg in cases:
+        code, out, err = cli(capsys, "--db", db, *argv)
+        assert code == 2 and msg in err and "Traceback" not in err, (argv, err)
+    ws = open_workspace(db)
+    with ws.session() as s:
+        assert list(s.scalars(select(Evaluation))) == []  # nothing half-made
     ws.close()
