@@ -205,3 +205,31 @@ def test_bad_eval_requests_get_one_clear_line(db, capsys):
     with ws.session() as s:
         assert list(s.scalars(select(Evaluation))) == []  # nothing half-made
     ws.close()
+
+
+def test_a_damaged_outputs_file_fails_the_evaluation_and_stores_nothing(db):
+    ws = open_workspace(db)
+    with ws.session() as s:
+        ev = ev_mod.prepare_eval(s, "run1", n=2, name="damaged")
+        d = Path(ev.eval_dir)
+    good = {
+        "position": 0,
+        "side": "baseline",
+        "text": "hi",
+        "message": {"role": "assistant", "parts": []},
+        "valid": False,
+        "scores": {},
+        "score": 0.0,
+        "decoding": {},
+        "seed": 0,
+    }
+    (d / "outputs.jsonl").write_text(
+        json.dumps(good) + "\n" + '{"position": 1, "side": "nobody"}\n'
+    )
+    (d / "events.jsonl").write_text(json.dumps({"event": "finished"}) + "\n")
+    with ws.session() as s:
+        ev = ev_mod.sync(s, ev_mod.get_eval(s, "damaged"))
+        assert ev.status == "failed"
+        assert ev.error.startswith(f"{d / 'outputs.jsonl'}: line 2: not an output record")
+        assert ev_mod.outputs(s, ev) == {}
+    ws.close()
