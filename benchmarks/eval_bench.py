@@ -80,7 +80,6 @@ def plain_generate(config: dict, side: str) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.evaluate import generation_kwargs
-    from trainer.run import _load_jsonl
 
     spec = config["models"][side]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,7 +93,8 @@ def plain_generate(config: dict, side: str) -> dict:
         model = PeftModel.from_pretrained(model, spec["adapter"])
     model = model.to(device).eval()
     kw = generation_kwargs(config["decoding"], tok)
-    tasks = _load_jsonl(config["tasks_file"])
+    with open(config["tasks_file"], encoding="utf-8") as f:
+        tasks = [json.loads(line) for line in f if line.strip()]
     texts = [
         tok.apply_chat_template(
             [{**m, "content": m.get("content") or ""} for m in t["prompt"]],

@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.traces.model import canonical_json, sha256_hex
 from app.training import evalstats
 from app.training.evaluation import get_eval, outputs, summarize
-from app.training.pairs import _pair_hash, to_chat
+from app.training.toolcalls import Parsed
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import (
@@ -287,9 +288,9 @@ def to_pairs(session: Session, rnd: ComparisonRound) -> int:
         w, vs = ranked[0]
         item = session.get(EvalItem, item_id)
         loser = "baseline" if w == "candidate" else "candidate"
-        chosen = to_chat([outs[item_id][w].message])
-        rejected = to_chat([outs[item_id][loser].message])
-        h = _pair_hash(item.prompt, chosen, rejected)
+        chosen = Parsed(outs[item_id][w].message).chat()
+        rejected = Parsed(outs[item_id][loser].message).chat()
+        h = sha256_hex(canonical_json([item.prompt, chosen, rejected, item.tools]))
         if h in known:
             continue
         known.add(h)
