@@ -20,7 +20,7 @@ from app.training import runs
 from app.training.evalstats import mean_ci
 from app.training.toolcalls import parse_output
 from app.workspace.db import open_workspace
-from app.workspace.models import EvalItem, EvalOutput, PreferencePair
+from app.workspace.models import EvalItem, EvalOutput, Evaluation, PreferencePair
 
 TINY = Path(__file__).parent / "fixtures" / "tiny-qwen2"
 
@@ -155,4 +155,81 @@ def test_eval_runs_heldout_only_stores_outputs_and_is_reproducible(db, tmp_path,
         assert [(o["baseline"].text, o["candidate"].text) for _, o in sorted(outs.items())] != first
     code, out, _ = cli(capsys, "--db", db, "evals", "list", "--json")
     assert [r["status"] for r in json.loads(out)] == ["finished"] * 3
+    ws.close()
+
+
+def test_detached_eval_survives_its_launcher_and_cancels_cleanly(db):
+    """Started detached (own process group, as from the Runs screen), read back from its
+    directory by a later session, cancelled with SIGTERM: a `cancelled` event, no outputs."""
+    import time
+
+    ws = open_workspace(db)
+    with ws.session() as s:
+        ev = ev_mod.prepare_eval(s, "run1", decoding={"max_new_tokens": 512}, name="long")
+        pid = ev_mod.launch(s, ev)
+        eval_dir = Path(ev.eval_dir)
+    ws.close()
+    ws = open_workspace(db)  # a new session: the UI was closed and reopened
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        events, _ = runs.read_events(eval_dir)
+        if any(e["event"] == "progress" for e in events):
+            break
+        time.sleep(0.2)
+    with ws.session() as s:
+        assert ev_mod.sync(s, ev_mod.get_eval(s, "long")).status == "running"
+        assert "cancelling evaluation long" in ev_mod.cancel(s, "long")
+    while runs.process_alive(pid) and time.time() < deadline:
+        time.sleep(0.2)
+    with ws.session() as s:
+        ev = ev_mod.sync(s, ev_mod.get_eval(s, "long"))
+        assert ev.status == "cancelled"
+        assert ev_mod.outputs(s, ev) == {}
+    assert not (eval_dir / "outputs.jsonl").exists()
+    ws.close()
+
+
+def test_bad_eval_requests_get_one_clear_line(db, capsys):
+    cases = [
+        (["eval", "nope"], "no training run 'nope'"),
+        (["eval", "run1", "--tasks", "everything"], "use heldout, round:NAME or snapshot:NAME"),
+        (["eval", "run1", "--against", "ghost"], "no registered model named 'ghost'"),
+        (["eval", "run1", "--tasks", "snapshot:missing"], "no snapshot named 'missing'"),
+        (["models", "export", "tiny-qwen2", "--merged", "/tmp/x"], "is a base model"),
+        (["compare", "create", "c", "--eval", "none", "--judges", "Hana Sato"], "no evaluation"),
+    ]
+    for argv, msg in cases:
+        code, out, err = cli(capsys, "--db", db, *argv)
+        assert code == 2 and msg in err and "Traceback" not in err, (argv, err)
+    ws = open_workspace(db)
+    with ws.session() as s:
+        assert list(s.scalars(select(Evaluation))) == []  # nothing half-made
+    ws.close()
+
+
+def test_a_damaged_outputs_file_fails_the_evaluation_and_stores_nothing(db):
+    ws = open_workspace(db)
+    with ws.session() as s:
+        ev = ev_mod.prepare_eval(s, "run1", n=2, name="damaged")
+        d = Path(ev.eval_dir)
+    good = {
+        "position": 0,
+        "side": "baseline",
+        "text": "hi",
+        "message": {"role": "assistant", "parts": []},
+        "valid": False,
+        "scores": {},
+        "score": 0.0,
+        "decoding": {},
+        "seed": 0,
+    }
+    (d / "outputs.jsonl").write_text(
+        json.dumps(good) + "\n" + '{"position": 1, "side": "nobody"}\n'
+    )
+    (d / "events.jsonl").write_text(json.dumps({"event": "finished"}) + "\n")
+    with ws.session() as s:
+        ev = ev_mod.sync(s, ev_mod.get_eval(s, "damaged"))
+        assert ev.status == "failed"
+        assert ev.error.startswith(f"{d / 'outputs.jsonl'}: line 2: not an output record")
+        assert ev_mod.outputs(s, ev) == {}
     ws.close()

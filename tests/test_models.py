@@ -25,6 +25,7 @@ from app.workspace.db import open_workspace
 from app.workspace.models import (
     ComparisonVerdict,
     EvalItem,
+    Judge,
     PreferencePair,
     RegisteredModel,
 )
@@ -217,7 +218,7 @@ def test_gate_fails_a_tampered_manifest(db, capsys):
     assert code == 2 and "manifest: adapter/adapter_config.json: sha256 differs" in err
 
 
-def test_reward_hacking_watch_catches_a_bad_grader(db, tmp_path, capsys):
+def test_reward_hacking_watch_catches_a_bad_grader(db, tmp_path, capsys, qtbot):
     """Candidate outputs are long filler, the baseline's are the reference answers; the judges
     prefer the baseline. A grader that rewards length says the candidate improved: flagged.
     The honest match grader agrees with the judges: not flagged."""
@@ -248,6 +249,20 @@ def test_reward_hacking_watch_catches_a_bad_grader(db, tmp_path, capsys):
         assert res["reward_hacking"]["flagged"] is True
     code, out, _ = cli(capsys, "--db", db, "models", "show", "run1")
     assert "REWARD HACKING WATCH" in out and "[ ] reward_hacking" in out
+    from ui.training.models_screen import ModelsDialog
+    from ui.training.runs_screen import RunsDialog
+
+    with ws.session() as s:
+        lead = s.scalar(select(Judge).where(Judge.role == "lead"))
+        rid = runs.get_run(s, "run1").id
+    runs_dlg = RunsDialog(ws, lead, poll_ms=60_000)
+    qtbot.addWidget(runs_dlg)
+    runs_dlg.select_run(rid)
+    assert runs_dlg.watch.text().startswith("⚠ Reward-hacking watch (c1): graders")
+    models_dlg = ModelsDialog(ws, lead)
+    qtbot.addWidget(models_dlg)
+    run1 = models_dlg.tree.topLevelItem(0).child(0)
+    assert run1.text(0) == "run1" and "reward hacking" in run1.text(2)
     with ws.session() as s:
         ev = ev_mod.get_eval(s, "e1")
         ev_mod.regrade(s, ev, [GraderSpec("match", 1.0)])

@@ -24,7 +24,23 @@ from typing import Any
 from app.training.graders import GraderSpec, combined
 from app.training.toolcalls import parse_output
 from trainer.data import load_jsonl
-from trainer.run import Cancel, Events, versions
+from trainer.run import Cancel, Events
+
+
+def versions() -> dict[str, str]:
+    """What generated the outputs (no TRL: evaluation does not use it)."""
+    import platform
+
+    import peft
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+    }
 
 
 def load_model(spec: dict[str, Any], device: str):

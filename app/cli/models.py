@@ -286,7 +286,8 @@ def print_results(r: dict) -> None:
     )
     print(f"  candidate win rate (ties half) {_fmt(r['win_rate'])}")
     print(f"  tie share {_fmt(r['tie_share'])}")
-    print(f"  judges' agreement (Krippendorff alpha, nominal) {_fmt(r['alpha'])}")
+    note = (r["alpha"] or {}).get("note", "")
+    print(f"  judges' agreement (Krippendorff alpha, nominal) {_fmt(r['alpha'])} {note}".rstrip())
     print(f"  position bias: share of A among decided {_fmt(r['position_bias_A'])}")
     rh = r["reward_hacking"]
     if rh["flagged"]:

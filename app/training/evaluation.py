@@ -370,48 +370,58 @@ def sync(session: Session, ev: Evaluation) -> Evaluation:
             )
         session.flush()
         return ev
-    if final["event"] == "finished":
-        _store_outputs(session, ev)
-        ev.summary = {
-            **ev.summary,
-            "throughput": final.get("throughput", {}),
-            **summarize(session, ev),
-        }
     ev.status, ev.error = final["event"], final.get("error")
+    if final["event"] == "finished":
+        try:
+            _store_outputs(session, ev)
+        except EvalError as exc:
+            ev.status, ev.error = "failed", str(exc)
+        else:
+            ev.summary = {
+                **ev.summary,
+                "throughput": final.get("throughput", {}),
+                **summarize(session, ev),
+            }
     ev.finished_at = datetime.now(UTC)
     session.flush()
     return ev
 
 
 def _store_outputs(session: Session, ev: Evaluation) -> None:
+    """Every line is checked before any row is added: a bad file stores nothing."""
     items = {
         i.position: i
         for i in session.scalars(select(EvalItem).where(EvalItem.evaluation_id == ev.id))
     }
     model_of = {"baseline": ev.baseline_id, "candidate": ev.candidate_id}
     path = Path(ev.eval_dir) / "outputs.jsonl"
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalError(f"{path}: cannot read the outputs ({exc})") from None
+    rows = []
+    for n, line in enumerate(lines, 1):
         try:
             o = json.loads(line)
-            item = items[o["position"]]
-        except (ValueError, KeyError) as exc:
-            raise EvalError(f"{path}: line {n}: not an output record ({exc})") from None
-        session.add(
-            EvalOutput(
-                item_id=item.id,
-                side=o["side"],
-                model_id=model_of[o["side"]],
-                text=o["text"],
-                message=o["message"],
-                valid=o["valid"],
-                error=o.get("error"),
-                scores=o["scores"],
-                score=o["score"],
-                decoding=o["decoding"],
-                seed=o["seed"],
-                n_tokens=o.get("n_tokens", 0),
+            rows.append(
+                EvalOutput(
+                    item_id=items[o["position"]].id,
+                    side=o["side"],
+                    model_id=model_of[o["side"]],
+                    text=str(o["text"]),
+                    message=o["message"],
+                    valid=bool(o["valid"]),
+                    error=o.get("error"),
+                    scores=o["scores"],
+                    score=float(o["score"]),
+                    decoding=o["decoding"],
+                    seed=int(o["seed"]),
+                    n_tokens=int(o.get("n_tokens", 0)),
+                )
             )
-        )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EvalError(f"{path}: line {n}: not an output record ({exc!r})") from None
+    session.add_all(rows)
     session.flush()
 
 

@@ -146,7 +146,7 @@ def check(session: Session, model: RegisteredModel) -> dict[str, Any]:
         cond(
             "agreement",
             a is not None and a["value"] is not None and a["value"] >= rule["min_alpha"],
-            "alpha undefined (one judge, or no variation)"
+            (a or {}).get("note") or "alpha undefined (fewer than two judges per item)"
             if not a or a["value"] is None
             else f"alpha {a['value']:.3f}",
         )

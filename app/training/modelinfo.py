@@ -110,3 +110,18 @@ def export_model(session: Session, model: RegisteredModel, mode: str, out: Path)
     if proc.returncode != 0:
         raise RegistryError((proc.stderr.strip().splitlines() or ["export failed"])[-1])
     return {"model": model.name, "mode": mode, "out": str(out)}
+
+
+def reward_hacking_note(session: Session, run_id: int) -> str | None:
+    """The watch's message for a run's candidate, if any comparison flags it (Runs screen)."""
+    model = session.scalar(select(RegisteredModel).where(RegisteredModel.run_id == run_id))
+    if model is None:
+        return None
+    for ev in session.scalars(select(Evaluation).where(Evaluation.candidate_id == model.id)):
+        for rnd in session.scalars(
+            select(ComparisonRound).where(ComparisonRound.evaluation_id == ev.id)
+        ):
+            rh = comparison_results(session, rnd)["reward_hacking"]
+            if rh["flagged"]:
+                return f"Reward-hacking watch ({rnd.name}): {rh['reason']}"
+    return None

@@ -130,7 +130,11 @@ class ModelsDialog(QDialog):
         self.compare_button = QPushButton("New comparison round…")
         self.compare_button.clicked.connect(self.new_round)
         self.compare_button.setEnabled(user.role == "lead")
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.setToolTip("Read finished runs and evaluations again")
+        self.refresh_button.clicked.connect(self.reload)
         for b in (
+            self.refresh_button,
             self.promote_button,
             self.rollback_button,
             self.export_merged_button,

@@ -125,6 +125,10 @@ class RunsDialog(QDialog):
         rl = QVBoxLayout(right)
         self.title = QLabel()
         rl.addWidget(self.title)
+        self.watch = QLabel()  # the reward-hacking watch (issue 11)
+        self.watch.setWordWrap(True)
+        self.watch.setStyleSheet("color: #b42318")
+        rl.addWidget(self.watch)
         self.progress = QProgressBar()
         rl.addWidget(self.progress)
         self.fig = Figure(figsize=(8, 4.5), layout="constrained")
@@ -190,6 +194,15 @@ class RunsDialog(QDialog):
         self.log_size = -1
         self.checkpoint = runs.last_checkpoint(self.run_dir)
         self.poll()
+        self._watch()
+
+    def _watch(self) -> None:
+        from app.training.modelinfo import reward_hacking_note
+
+        with self.ws.session() as s:
+            note = reward_hacking_note(s, self.run_id) if self.status == "finished" else None
+        self.watch.setText(f"⚠ {html.escape(note)}" if note else "")
+        self.watch.setVisible(bool(note))
 
     def poll(self) -> None:
         if self.run_id is None:
