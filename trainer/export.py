@@ -6,7 +6,6 @@ manifest. Files appear under a temporary name and are renamed into place when co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -16,15 +15,6 @@ from typing import Any
 from app.training.manifest import file_sha256
 
 LINEAGE_FILE = "chambers-lineage.json"
-
-
-def file_sha256(path: Path) -> str:
-    """Local: the trainer never loads the app's database layer."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_merged(base: str, adapter: str, out: Path) -> None:
