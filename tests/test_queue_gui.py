@@ -216,10 +216,11 @@ def test_judge_without_assignments_is_told_what_to_do(qtbot, db, monkeypatch):
     import ui.review.window as window
 
     picked = []
-    monkeypatch.setattr(window, "pick_judge", lambda ws, parent: picked.append(1))
+    monkeypatch.setattr(window, "pick_judge", lambda ws, parent, **_kw: picked.append(1))
     w = window_for(qtbot, db, "Jo", "judge")
     pane = w.queue_pane
-    assert pane.stack.currentWidget() is pane.empty
+    # the queue is counted on the workspace executor: the empty state follows when it lands
+    qtbot.waitUntil(lambda: pane.stack.currentWidget() is pane.empty, timeout=10_000)
     assert "No traces assigned to you" in pane.empty.title.text()
     assert "Ask your lead" in pane.empty.text.text()
     assert pane.empty.button_labels() == ["Switch profile…"]

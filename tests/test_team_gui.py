@@ -83,10 +83,15 @@ def test_a_judge_switching_cannot_create_a_lead_and_a_lead_can(tmp_path, picker)
 
 
 def test_app_judge_option_never_creates_a_profile_in_a_team(tmp_path):
+    from app.review.team import named_judge
     from app.workspace.errors import NotFound
-    from ui.application import _named_judge
 
     ws = open_workspace(str(tmp_path / "w.sqlite"))
+
+    def _named_judge(ws, name):
+        with ws.session() as s:
+            return named_judge(s, name)
+
     first = _named_judge(ws, "Ann")  # an empty workspace: the first profile, its lead
     assert (first.name, first.role) == ("Ann", "lead")
     assert _named_judge(ws, "Ann").id == first.id

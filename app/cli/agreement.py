@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.agreement.coefficients import DEFAULT_BOOT, LEVELS
+from app.agreement import DEFAULT_BOOT, LEVELS
 from app.cli.common import open_ws, out_file, print_json, write_out
 from app.cli.review import _round_id
 from app.workspace.errors import ChambersError

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 
+from app.traces.model import count_tool_calls
 from app.training import comparison as cmp
 from app.training.toolcalls import from_chat
 from app.workspace.db import Workspace
@@ -210,6 +211,7 @@ class ComparisonDialog(QDialog):
                 "id": self.index + 1,
                 "source": "prompt",
                 "n_messages": len(messages),
+                "n_tool_calls": count_tool_calls(messages),
                 "task": task,
                 "messages": messages,
                 "final_output": None,

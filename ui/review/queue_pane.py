@@ -300,11 +300,7 @@ class QueuePane(QWidget):
         with self.ws.session() as s:
             self.has_traces = s.scalar(select(Trace.id).limit(1)) is not None
 
-        def read() -> dict[str, list[str]]:
-            with self.ws.session() as s:
-                return facets(s)
-
-        self.model.run_later(read, self._show_facets)
+        self.model.run_later(facets, self._show_facets)
 
     def _show_facets(self, f: dict[str, list[str]]) -> None:
         for combo, values in (
