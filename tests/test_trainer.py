@@ -278,7 +278,8 @@ def test_verdicts_become_step_examples_gold_wins_and_conflicts_drop(db):  # noqa
         mine = [e for e in examples if r.id in e.review_ids]
         good = [e for e in mine if e.label]
         bad = [e for e in mine if not e.label]
-        assert good and all("modify" in e.kinds for e in mine)
+        # the review's examples come from its correction, or from its judge's step labels
+        assert good and all({"modify", "step_label"} & set(e.kinds) for e in mine)
         assert good[0].prompt == to_chat(r.corrected_messages[: good[0].step])
         assert good[0].completion == to_chat([r.corrected_messages[good[0].step]])
         if trace.messages[k]["role"] == "assistant":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import platform
 import signal
@@ -425,7 +426,10 @@ def kto_weights(rows: list[dict[str, Any]], cfg: TrainConfig) -> tuple[float, fl
         return cfg.desirable_weight or 1.0, cfg.undesirable_weight or 1.0
     if not n_d or not n_u:
         return 1.0, 1.0
-    return (round(n_u / n_d, 4), 1.0) if n_d > n_u else (1.0, round(n_d / n_u, 4))
+    # rounded to 4 places in the direction that keeps the ratio at 1 or above
+    if n_d > n_u:
+        return math.ceil(n_u / n_d * 1e4) / 1e4, 1.0
+    return 1.0, max(math.floor(n_d / n_u * 1e4) / 1e4, 1e-4)
 
 
 def build_trainer(
