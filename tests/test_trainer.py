@@ -454,12 +454,18 @@ def test_two_processes_under_torchrun_write_each_event_once(db, tmp_path):  # no
     assert ev[0]["world_size"] == 2
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["world_size"] == 2 and verify_manifest(run_dir) == (True, [])
+    # the documented multi-GPU launch: the same data-parallel setup through accelerate
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    acc = load_config_from_file(str(ROOT / "trainer" / "accelerate" / "multi_gpu.yaml"))
+    assert acc.distributed_type == "MULTI_GPU" and acc.mixed_precision == "bf16"
 
 
 def test_a_cancelled_run_resumes_from_its_checkpoint_and_old_ones_are_pruned(
     db,  # noqa: F811
     tmp_path,
     capsys,
+    request,
 ):
     from app.training import runs
     from app.workspace.models import TrainingRun
@@ -469,6 +475,8 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_and_old_ones_are_pruned(
     )
     with ws.session() as s:
         runs.launch(s, s.get(TrainingRun, rid))
+        pid = s.get(TrainingRun, rid).pid
+    request.addfinalizer(lambda: _stop(pid))
     run_dir = tmp_path / "res"
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -550,7 +558,7 @@ def test_killing_chambers_train_leaves_the_trainer_running(db, tmp_path):  # noq
         e["event"] == "log" for e in runs.read_events(run_dir)[0]
     ):
         time.sleep(0.2)
-    # a closed terminal: SIGHUP to the launcher's group, its stdout pipe closed; then SIGKILL
+    # a closed terminal: SIGHUP to the launcher's group, its stdout pipe closed
     os.killpg(launcher.pid, signal.SIGHUP)
     launcher.stdout.close()
     launcher.wait(timeout=30)
@@ -558,20 +566,31 @@ def test_killing_chambers_train_leaves_the_trainer_running(db, tmp_path):  # noq
     with ws.session() as s:
         run = s.scalar(select(TrainingRun).where(TrainingRun.name == "orphan"))
         pid, rid = run.pid, run.id
-    seen = len(runs.read_events(run_dir)[0])
-    time.sleep(3)  # the issue saw the trainer die within 3 s of its launcher
-    assert runs.process_alive(pid)
-    while time.time() < deadline and len(runs.read_events(run_dir)[0]) == seen:
-        time.sleep(0.2)
-    assert len(runs.read_events(run_dir)[0]) > seen  # still training, still logging
-    with ws.session() as s:
-        assert runs.sync(s, s.get(TrainingRun, rid)).status == "running"
-        runs.cancel_run(s, rid)
-    while time.time() < deadline and runs.process_alive(pid):
-        time.sleep(0.2)
-    with ws.session() as s:
-        assert runs.sync(s, s.get(TrainingRun, rid)).status == "cancelled"
-    ws.close()
+    try:
+        seen = len(runs.read_events(run_dir)[0])
+        time.sleep(3)  # the issue saw the trainer die within 3 s of its launcher
+        assert runs.process_alive(pid)
+        while time.time() < deadline and len(runs.read_events(run_dir)[0]) == seen:
+            time.sleep(0.2)
+        assert len(runs.read_events(run_dir)[0]) > seen  # still training, still logging
+        with ws.session() as s:
+            assert runs.sync(s, s.get(TrainingRun, rid)).status == "running"
+            runs.cancel_run(s, rid)
+        while time.time() < deadline and runs.process_alive(pid):
+            time.sleep(0.2)
+        with ws.session() as s:
+            assert runs.sync(s, s.get(TrainingRun, rid)).status == "cancelled"
+    finally:
+        _stop(pid)
+        ws.close()
+
+
+def _stop(pid: int | None) -> None:
+    """A trainer a failed test left running (its own process group) is ended."""
+    from app.training import runs
+
+    if pid and runs.process_alive(pid):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def test_the_trainer_reports_a_full_disk_and_leaves_no_part_files(tmp_path, monkeypatch):
