@@ -651,3 +651,37 @@ def test_a_run_on_a_full_disk_fails_with_a_disk_full_error(db, tmp_path):  # noq
     assert final["event"] == "failed", out.stdout[-2000:] + out.stderr[-2000:]
     assert final["error"].startswith("the disk is full"), final["error"]
     assert "left: 0" in out.stdout
+
+
+def test_bad_training_input_names_file_record_and_field(db, tmp_path, capsys):  # noqa: F811
+    from trainer.data import DataError, check_records, load_jsonl
+
+    with pytest.raises(DataError, match="t.jsonl: record 2: no field 'completion'"):
+        check_records([long_record(0), {"prompt": [], "label": True}], "kto", "t.jsonl")
+    with pytest.raises(DataError, match="t.jsonl: record 1: field 'chosen' must be a list"):
+        check_records([{"prompt": [], "chosen": "yes", "rejected": []}], "dpo", "t.jsonl")
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"prompt": []}\n{oops\n')
+    with pytest.raises(DataError, match="b.jsonl: line 2: not JSON"):
+        load_jsonl(str(bad))
+    opts = tmp_path / "opts.json"
+    opts.write_text('{"lora_r": 4, "warmup": 3}')
+    code, _, err = cli(
+        capsys,
+        "--db",
+        db,
+        "train",
+        "dpo",
+        "--snapshot",
+        "all",
+        "--model",
+        str(TINY),
+        "--out",
+        str(tmp_path / "r"),
+        "--config",
+        str(opts),
+    )
+    assert code == 2 and "opts.json: unknown option(s) warmup" in err
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+    code, _, err = cli(capsys, "--db", db, "train", "kto", "--snapshot", "all")
+    assert code == 2 and "--model, --out required" in err
