@@ -425,7 +425,7 @@ def kto_weights(rows: list[dict[str, Any]], cfg: TrainConfig) -> tuple[float, fl
         return cfg.desirable_weight or 1.0, cfg.undesirable_weight or 1.0
     if not n_d or not n_u:
         return 1.0, 1.0
-    return (round(n_u / n_d, 4), 1.0) if n_d > n_u else (1.0, round(n_d / n_u, 4))
+    return (n_u / n_d, 1.0) if n_d > n_u else (1.0, n_d / n_u)
 
 
 def build_trainer(
