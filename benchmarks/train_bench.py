@@ -186,10 +186,14 @@ def main() -> None:
 def bench_method(tmp: Path, model: Path, method: str, a) -> None:
     """Wrapper and bare TRL on the same run config, alternating; best of --repeat each."""
     w_runs, b_runs = [], []
-    for i in range(a.repeat):
+    for i in range(a.repeat):  # alternating which goes first: neither always gets a cold cache
         cfg = prepare(tmp, model, method, a.steps, f"{method}{i}", a.max_length)
-        b_runs.append(bare(cfg, tmp / f"bare-{method}{i}"))
-        w_runs.append(wrapper(cfg))
+        if i % 2:
+            w_runs.append(wrapper(cfg))
+            b_runs.append(bare(cfg, tmp / f"bare-{method}{i}"))
+        else:
+            b_runs.append(bare(cfg, tmp / f"bare-{method}{i}"))
+            w_runs.append(wrapper(cfg))
     w = min(w_runs, key=lambda r: r["train_runtime"])
     b = min(b_runs, key=lambda r: r["train_runtime"])
     t = json.loads(cfg.read_text())["training"]
@@ -209,7 +213,8 @@ def bench_method(tmp: Path, model: Path, method: str, a) -> None:
     )
     print(
         f"  examples/s {a.steps * per_step / w['train_runtime']:.1f}; tokens/s "
-        f"{(w['num_tokens'] or 0) / w['train_runtime']:.0f}; peak RSS "
+        f"{(w['num_tokens'] or 0) / w['train_runtime']:.0f} (tokens trained: wrapper "
+        f"{w['num_tokens']}, bare {b['num_tokens']}); peak RSS "
         f"{w['peak_rss_mb']:.0f} MB (bare {b['peak_rss_mb']:.0f} MB)"
         + (
             f"; peak GPU {w['peak_cuda_mb']:.0f} MB (bare {b['peak_cuda_mb']:.0f} MB)"
