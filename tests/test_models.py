@@ -257,8 +257,11 @@ def test_reward_hacking_watch_catches_a_bad_grader(db, tmp_path, capsys, qtbot):
         rid = runs.get_run(s, "run1").id
     runs_dlg = RunsDialog(ws, lead, poll_ms=60_000)
     qtbot.addWidget(runs_dlg)
-    runs_dlg.select_run(rid)
-    assert runs_dlg.watch.text().startswith("⚠ Reward-hacking watch (c1): graders")
+    runs_dlg.select_run(rid)  # the runs list is read on the executor: selected when it lands
+    qtbot.waitUntil(
+        lambda: runs_dlg.watch.text().startswith("⚠ Reward-hacking watch (c1): graders"),
+        timeout=10_000,
+    )
     models_dlg = ModelsDialog(ws, lead)
     qtbot.addWidget(models_dlg)
     run1 = models_dlg.tree.topLevelItem(0).child(0)
