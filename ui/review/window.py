@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
@@ -16,14 +14,11 @@ from PySide6.QtCore import (
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -52,12 +47,12 @@ from app.workspace.db import Workspace
 from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, RubricVersion
 from ui.review.all_reviews import render_all_reviews
+from ui.review.conflicts import ConflictsMixin
 from ui.review.modify_dialog import ModifyDialog
 from ui.review.profile_dialog import pick_judge
 from ui.review.queue_pane import QueuePane
-from ui.review.shortcuts import ShortcutsDialog
+from ui.review.screens import ScreensMixin
 from ui.review.trace_bench import TraceBenchMixin
-from ui.traces.import_dialog import ImportDialog
 from ui.widgets.conflict_dialog import ConflictDialog
 from ui.widgets.executor import Job, WorkspaceExecutor
 from ui.widgets.render import render_side_panel
@@ -68,7 +63,7 @@ from ui.widgets.trace_view import TraceView, palette_colors
 AUTOSAVE_MS = 1500
 
 
-class MainWindow(TraceBenchMixin, QMainWindow):
+class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
     counted = Signal()  # the To do / Drafts / Done counters landed from the executor
     version_loaded = Signal()  # another rubric version's queue landed
 
@@ -291,164 +286,6 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             lay.addWidget(self.no_rubric_button, 0, Qt.AlignmentFlag.AlignLeft)
         lay.addStretch(1)
         return page
-
-    def _action(
-        self, menu, text: str, shortcut: str | QKeySequence | None, slot, tip: str = ""
-    ) -> QAction:
-        act = QAction(text, self)
-        if shortcut:
-            seqs = shortcut if isinstance(shortcut, list) else [shortcut]
-            act.setShortcuts([QKeySequence(s) for s in seqs])
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            keys = " or ".join(
-                QKeySequence(s).toString(QKeySequence.SequenceFormat.NativeText) for s in seqs
-            )
-            act.setToolTip(f"{tip or text.replace('&', '')} ({keys})")
-        act.triggered.connect(slot)
-        menu.addAction(act)
-        self.addAction(act)
-        return act
-
-    def _actions(self) -> None:
-        mb = self.menuBar()
-        f = mb.addMenu("&File")
-        self._action(f, "&Import traces…", "Ctrl+I", self.import_dialog)
-        self._action(f, "&Switch judge…", None, self.switch_judge)
-        f.addSeparator()
-        self._action(f, "&Quit", QKeySequence.StandardKey.Quit, self.close)
-        r = mb.addMenu("&Review")
-        self.act_next = self._action(r, "&Next trace", "J", lambda: self.step(1))
-        self.act_prev = self._action(r, "&Previous trace", "K", lambda: self.step(-1))
-        r.addSeparator()
-        self._action(r, "&Approve", "A", lambda: self.decide("approve"))
-        self._action(r, "&Modify…", "M", lambda: self.decide("modify"))
-        self._action(r, "&Reject", "R", lambda: self.decide("reject"))
-        self._action(r, "Next criterion", ["Down", "]"], lambda: self.panel.move(1))
-        self._action(r, "Previous criterion", ["Up", "["], lambda: self.panel.move(-1))
-        for d in range(10):  # window-wide, not in the menu (a hidden action's shortcut is off)
-            act = QAction(f"Set criterion to {d}", self)
-            act.setShortcut(QKeySequence(str(d)))
-            act.triggered.connect(partial(self._digit, d))
-            self.addAction(act)
-        self._action(r, "Write &rationale", "E", lambda: self.panel.rationale.setFocus())
-        r.addSeparator()
-        self._action(r, "&Submit", ["Ctrl+Return", "Ctrl+Enter"], self.submit)
-        self._action(
-            r, "&Undo last submission", QKeySequence.StandardKey.Undo, self.undo_submission
-        )
-        v = mb.addMenu("&View")
-        self._action(v, "&Search queue", "/", self.focus_search)
-        self._action(
-            v,
-            "&Find in trace",
-            QKeySequence.StandardKey.Find,
-            lambda: self.trace_view.find_edit.setFocus(),
-        )
-        self._action(v, "Back to the trace", "Esc", self.focus_trace)
-        self._trace_actions(r, v)
-        if self.judge.role == "lead":
-            lead = mb.addMenu("&Lead")
-            self._action(lead, "&Rubrics…", "Ctrl+Shift+R", self.open_rubrics)
-            self._action(lead, "Review &rounds…", "Ctrl+Shift+N", self.open_rounds)
-            self._action(lead, "&Agreement dashboard…", "Ctrl+Shift+A", self.open_agreement)
-            self._action(lead, "A&djudicate this trace…", "Ctrl+Shift+D", self.adjudicate_current)
-        t = mb.addMenu("&Training")
-        self._action(t, "Preference &pairs…", "Ctrl+Shift+P", self.open_pairs)
-        self._action(t, "Training &runs…", "Ctrl+Shift+T", self.open_runs)
-        self._action(t, "&Models…", "Ctrl+Shift+M", self.open_models)
-        self._action(r, "Blind &comparisons…", "Ctrl+Shift+B", self.open_comparisons)
-        h = mb.addMenu("&Help")
-        self._action(h, "&Keyboard shortcuts", "?", self.show_shortcuts)
-        self._action(
-            h,
-            "&About Chambers",
-            None,
-            lambda: QMessageBox.about(
-                self,
-                "Chambers",
-                "Chambers: judge agent traces, keep the corrections.\nEverything stays on this machine.",
-            ),
-        )
-
-    # --- lead screens --------------------------------------------------------------------
-    def open_rubrics(self) -> None:
-        from ui.lead.rubric_editor import RubricEditor
-
-        self.save_draft_if_dirty()
-        dlg = RubricEditor(self.ws, self.judge, self)
-        dlg.saved.connect(self._rubric_saved)
-        dlg.open()
-        self.rubric_editor = dlg
-
-    def _rubric_saved(self, *_args) -> None:
-        self._fill_versions()
-        if self.version is None and self.version_combo.count():
-            self.switch_version(self.version_combo.itemData(0))
-
-    def open_rounds(self) -> None:
-        from ui.lead.rounds import RoundDialog
-
-        dlg = RoundDialog(self.ws, self.judge, self, executor=self.executor)
-        dlg.created.connect(self._round_created)
-        dlg.open()
-        self.round_dialog = dlg
-
-    def _round_created(self) -> None:
-        self.model.refresh(self._queue_refreshed)
-        self._recount()
-
-    def open_agreement(self) -> None:
-        from ui.lead.agreement_dashboard import AgreementDashboard
-
-        dlg = AgreementDashboard(self.ws, self.judge, self)
-        if self.version is not None:
-            dlg.version.setCurrentIndex(max(dlg.version.findData(self.version.id), 0))
-        dlg.adjudicate_requested.connect(self.open_adjudication)
-        dlg.show()
-        dlg.refresh()
-        self.dashboard = dlg
-
-    def adjudicate_current(self) -> None:
-        if self.trace is not None and self.version is not None:
-            self.open_adjudication(self.trace["id"], self.version.id)
-
-    def open_adjudication(self, trace_id: int, version_id: int) -> None:
-        from ui.lead.adjudication import AdjudicationDialog
-
-        self.save_draft_if_dirty()
-        dlg = AdjudicationDialog(self.ws, self.judge, trace_id, version_id, self)
-        dlg.show()
-        self.adjudication = dlg
-
-    def open_pairs(self) -> None:
-        from ui.training.pairs_screen import PairsDialog
-
-        self.save_draft_if_dirty()
-        dlg = PairsDialog(self.ws, self.judge, self, executor=self.executor)
-        dlg.show()
-        self.pairs_dialog = dlg
-
-    def open_runs(self) -> None:
-        from ui.training.runs_screen import RunsDialog
-
-        dlg = RunsDialog(self.ws, self.judge, self, executor=self.executor)
-        dlg.show()
-        self.runs_dialog = dlg
-
-    def open_models(self) -> None:
-        from ui.training.models_screen import ModelsDialog
-
-        dlg = ModelsDialog(self.ws, self.judge, self)
-        dlg.show()
-        self.models_dialog = dlg
-
-    def open_comparisons(self) -> None:
-        from ui.review.comparison_view import ComparisonDialog
-
-        self.save_draft_if_dirty()
-        dlg = ComparisonDialog(self.ws, self.judge, self)
-        dlg.show()
-        self.comparison_dialog = dlg
 
     # --- settings ------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -711,54 +548,6 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             f"Submission of #{trace_id} undone: it is your draft again", 5000
         )
 
-    # --- conflicts (the same review changed in another window or on another machine) -------
-    def _on_conflict(
-        self, exc: ConflictError, action: str, trace_id: int, version_id: int, data: ReviewInput
-    ) -> None:
-        """Nothing was written: audit both versions, show them, let the judge choose."""
-        with self.ws.session() as s:
-            theirs = record_conflict(s, exc, self.judge.id)
-        self.dirty = False  # the autosave must not retry while the judge decides
-        what = "review" if action == "submit" else "draft"
-        dlg = ConflictDialog(exc.mine, theirs, what, self)
-        dlg.finished.connect(
-            partial(self._conflict_resolved, dlg, action, trace_id, version_id, data, theirs)
-        )
-        self.conflict_dialog = dlg
-        dlg.open()
-
-    def _conflict_resolved(
-        self, dlg, action, trace_id, version_id, data, theirs, _result: int = 0
-    ) -> None:
-        self.conflict_dialog = None
-        expected = theirs["version"] if theirs else 0
-        if dlg.choice == "mine":
-            try:
-                with self.ws.session() as s:
-                    write = submit_review_changes if action == "submit" else save_draft_changes
-                    change = write(s, trace_id, self.judge.id, version_id, data, expected)
-                if action == "submit":
-                    self.undo_stack.append((change.review_id, trace_id, change.version))
-            except ConflictError as exc:  # changed yet again meanwhile
-                self._on_conflict(exc, action, trace_id, version_id, data)
-                return
-            except ReviewError as exc:
-                self.panel.show_problems(exc.problems)
-            msg = "Your version was kept; the replaced one is in the audit log"
-        else:
-            msg = "The stored version was kept; yours is in the audit log"
-        self._reopen(trace_id)
-        self.statusBar().showMessage(msg, 6000)
-
-    def _reopen(self, trace_id: int) -> None:
-        """Show a trace's review as stored now (after a conflict or a refused undo)."""
-        self.model.refresh_row(trace_id)
-        row = self.model.row_of(trace_id)
-        if self.trace is not None and self.trace["id"] == trace_id and row is not None:
-            self.dirty = False
-            self.open_row(row)
-        self._recount()  # a conflict is rare: recount rather than track what the other wrote
-
     # --- other ---------------------------------------------------------------------------
     def _recount(self) -> None:
         """Count the queue on the executor (opening, another version, an import, a new
@@ -805,28 +594,6 @@ class MainWindow(TraceBenchMixin, QMainWindow):
             )
         self.queue_pane.update_empty_state()
 
-    def show_shortcuts(self) -> None:
-        ShortcutsDialog(self).exec()
-
-    def import_dialog(self, paths: list[str] | None = None) -> None:
-        if not paths:
-            paths, _ = QFileDialog.getOpenFileNames(
-                self,
-                "Import traces",
-                str(Path.home()),
-                "Trace files (*.json *.jsonl *.ndjson *.traj *.eval);;All files (*)",
-            )
-        if not paths:
-            return
-        dlg = ImportDialog(self.ws, list(paths), self)
-        dlg.done.connect(self._imported)
-        dlg.exec()
-
-    def _imported(self, _report) -> None:
-        self.queue_pane.load_facets()
-        self.model.refresh(self._queue_refreshed)
-        self._recount()
-
     def _queue_refreshed(self) -> None:
         self.table.setEnabled(True)
         self._update_status()
@@ -854,16 +621,6 @@ class MainWindow(TraceBenchMixin, QMainWindow):
         if event.type() == QEvent.Type.PaletteChange and getattr(self, "trace", None):
             self.trace_view._render()
             self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802 - Qt API
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
-            self.import_dialog(paths)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.save_draft_if_dirty()
