@@ -167,7 +167,16 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
         super().showEvent(event)
         if not getattr(self, "_shown_once", False):
             self._shown_once = True
+            if not getattr(self, "_splitter_restored", False):
+                self._proportional_panes()
             self.focus_trace()  # keys go to the bench, not into the search box
+
+    def _proportional_panes(self) -> None:
+        """First start: queue, trace and review share the width 32 : 42 : 26, so the trace
+        keeps its room on a 1366-pixel laptop screen as on a wide monitor."""
+        width = self.splitter.width()
+        queue, trace = int(width * 0.32), int(width * 0.42)
+        self.splitter.setSizes([queue, trace, width - queue - trace])
 
     def _digit(self, d: int) -> None:
         # Slots return None: PySide6 mishandles a bool returned from a slot (refcount).
@@ -296,8 +305,7 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
         else:
             self.resize(1480, 900)
         split = st.value("window/splitter")
-        if split is not None:
-            self.splitter.restoreState(split)
+        self._splitter_restored = split is not None and self.splitter.restoreState(split)
 
     def _save_settings(self) -> None:
         st = QSettings(ORG, APP)
