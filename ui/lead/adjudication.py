@@ -41,8 +41,8 @@ from app.traces.queries import get_trace, trace_dict  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError, ConflictError  # noqa: E402
 from app.workspace.models import Judge, RubricVersion  # noqa: E402
-from ui.lead.agreement_dashboard import _e  # noqa: E402
 from ui.lead.step_labels_view import StepLabelsTable  # noqa: E402
+from ui.widgets.render import esc  # noqa: E402
 from ui.widgets.rubric_panel import RubricPanel  # noqa: E402
 from ui.widgets.trace_view import TraceView, palette_colors  # noqa: E402
 from ui.widgets.word_diff_view import render_correction  # noqa: E402
@@ -114,7 +114,7 @@ class AdjudicationDialog(QDialog):
             for r, name in reviews:
                 if r.corrected_messages or r.corrected_output:  # word diffs, steps in place
                     diffs.append(
-                        f"<h4>{_e(name)}</h4>"
+                        f"<h4>{esc(name)}</h4>"
                         + render_correction(
                             trace.messages,
                             r.corrected_messages,
@@ -183,7 +183,7 @@ class AdjudicationDialog(QDialog):
         )
         self.message.setTextFormat(Qt.TextFormat.RichText)
         self.message.setText(
-            f"<b>Theirs ({_e(who)})</b>{describe(theirs)}<b>Yours</b>{describe(exc.mine)}"
+            f"<b>Theirs ({esc(who)})</b>{describe(theirs)}<b>Yours</b>{describe(exc.mine)}"
         )
 
     def record(self) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 
@@ -57,10 +56,6 @@ def _steps_text(rep: VersionReport) -> str:
         f"same step {exact} ({steps.first_error_same} of {steps.first_error_pairs} judge "
         f"pairs); Krippendorff's α (nominal) {alpha}."
     )
-
-
-def _e(s: str) -> str:
-    return html.escape(str(s))
 
 
 # ---------------------------------------------------------------------------------------------

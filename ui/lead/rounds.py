@@ -29,8 +29,8 @@ from app.review.rubrics import version_choices  # noqa: E402
 from app.traces.queries import TraceFilter  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.models import Judge  # noqa: E402
-from ui.lead.agreement_dashboard import _e  # noqa: E402
 from ui.widgets.executor import Job, WorkspaceExecutor  # noqa: E402
+from ui.widgets.render import esc  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Review rounds
@@ -182,13 +182,13 @@ class RoundDialog(QDialog):
         parts = []
         for rnd in rounds:
             parts.append(
-                f"<h4>{_e(rnd['name'])} <small>(v{rnd['version']}, k={rnd['overlap']}, "
+                f"<h4>{esc(rnd['name'])} <small>(v{rnd['version']}, k={rnd['overlap']}, "
                 f"{rnd['created_at']:%Y-%m-%d})</small></h4><table>"
             )
             for r in rnd["judges"]:
                 pct = 100 * r["submitted"] / r["assigned"] if r["assigned"] else 0
                 parts.append(
-                    f"<tr><td>{_e(r['judge'])}</td><td align=right>"
+                    f"<tr><td>{esc(r['judge'])}</td><td align=right>"
                     f"{r['submitted']} / {r['assigned']}</td>"
                     f"<td align=right>{pct:.0f}%</td></tr>"
                 )

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.review.rubrics import CriterionSpec
+from ui.widgets.render import esc
 
 DECISION_KEYS = {"approve": "A", "modify": "M", "reject": "R"}
 DECISION_COLORS = {"approve": "#1f7a3a", "modify": "#b26a00", "reject": "#b42318"}
@@ -41,7 +42,7 @@ class CriterionRow(QFrame):
         lay.setSpacing(4)
         required = ", ".join(spec.required_for) if spec.required_for else "never"
         title = QLabel(
-            f"<b>{index + 1}. {_esc(spec.title)}</b> <span style='color:gray'>({spec.scale}; weight {spec.weight:g}; required for {required})</span>"
+            f"<b>{index + 1}. {esc(spec.title)}</b> <span style='color:gray'>({spec.scale}; weight {spec.weight:g}; required for {required})</span>"
         )
         title.setTextFormat(Qt.TextFormat.RichText)
         title.setWordWrap(True)
@@ -131,12 +132,6 @@ class CriterionRow(QFrame):
         )
 
 
-def _esc(s: str) -> str:
-    from html import escape
-
-    return escape(s)
-
-
 class RubricPanel(QWidget):
     """Emits `changed` on every edit (the window saves a draft), `submit_requested` on Submit."""
 
@@ -221,7 +216,7 @@ class RubricPanel(QWidget):
         self.rows = []
         while self.body_layout.count():
             self.body_layout.takeAt(0)
-        self.header.setText(f"<b>{_esc(title)}</b>")
+        self.header.setText(f"<b>{esc(title)}</b>")
         for i, spec in enumerate(specs):
             row = CriterionRow(i, spec)
             row.changed.connect(self.changed.emit)
