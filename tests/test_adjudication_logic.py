@@ -11,7 +11,7 @@ from app.review.reviews import (
     ReviewError,
     ReviewInput,
     get_or_create_judge,
-    review_lines,
+    other_reviews,
     save_draft_changes,
     submit_review,
     submit_review_changes,
@@ -147,18 +147,19 @@ def test_writes_say_what_changed_in_the_queue(three):
     )
 
 
-def test_review_lines_are_blind_for_judges(three):
+def test_all_reviews_are_blind_for_judges(three):
     ws, ids, (a, b, _c), lead, vid = three
     _submit(ws, ids[0], a, vid, "approve", {"ok": 1, "quality": 3}, "fine")
     _submit(ws, ids[0], b, vid, "modify", {"ok": 1, "quality": 2}, "close")
     with ws.session() as s:
         from app.workspace.models import Judge
 
-        as_lead = review_lines(s, ids[0], s.get(Judge, lead))
-        as_a = review_lines(s, ids[0], s.get(Judge, a))
+        as_lead, versions = other_reviews(s, ids[0], s.get(Judge, lead))
+        as_a, _ = other_reviews(s, ids[0], s.get(Judge, a))
     assert [(x.judge, x.decision, x.scores) for x in as_lead] == [
-        ("A", "approve", "ok=1, quality=3"),
-        ("B", "modify", "ok=1, quality=2"),
+        ("A", "approve", {"ok": 1, "quality": 3}),
+        ("B", "modify", {"ok": 1, "quality": 2}),
     ]
-    assert as_lead[1].correction == "a better answer"
+    assert as_lead[1].corrected == "a better answer"
+    assert set(versions) == {vid}
     assert [x.judge for x in as_a] == ["A"]

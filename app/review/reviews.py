@@ -422,34 +422,6 @@ def withdraw_changes(
     )
 
 
-@dataclass(frozen=True)
-class ReviewLine:
-    """One submitted review as a lead reads it beside the trace (plain values)."""
-
-    judge: str
-    decision: Decision | None
-    scores: str
-    rationale: str
-    correction: str
-
-
-def review_lines(session: Session, trace_id: int, viewer: Judge) -> list[ReviewLine]:
-    """`visible_reviews` (blind for judges), with names and the scores written out."""
-    reviews = visible_reviews(session, trace_id, viewer)
-    ids = {r.judge_id for r in reviews}
-    names = dict(session.execute(select(Judge.id, Judge.name).where(Judge.id.in_(ids))).all())
-    return [
-        ReviewLine(
-            names.get(r.judge_id, "?"),
-            r.decision,
-            ", ".join(f"{k}={v}" for k, v in r.scores.items()),
-            r.rationale,
-            (r.corrected_output or "")[:600],
-        )
-        for r in reviews
-    ]
-
-
 def own_review(
     session: Session, trace_id: int, judge_id: int, version_id: int
 ) -> dict[str, Any] | None:
