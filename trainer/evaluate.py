@@ -24,23 +24,7 @@ from typing import Any
 from app.training.graders import GraderSpec, combined
 from app.training.toolcalls import parse_output
 from trainer.data import load_jsonl
-from trainer.run import Cancel, Events
-
-
-def versions() -> dict[str, str]:
-    """What generated the outputs (no TRL: evaluation does not use it)."""
-    import platform
-
-    import peft
-    import torch
-    import transformers
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-    }
+from trainer.run import Cancel, Events, versions
 
 
 def load_model(spec: dict[str, Any], device: str):
@@ -117,7 +101,9 @@ def _evaluate(config: dict[str, Any], events: Events) -> int:
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    events.emit("start", config=config, versions=versions(), device=device)
+    events.emit(
+        "start", config=config, versions=versions(("torch", "transformers", "peft")), device=device
+    )
     tasks = load_jsonl(config["tasks_file"])
     graders = [GraderSpec(g["name"], g["weight"], g.get("path")) for g in config["graders"]]
     dec, seed = config["decoding"], int(config["seed"])

@@ -102,18 +102,15 @@ class Cancel:
         signal.signal(signal.SIGINT, handler)
 
 
-def versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-    import trl
+def versions(
+    libraries: tuple[str, ...] = ("torch", "transformers", "peft", "trl"),
+) -> dict[str, str]:
+    """The Python and library versions behind a run (or an evaluation, which needs no TRL)."""
+    import importlib
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "peft": peft.__version__,
-        "trl": trl.__version__,
+        **{name: importlib.import_module(name).__version__ for name in libraries},
     }
 
 
