@@ -124,12 +124,6 @@ class FitReport:
         }
 
 
-DROP_REASONS = {
-    "completion_too_long": "the step alone is longer than max_length",
-    "context_too_long": "system, tools, task and the last turn before the step do not fit",
-}
-
-
 def _cut_points(prompt: list[dict[str, Any]]) -> tuple[int, list[int]]:
     """The head (system messages and the task) and where the middle may be cut: before any
     message that is not a tool result, so no result is left without its call."""

@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from app.training.config import TrainConfig, memory_cap, model_max_positions
+from app.training.graders import final_text
 from app.training.manifest import base_model_hashes, file_sha256, last_checkpoint
+from app.workspace.paths import write_atomic
 from trainer.data import (
     COMPLETION_KEYS,
     DataError,
@@ -241,17 +243,6 @@ def remove_partial_files(run_dir: Path) -> None:
         p.unlink(missing_ok=True)
     for p in (run_dir / "checkpoints").glob("tmp-checkpoint-*"):
         shutil.rmtree(p, ignore_errors=True)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Whole or not at all, and no .part left when the write fails."""
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _check_data_files(config: dict[str, Any]) -> None:
@@ -515,13 +506,6 @@ def build_trainer(
     return trainer, extra
 
 
-def _final_text(messages: list[dict[str, Any]]) -> str:
-    for m in reversed(messages):
-        if m.get("role") == "assistant" and (m.get("content") or "").strip():
-            return m["content"]
-    return ""
-
-
 def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset):  # noqa: N803
     from trl import GRPOConfig, GRPOTrainer
 
@@ -538,7 +522,7 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset
         data.append(
             {
                 "prompt": to_arrow_messages(r["prompt"]),
-                "reference": json.dumps({"answer": _final_text(r["chosen"]), "tool_calls": calls}),
+                "reference": json.dumps({"answer": final_text(r["chosen"]), "tool_calls": calls}),
             }
         )
 

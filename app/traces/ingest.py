@@ -8,7 +8,6 @@ database refuses is reported without its content; the rest of its batch is kept.
 
 from __future__ import annotations
 
-import hashlib
 import operator
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +28,7 @@ from app.traces.rows import COLUMNS, LOCATOR, reject_nul, trace_row
 from app.workspace import audit
 from app.workspace.db import Workspace
 from app.workspace.models import ImportBatch, Trace
+from app.workspace.paths import file_sha256
 
 __all__ = ["BATCH_SIZE", "ImportReport", "import_paths", "store_traces", "trace_row"]
 
@@ -83,14 +83,6 @@ class ImportReport:
 
 
 Progress = Callable[[str, int, int], None]  # (file, records read, traces imported so far)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _STAGE = "_chambers_import_rows"  # PostgreSQL: COPY lands here, then one INSERT ... SELECT
@@ -250,7 +242,7 @@ def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
         big = path.stat().st_size >= PARALLEL_MIN_BYTES
         chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options)
         first = next(chunks, None)  # detects the format; FileUnreadable if it cannot
-        digest = _HASHER.submit(sha256_file, path)
+        digest = _HASHER.submit(file_sha256, path)
         return first, chunks, digest
     except FileUnreadable as exc:
         fr.unreadable = str(exc)

@@ -31,10 +31,17 @@ from sqlalchemy.orm import Session
 
 from app.traces.model import canonical_json
 from app.training import evalstats
-from app.training.graders import GraderSpec
+from app.training.graders import GraderSpec, final_text
 from app.training.pairs import get_snapshot, snapshot_rows, to_chat
 from app.training.registry import ensure_base, get_model, register_run
-from app.training.runs import FINAL_EVENTS, get_run, process_alive, read_events, trainer_env
+from app.training.runs import (
+    FINAL_EVENTS,
+    get_run,
+    process_alive,
+    read_events,
+    start_trainer,
+    trainer_env,
+)
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import (
@@ -61,13 +68,6 @@ class EvalError(ChambersError):
 
 # ---------------------------------------------------------------------------------------------
 # Task sets
-
-
-def _final_text(messages: list[dict[str, Any]]) -> str:
-    for m in reversed(messages):
-        if m.get("role") == "assistant" and (m.get("content") or "").strip():
-            return m["content"]
-    return ""
 
 
 def _call_names(messages: list[dict[str, Any]]) -> list[str]:
@@ -98,7 +98,7 @@ def _pair_tasks(session: Session, rows, split: str) -> list[dict[str, Any]]:
                 "task_key": p.task_key,
                 "prompt": p.prompt,
                 "tools": _tools_of(session, tids),
-                "reference": {"answer": _final_text(p.chosen), "tool_calls": _call_names(p.chosen)},
+                "reference": {"answer": final_text(p.chosen), "tool_calls": _call_names(p.chosen)},
                 "source": {"pair_id": p.id, "trace_ids": tids},
             }
         )
@@ -297,16 +297,7 @@ def launch(session: Session, ev: Evaluation) -> int:
     """Start the trainer detached (own process group: closing the app does not stop it)."""
     if ev.status != "pending":
         raise EvalError(f"evaluation {ev.name!r} is {ev.status}; only a pending one can start")
-    with open(Path(ev.eval_dir) / "stdout.log", "ab") as log:
-        proc = subprocess.Popen(
-            eval_command(ev),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=trainer_env(),
-            start_new_session=True,
-            cwd=ev.eval_dir,
-        )
+    proc = start_trainer(Path(ev.eval_dir), eval_command(ev))
     ev.pid, ev.status, ev.started_at = proc.pid, "running", datetime.now(UTC)
     session.flush()
     return proc.pid

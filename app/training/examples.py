@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.traces.model import canonical_json, sha256_hex
 from app.training.pairs import PairError, balanced_split, to_chat
+from app.training.steps import assistant_steps
 from app.workspace import audit
 from app.workspace.models import Adjudication, DatasetSnapshot, Review, Trace
 
@@ -82,10 +83,6 @@ def tool_schemas(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
-def _assistant_steps(messages: list[dict[str, Any]]) -> list[int]:
-    return [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
-
-
 def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
     original = trace.messages
     tools = tool_schemas(trace.tools)
@@ -111,8 +108,8 @@ def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
     out: list[_Example] = []
     covered: set[int] = set()
     if src.decision == "approve":
-        out += [ex(original, i, original[i], True, "approve") for i in _assistant_steps(original)]
-        covered = set(_assistant_steps(original))
+        out += [ex(original, i, original[i], True, "approve") for i in assistant_steps(original)]
+        covered = set(assistant_steps(original))
     elif src.decision == "modify" and src.corrected_messages:
         fixed = src.corrected_messages
         k = next(
@@ -121,7 +118,7 @@ def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
         )
         changed = [
             i
-            for i in _assistant_steps(fixed)
+            for i in assistant_steps(fixed)
             if i >= k and (i >= len(original) or fixed[i] != original[i])
         ]
         out += [ex(fixed, i, fixed[i], True, "modify") for i in changed]
@@ -129,7 +126,7 @@ def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
             out.append(ex(original, k, original[k], False, "modify"))
             covered.add(k)
     elif src.decision == "reject":
-        steps = _assistant_steps(original)
+        steps = assistant_steps(original)
         labelled = [
             s
             for s in (getattr(src, "step_labels", None) or [])
@@ -146,7 +143,7 @@ def _step_examples(trace: Trace, src: Any, adjudicated: bool) -> list[_Example]:
             out.append(ex(original, steps[-1], answer, True, "reject_with_answer"))
     for s in getattr(src, "step_labels", None) or []:
         i = s.get("step")
-        if s.get("label") == "good" and i not in covered and i in _assistant_steps(original):
+        if s.get("label") == "good" and i not in covered and i in assistant_steps(original):
             out.append(ex(original, i, original[i], True, "step_label"))
     return out
 

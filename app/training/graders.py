@@ -37,7 +37,8 @@ class GraderError(ChambersError):
     pass
 
 
-def _final_text(sample: list[dict[str, Any]] | str) -> str:
+def final_text(sample: list[dict[str, Any]] | str) -> str:
+    """The last non-empty assistant reply of a conversation (a string is its own answer)."""
     if isinstance(sample, str):
         return sample
     for m in reversed(sample):
@@ -51,7 +52,7 @@ def _tokens(text: str) -> list[str]:
 
 
 def grade_match(sample, reference) -> float:
-    got, want = _tokens(_final_text(sample)), _tokens(reference.get("answer") or "")
+    got, want = _tokens(final_text(sample)), _tokens(reference.get("answer") or "")
     if not got or not want:
         return 0.0
     common: dict[str, int] = {}
@@ -87,7 +88,7 @@ def grade_tools(sample, reference) -> float:
 
 
 def grade_format(sample, reference) -> float:
-    text = _final_text(sample).strip()
+    text = final_text(sample).strip()
     if not text:
         return 0.0
     if re.search(r"<\|[a-z_]+\|>|<tool_call>|</s>", text):

@@ -6,19 +6,12 @@ weights file of the base model is hashed in full, sharded or not: a changed shar
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from app.workspace.paths import file_sha256  # noqa: F401 - re-exported for the trainer
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_files(model_dir: Path) -> list[str]:

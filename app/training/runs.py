@@ -348,7 +348,7 @@ def trainer_command(run: TrainingRun) -> list[str]:
     return [sys.executable, "-m", "trainer", "run", str(Path(run.run_dir) / "config.json")]
 
 
-def _start_trainer(run_dir: Path, cmd: list[str]) -> subprocess.Popen:
+def start_trainer(run_dir: Path, cmd: list[str]) -> subprocess.Popen:
     """The trainer in its own session (a closed terminal or a killed launcher never reaches
     it), its output to stdout.log (no pipe whose reader could die)."""
     log = open(run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
@@ -370,7 +370,7 @@ def launch(session: Session, run: TrainingRun) -> int:
     """Start the trainer detached (own session and process group); returns its pid."""
     if run.status not in ("pending",):
         raise RunError(f"run {run.name!r} is {run.status}; only a pending run can start")
-    proc = _start_trainer(Path(run.run_dir), trainer_command(run))
+    proc = start_trainer(Path(run.run_dir), trainer_command(run))
     run.pid = proc.pid
     run.status = "running"
     run.started_at = datetime.now(UTC)

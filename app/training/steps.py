@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from app.traces.model import canonical_json
@@ -277,5 +276,6 @@ def carry_ids(step: dict[str, Any], own: list[dict[str, Any]], target: list[dict
     return out
 
 
-def assistant_steps(messages: list[Message]) -> Iterator[int]:
-    return (i for i, m in enumerate(messages) if m.get("role") == "assistant")
+def assistant_steps(messages: list[Message]) -> list[int]:
+    """The indexes of the assistant messages."""
+    return [i for i, m in enumerate(messages) if m.get("role") == "assistant"]

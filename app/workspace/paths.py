@@ -67,3 +67,12 @@ def write_atomic(path: Path, data: bytes) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in 1 MB chunks (imports, manifests, artifacts)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
