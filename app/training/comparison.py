@@ -20,7 +20,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.training import evalstats
@@ -113,6 +113,17 @@ def queue(session: Session, round_id: int, judge_id: int) -> list[ComparisonVerd
             select(ComparisonVerdict)
             .where(ComparisonVerdict.round_id == round_id, ComparisonVerdict.judge_id == judge_id)
             .order_by(ComparisonVerdict.position)
+        )
+    )
+
+
+def judged_count(session: Session, round_id: int, judge_id: int) -> int:
+    """How many of the judge's items in the round have a choice."""
+    return session.scalar(
+        select(func.count()).where(
+            ComparisonVerdict.round_id == round_id,
+            ComparisonVerdict.judge_id == judge_id,
+            ComparisonVerdict.choice.is_not(None),
         )
     )
 

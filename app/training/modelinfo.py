@@ -21,6 +21,16 @@ from app.training.runs import trainer_env
 from app.workspace.models import ComparisonRound, Evaluation, RegisteredModel
 
 
+def reward_hacking_flagged(session: Session, model_id: int) -> bool:
+    """The reward-hacking watch alone, for a list of models (no evaluations shown, no sync)."""
+    rounds = session.scalars(
+        select(ComparisonRound)
+        .join(Evaluation, ComparisonRound.evaluation_id == Evaluation.id)
+        .where((Evaluation.candidate_id == model_id) | (Evaluation.baseline_id == model_id))
+    )
+    return any(comparison_results(session, r)["reward_hacking"]["flagged"] for r in rounds)
+
+
 def show_model(session: Session, model: RegisteredModel) -> dict[str, Any]:
     sync_runs(session)
     names = dict(session.execute(select(RegisteredModel.id, RegisteredModel.name)).all())

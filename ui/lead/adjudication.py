@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (  # noqa: E402
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select  # noqa: E402
 
 from app.review.adjudication import (  # noqa: E402
     AdjudicationError,
@@ -172,9 +171,9 @@ class AdjudicationDialog(QDialog):
 
         with self.ws.session() as s:
             theirs = record_adjudication_conflict(s, exc, self.lead.id)
-            names = {j.id: j.name for j in s.scalars(select(Judge))}
+            lead = s.get(Judge, theirs["lead_id"]) if theirs and theirs.get("lead_id") else None
+            who = lead.name if lead is not None else "another lead"
         self.adj_version = theirs["version"] if theirs else 0
-        who = names.get((theirs or {}).get("lead_id"), "another lead")
         self.panel.show_problems(
             [
                 f"{who} recorded a verdict since you opened this trace; nothing was saved. "

@@ -42,7 +42,6 @@ class RoundDialog(QDialog):
 
     created = Signal()
     failed = Signal(str)
-    progress_shown = Signal()
 
     def __init__(
         self, ws: Workspace, lead: Judge, parent=None, executor: WorkspaceExecutor | None = None
@@ -194,7 +193,6 @@ class RoundDialog(QDialog):
                 )
             parts.append("</table>")
         self.progress_view.setHtml("".join(parts) or "No rounds yet.")
-        self.progress_shown.emit()
 
     def done(self, result: int) -> None:
         if self._owns_executor:

@@ -200,7 +200,7 @@ class ComparisonDialog(QDialog):
         with self.ws.session() as s:
             v = s.get(ComparisonVerdict, self.queue[self.index])
             shown = cmp.blind_item(s, v)
-            done = sum(1 for x in cmp.queue(s, v.round_id, self.judge.id) if x.choice is not None)
+            done = cmp.judged_count(s, v.round_id, self.judge.id)
             prev = (v.choice, dict(v.criteria), v.rationale)
         messages = from_chat(shown["prompt"])
         task = next(

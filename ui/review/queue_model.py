@@ -44,7 +44,6 @@ _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 class QueueModel(QAbstractTableModel):
     COLUMNS = ("Status", "#", "Steps", "Outcome", "Source", "Task")
     loaded = Signal()  # a query() finished and its rows are in
-    filtered = Signal()  # set_filter()'s rows are in (scripts and tests)
     failed = Signal(str)  # a query() could not run (the message says why)
 
     def __init__(
@@ -95,7 +94,6 @@ class QueueModel(QAbstractTableModel):
         self.filter = TraceFilter(search=search or None)
         self.status = status
         self.reload()
-        self.filtered.emit()
 
     def refresh(self, then: Callable[[], None] | None = None) -> None:
         """Re-read the count and the first page of the current filter on the executor (an

@@ -103,7 +103,6 @@ class QueuePane(QWidget):
     switch_judge_requested = Signal()
     rubric_editor_requested = Signal()
     rounds_requested = Signal()
-    facets_loaded = Signal()
 
     def __init__(
         self,
@@ -296,7 +295,7 @@ class QueuePane(QWidget):
     # --- filters --------------------------------------------------------------------------
     def load_facets(self) -> None:
         """Sources, tools and score names for the combos, read on the worker thread (the
-        sources are a scan of the traces); `facets_loaded` follows."""
+        sources are a scan of the traces)."""
         with self.ws.session() as s:
             self.has_traces = s.scalar(select(Trace.id).limit(1)) is not None
 
@@ -317,7 +316,6 @@ class QueuePane(QWidget):
         # One source everywhere says nothing per row: give its room to the task.
         source_col = self.model.COLUMNS.index("Source")
         self.table.setColumnHidden(source_col, len(f["sources"]) <= 1)
-        self.facets_loaded.emit()
 
     def trace_filter(self) -> TraceFilter:
         meta = []

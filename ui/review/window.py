@@ -64,7 +64,6 @@ AUTOSAVE_MS = 1500
 
 
 class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
-    counted = Signal()  # the To do / Drafts / Done counters landed from the executor
     version_loaded = Signal()  # another rubric version's queue landed
 
     def __init__(self, ws: Workspace, judge: Judge, parent=None):
@@ -576,7 +575,6 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
             return
         self.progress = progress
         self._update_status()
-        self.counted.emit()
 
     @property
     def counting(self) -> bool:

@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from app.training import comparison as cmp
 from app.training import gate
-from app.training.modelinfo import export_model, show_model
+from app.training.modelinfo import export_model, reward_hacking_flagged, show_model
 from app.training.registry import get_model, rollback, tree
 from app.workspace.db import Workspace
 from app.workspace.errors import ChambersError
@@ -165,9 +165,7 @@ class ModelsDialog(QDialog):
         keep = self.selected()
         with self.ws.session() as s:
             rows = tree(s)
-            flags = {
-                r["name"]: show_model(s, get_model(s, r["name"]))["reward_hacking"] for _, r in rows
-            }
+            flags = {r["name"]: reward_hacking_flagged(s, r["id"]) for _, r in rows}
         self.tree.clear()
         items: dict[str, QTreeWidgetItem] = {}
         for depth, r in rows:

@@ -13,13 +13,11 @@ from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from PySide6.QtCore import Qt, QTimer, Signal  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
     QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -36,7 +34,8 @@ from app.training import runs  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, TrainingRun  # noqa: E402
-from ui.training.run_config import RunConfigDialog  # noqa: E402
+from ui.training.run_config import RunConfigDialog
+from ui.widgets.chart_box import ChartBox  # noqa: E402
 from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
 from ui.widgets.lazy_model import Column, LazyTableModel  # noqa: E402
 
@@ -50,8 +49,6 @@ RUN_COLUMNS = (
 
 class RunsDialog(QDialog):
     """Every run; the selected one live: progress with ETA, plots, log tail, Cancel."""
-
-    listed = Signal(int)  # the run list landed (rows)
 
     PLOTS = {
         "sft": [("loss", "loss"), ("mean_token_accuracy", "token accuracy")],
@@ -131,12 +128,10 @@ class RunsDialog(QDialog):
         rl.addWidget(self.watch)
         self.progress = QProgressBar()
         rl.addWidget(self.progress)
-        self.fig = Figure(figsize=(8, 4.5), layout="constrained")
-        self.canvas = FigureCanvasQTAgg(self.fig)
-        rl.addWidget(self.canvas, 2)
-        self.export_button = QPushButton("Export plots as PNG…")
-        self.export_button.clicked.connect(self._export)
-        rl.addWidget(self.export_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.chart = ChartBox("run plots")
+        self.chart.set_figure(Figure(figsize=(8, 4.5), layout="constrained"))
+        self.fig, self.canvas = self.chart.fig, self.chart.canvas
+        rl.addWidget(self.chart, 2)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(400)
@@ -166,7 +161,6 @@ class RunsDialog(QDialog):
                 self.run_id = None  # select it afresh
             self.table.selectRow(i)
             self._select(i)
-        self.listed.emit(len(rows))
 
     def _failed(self, exc: BaseException) -> None:
         self.title.setText(f"<span style='color:#b42318'>{html.escape(str(exc))}</span>")
@@ -291,11 +285,6 @@ class RunsDialog(QDialog):
             key: [h[key] for h in self.history if key in h]
             for key, _ in self.PLOTS.get(self.algorithm, [])
         }
-
-    def _export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export plots", "run-plots.png", "PNG (*.png)")
-        if path:
-            self.fig.savefig(path, dpi=150)
 
     def new_run(self) -> None:
         dlg = RunConfigDialog(self.ws, self)

@@ -35,8 +35,9 @@ _ITALIC = re.compile(r"(?<![\w*])([*_])(?=\S)(.+?)(?<=\S)\1(?![\w*])")
 HEADING_SIZES = {1: "13pt", 2: "12pt", 3: "11pt", 4: "10.5pt", 5: "10.5pt", 6: "10.5pt"}
 
 
-def _esc(text: str) -> str:
-    return escape(printable(text), quote=True)
+def esc(text: str) -> str:
+    """Escaped, with control and bidi characters made visible (they would reorder the view)."""
+    return escape(printable(text))
 
 
 def inline(text: str, muted: str = "#6a7078") -> str:
@@ -45,14 +46,14 @@ def inline(text: str, muted: str = "#6a7078") -> str:
     pos = 0
     for m in _CODE_SPAN.finditer(text):
         out.append(_inline_plain(text[pos : m.start()], muted))
-        out.append(f'<code style="font-family:monospace">{_esc(m.group(1))}</code>')
+        out.append(f'<code style="font-family:monospace">{esc(m.group(1))}</code>')
         pos = m.end()
     out.append(_inline_plain(text[pos:], muted))
     return "".join(out)
 
 
 def _inline_plain(text: str, muted: str) -> str:
-    s = _esc(text)  # escaping leaves * _ [ ] ( ) ! alone, so the patterns still apply
+    s = esc(text)  # escaping leaves * _ [ ] ( ) ! alone, so the patterns still apply
     s = _IMAGE.sub(lambda m: f'<span style="color:{muted}">[image: {m.group(1)}]</span>', s)
     s = _LINK.sub(
         lambda m: f'<u>{m.group(1)}</u> <span style="color:{muted}">({m.group(2)})</span>', s
@@ -168,6 +169,4 @@ def _continues(line: str) -> bool:
 
 
 def _pre(text: str) -> str:
-    return (
-        f'<pre style="font-family:monospace;white-space:pre-wrap;margin:4px 0">{_esc(text)}</pre>'
-    )
+    return f'<pre style="font-family:monospace;white-space:pre-wrap;margin:4px 0">{esc(text)}</pre>'

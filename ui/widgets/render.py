@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from app.traces.display import printable
 from app.traces.outline import (
     decode_json,
     is_error_result,
@@ -22,7 +21,7 @@ from app.traces.outline import (
     pretty_json,
     tool_names,
 )
-from ui.widgets.markdown import render_markdown
+from ui.widgets.markdown import esc, render_markdown
 
 PREVIEW_CHARS = 3000
 EXPAND_CHARS = 200_000  # each "show more" adds this much: a whole 20 MB output would stall layout
@@ -61,11 +60,6 @@ class ViewState:
 
     def show_less(self, key: str) -> None:
         self.shown_chars.pop(key, None)
-
-
-def esc(s: str) -> str:
-    """Escaped, with control and bidi characters made visible (they would reorder the view)."""
-    return escape(printable(s))
 
 
 def _text(s: str, key: str, state: ViewState) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from PySide6.QtCore import QEvent, QSettings, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QUrl
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -102,9 +102,6 @@ class ContextPane(QTabWidget):
 
 
 class TraceView(QWidget):
-    found = Signal(bool)
-    step_changed = Signal(int)  # the message index the outline points at
-
     def __init__(self, parent=None, with_context: bool = True):
         super().__init__(parent)
         self.trace: dict[str, Any] | None = None
@@ -218,7 +215,6 @@ class TraceView(QWidget):
     def _outline_moved(self, row: int) -> None:
         if 0 <= row < len(self.entries):
             self.scroll_to_step(self.entries[row].step)
-            self.step_changed.emit(self.entries[row].step)
 
     def scroll_to_step(self, step: int) -> None:
         if step >= self.state.steps_shown:
@@ -258,12 +254,10 @@ class TraceView(QWidget):
     # --- find ------------------------------------------------------------------------------
     def find_next(self) -> bool:
         ok = self.finder.find_next()
-        self.found.emit(ok)
         return ok
 
     def find_previous(self) -> bool:
         ok = self.finder.find_previous()
-        self.found.emit(ok)
         return ok
 
     def toggle_context(self) -> None:
