@@ -600,13 +600,11 @@ def test_the_trainer_reports_a_full_disk_and_leaves_no_part_files(tmp_path, monk
     from trainer import run as trainer_run
 
     target = tmp_path / "manifest.json"
-    real = Path.write_bytes
 
-    def full(self, data):
-        real(self, data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    def full(fd):  # the data is written but cannot reach the disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(Path, "write_bytes", full)
+    monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError) as info:
         trainer_run.write_atomic(target, b"x" * 1000)
     monkeypatch.undo()
