@@ -411,6 +411,69 @@ def test_graders_builtins_and_user_file_timeout(tmp_path):
     assert g.grade_match(good, ref) == 1.0 and g.grade_tools(good, ref) == 1.0
     assert g.grade_json(good, ref) == 1.0 and g.grade_format(good, ref) == 1.0
     assert g.grade_tools(good[::-1][:1], ref) == 0.0
+    # partial credit: half for the tool, half for the share of arguments that agree
+    want = g.reference_from(
+        [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"function": {"name": "lookup_order", "arguments": '{"order_id": "NW-1"}'}},
+                    {
+                        "function": {
+                            "name": "issue_refund",
+                            "arguments": {"order_id": "NW-1", "amount": 59},
+                        }
+                    },
+                ],
+            }
+        ]
+    )
+    assert want["tool_calls"][1] == {
+        "name": "issue_refund",
+        "arguments": {"order_id": "NW-1", "amount": 59},
+    }
+
+    def calls(*cs):
+        return [
+            {
+                "role": "assistant",
+                "tool_calls": [{"function": {"name": n, "arguments": a}} for n, a in cs],
+            }
+        ]
+
+    exact = calls(
+        ("lookup_order", {"order_id": "nw-1 "}),
+        ("issue_refund", '{"order_id": "NW-1", "amount": 59.0}'),
+    )
+    assert g.grade_tools(exact, want) == 1.0
+    wrong_amount = calls(
+        ("lookup_order", {"order_id": "NW-1"}), ("issue_refund", {"order_id": "NW-1", "amount": 5})
+    )
+    assert g.grade_tools(wrong_amount, want) == (1 + 0.75) / 2
+    swapped = calls(
+        ("issue_refund", {"order_id": "NW-1", "amount": 59}), ("lookup_order", {"order_id": "NW-1"})
+    )
+    assert g.grade_tools(swapped, want) == 1 / 2  # only one call can be aligned in order
+    extra = calls(
+        *[("lookup_order", {"order_id": "NW-1"})] * 3,
+        ("issue_refund", {"order_id": "NW-1", "amount": 59}),
+    )
+    assert g.grade_tools(extra, want) == 2 / 4  # extra calls cost
+    assert g.grade_tools(calls(("issue_refund", "not json")), want) == 0.5 / 2
+    assert (
+        g.grade_tools([{"role": "assistant", "content": "done"}], {"answer": "x", "tool_calls": []})
+        == 1.0
+    )
+    assert (
+        g.unjudgeable("tools", {"answer": "x", "tool_calls": []})
+        == "the reference makes no tool call"
+    )
+    assert (
+        g.unjudgeable("match", {"answer": " ", "tool_calls": []})
+        == "the reference has no final answer"
+    )
+    assert g.unjudgeable("tools", want) is None
     slow = tmp_path / "slow.py"
     slow.write_text(
         "import time\ndef grade(sample, reference):\n    time.sleep(30)\n    return 1.0\n"

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from app.training.config import TrainConfig, memory_cap, model_max_positions
-from app.training.graders import final_text
+from app.training.graders import reference_from
 from app.training.manifest import base_model_hashes, file_sha256, last_checkpoint
 from app.workspace.paths import write_atomic
 from trainer.data import (
@@ -518,11 +518,10 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset
         if key in seen:
             continue
         seen.add(key)
-        calls = [c["function"]["name"] for m in r["chosen"] for c in m.get("tool_calls") or []]
         data.append(
             {
                 "prompt": to_arrow_messages(r["prompt"]),
-                "reference": json.dumps({"answer": final_text(r["chosen"]), "tool_calls": calls}),
+                "reference": json.dumps(reference_from(r["chosen"])),
             }
         )
 

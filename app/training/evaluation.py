@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.traces.model import canonical_json
 from app.training import evalstats
-from app.training.graders import GraderSpec, final_text
+from app.training.graders import GraderSpec, reference_from
 from app.training.pairs import get_snapshot, snapshot_rows, to_chat
 from app.training.registry import ensure_base, get_model, register_run
 from app.training.runs import (
@@ -70,10 +70,6 @@ class EvalError(ChambersError):
 # Task sets
 
 
-def _call_names(messages: list[dict[str, Any]]) -> list[str]:
-    return [c["function"]["name"] for m in messages for c in m.get("tool_calls") or []]
-
-
 def _tools_of(session: Session, trace_ids: list[int]) -> list[Any]:
     if not trace_ids:
         return []
@@ -98,7 +94,7 @@ def _pair_tasks(session: Session, rows, split: str) -> list[dict[str, Any]]:
                 "task_key": p.task_key,
                 "prompt": p.prompt,
                 "tools": _tools_of(session, tids),
-                "reference": {"answer": final_text(p.chosen), "tool_calls": _call_names(p.chosen)},
+                "reference": reference_from(p.chosen),
                 "source": {"pair_id": p.id, "trace_ids": tids},
             }
         )
@@ -136,7 +132,7 @@ def _round_tasks(session: Session, name: str) -> list[dict[str, Any]]:
                 "task_key": t.task_key,
                 "prompt": to_chat(t.messages[:first]),
                 "tools": list(t.tools or []),
-                "reference": {"answer": answer, "tool_calls": _call_names(rest)},
+                "reference": {**reference_from(rest), "answer": answer},
                 "source": {"trace_ids": [t.id], "round": name},
             }
         )

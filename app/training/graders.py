@@ -3,12 +3,15 @@ business outcome, tool coverage, format).
 
 A grader maps (sample, reference) to a float in [0, 1]:
 - `sample`: the completion, a list of chat messages ({"role", "content", "tool_calls"?});
-- `reference`: {"answer": the approved or corrected final answer, "tool_calls": the names of
-  the tool calls the reference trajectory made, in order}.
+- `reference`: {"answer": the approved or corrected final answer, "tool_calls": the calls the
+  reference trajectory made, in order, each {"name", "arguments": object}} (`reference_from`
+  builds it from a trajectory; a bare name string is read as a call with no arguments).
 
 Built-in graders (pure Python, versioned for the run manifest):
 - match:  token-overlap F1 between the sample's final text and the reference answer;
-- tools:  share of the reference's tool calls present in the sample, in order;
+- tools:  the sample's calls aligned in order with the reference's: each aligned pair earns
+          half for the name and half for the share of arguments that agree; the sum is divided
+          by the longer of the two lists, so missing and extra calls both cost;
 - format: the final message is non-empty text, without leftover template markers;
 - json:   every tool call's arguments are a JSON object.
 User graders are Python files defining `grade(sample, reference) -> float`; each call runs in a
@@ -75,16 +78,84 @@ def _calls(sample) -> list[dict[str, Any]]:
     return [c for m in sample for c in (m.get("tool_calls") or [])]
 
 
-def grade_tools(sample, reference) -> float:
-    want = reference.get("tool_calls") or []
-    if not want:
+def _arguments(raw: Any) -> dict[str, Any] | None:
+    """A call's arguments as an object; None when they are not one (invalid JSON, a list)."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return None
+    if raw is None:
+        return {}
+    return raw if isinstance(raw, dict) else None
+
+
+def call_of(call: Any) -> dict[str, Any]:
+    """{"name", "arguments"} from an OpenAI-style tool call, a reference call or a bare name."""
+    if isinstance(call, str):
+        return {"name": call, "arguments": None}
+    if not isinstance(call, dict):
+        return {"name": None, "arguments": None}
+    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    return {"name": fn.get("name"), "arguments": _arguments(fn.get("arguments"))}
+
+
+def reference_from(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A grader's reference from a trajectory: its final answer and its tool calls, in order."""
+    return {"answer": final_text(messages), "tool_calls": [call_of(c) for c in _calls(messages)]}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(float(a) - float(b)) < 1e-9
+    if isinstance(a, str) and isinstance(b, str):
+        return a.strip().casefold() == b.strip().casefold()
+    return a == b
+
+
+def call_credit(got: dict[str, Any], want: dict[str, Any]) -> float:
+    """0 for another tool; 0.5 for the right tool plus 0.5 times the share of argument keys
+    (of either call) whose values agree. A reference given by name alone leaves the arguments
+    free; a sample's arguments that are not an object earn nothing beyond the name."""
+    if got["name"] != want["name"]:
+        return 0.0
+    g, w = got["arguments"], want["arguments"]
+    if w is None:
         return 1.0
-    names = [c.get("function", {}).get("name") for c in _calls(sample)]
-    i = 0
-    for n in names:  # in order: the longest prefix-respecting subsequence
-        if i < len(want) and n == want[i]:
-            i += 1
-    return i / len(want)
+    if g is None:
+        return 0.5
+    keys = set(g) | set(w)
+    if not keys:
+        return 1.0
+    agree = sum(1 for k in keys if k in g and k in w and _same(g[k], w[k]))
+    return 0.5 + 0.5 * agree / len(keys)
+
+
+def grade_tools(sample, reference) -> float:
+    want = [call_of(c) for c in reference.get("tool_calls") or []]
+    got = [call_of(c) for c in _calls(sample)]
+    if not want and not got:
+        return 1.0
+    # best order-preserving alignment (a weighted longest common subsequence)
+    best = [[0.0] * (len(want) + 1) for _ in range(len(got) + 1)]
+    for i in range(1, len(got) + 1):
+        for j in range(1, len(want) + 1):
+            best[i][j] = max(
+                best[i - 1][j],
+                best[i][j - 1],
+                best[i - 1][j - 1] + call_credit(got[i - 1], want[j - 1]),
+            )
+    return best[len(got)][len(want)] / max(len(want), len(got))
+
+
+def unjudgeable(name: str, reference: dict[str, Any]) -> str | None:
+    """Why a built-in grader cannot judge against this reference (None when it can): such a
+    prompt would get a constant score, so preparation refuses it and counts it."""
+    if name == "tools" and not reference.get("tool_calls"):
+        return "the reference makes no tool call"
+    if name == "match" and not (reference.get("answer") or "").strip():
+        return "the reference has no final answer"
+    return None
 
 
 def grade_format(sample, reference) -> float:
@@ -101,14 +172,7 @@ def grade_json(sample, reference) -> float:
     if not calls:
         return 1.0
     ok = 0
-    for c in calls:
-        args = c.get("function", {}).get("arguments")
-        if isinstance(args, str):
-            try:
-                args = json.loads(args)
-            except ValueError:
-                continue
-        ok += isinstance(args, dict)
+    ok = sum(1 for c in calls if call_of(c)["arguments"] is not None)
     return ok / len(calls)
 
 
