@@ -79,7 +79,7 @@ def plain_generate(config: dict, side: str) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.evaluate import generation_kwargs
+    from trainer.evaluate import generation_kwargs, warm_up
 
     spec = config["models"][side]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,9 +104,10 @@ def plain_generate(config: dict, side: str) -> dict:
         )
         for t in tasks
     ]
+    encoded = [tok(t, return_tensors="pt", add_special_tokens=False).to(device) for t in texts]
+    warm_up(model, encoded[0], kw)  # as the evaluation does: the first call is not throughput
     t0, n_tok = time.perf_counter(), 0
-    for text in texts:
-        enc = tok(text, return_tensors="pt", add_special_tokens=False).to(device)
+    for enc in encoded:
         with torch.no_grad():
             out = model.generate(**enc, **kw)
         n_tok += out.shape[1] - enc["input_ids"].shape[1]

@@ -8,6 +8,10 @@ Events (JSON lines, in eval_dir/events.jsonl and on stdout):
     failed     error                                                     (exit 1)
     cancelled  side, done                                                (exit 0; SIGTERM/SIGINT)
 
+Throughput counts generation, parsing, grading and writing each output; prompts are rendered
+and tokenised before the clock starts, after one warm-up generation (benchmarks/eval_bench.py
+times plain `generate` the same way).
+
 Reproducible: item i is generated after torch.manual_seed(seed + i), for both models, so the
 same config gives the same outputs whatever ran before.
 """
@@ -74,10 +78,20 @@ def generation_kwargs(decoding: dict[str, Any], tok) -> dict[str, Any]:
     return kw
 
 
-def generate_one(model, tok, task: dict[str, Any], kw: dict[str, Any], seed: int, device: str):
+def warm_up(model, enc, kw: dict[str, Any]) -> None:
+    """One short generation before the clock starts: the first call on a fresh model pays for
+    CUDA context, cuBLAS handles and allocator growth, which is not the model's throughput."""
     import torch
 
-    enc = encode(tok, task).to(device)
+    with torch.no_grad():
+        model.generate(**enc, **{**kw, "max_new_tokens": 2})
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def generate_one(model, tok, enc, kw: dict[str, Any], seed: int):
+    import torch
+
     torch.manual_seed(seed)
     with torch.no_grad():
         out = model.generate(**enc, **kw)
@@ -114,13 +128,16 @@ def _evaluate(config: dict[str, Any], events: Events) -> int:
         for side in ("baseline", "candidate"):
             model, tok = load_model(config["models"][side], device)
             kw = generation_kwargs(dec, tok)
+            encoded = [encode(tok, task).to(device) for task in tasks]
+            if encoded:
+                warm_up(model, encoded[0], kw)
             t0, n_tok = time.perf_counter(), 0
-            for done, task in enumerate(tasks, 1):
+            for done, (task, enc) in enumerate(zip(tasks, encoded, strict=True), 1):
                 if Cancel.requested:
                     events.emit("cancelled", side=side, done=done - 1)
                     return 0
                 item_seed = seed + int(task["position"])
-                text, n = generate_one(model, tok, task, kw, item_seed, device)
+                text, n = generate_one(model, tok, enc, kw, item_seed)
                 n_tok += n
                 parsed = parse_output(text)
                 score, parts = combined(graders, parsed.chat(), task["reference"])
@@ -140,6 +157,8 @@ def _evaluate(config: dict[str, Any], events: Events) -> int:
                 }
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 events.emit("progress", side=side, done=done, total=len(tasks))
+            if device == "cuda":
+                torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             throughput[side] = {
                 "outputs_per_s": round(len(tasks) / dt, 3) if dt else None,
@@ -147,7 +166,9 @@ def _evaluate(config: dict[str, Any], events: Events) -> int:
                 "seconds": round(dt, 3),
                 "tokens": n_tok,
             }
-            del model
+            del model, encoded
+            if device == "cuda":
+                torch.cuda.empty_cache()
     part.replace(out_path)
     events.emit("finished", outputs=str(out_path), n=len(tasks), throughput=throughput)
     return 0
