@@ -206,3 +206,21 @@ def test_models_screen_tree_gate_force_and_rollback(qtbot, ws):
         assert forced and forced[0].details["reason"] == "demo for the team"
     assert dlg.rollback() is False and "only one model" in dlg.status.text()
     dlg.grab().save("/tmp/chambers-models.png")
+
+
+def test_models_screen_follows_changes_made_elsewhere(qtbot, ws):
+    """A promotion by another lead (another window, the command line) shows up by itself."""
+    from app.training import gate
+    from app.training.registry import get_model
+    from ui.training.models_screen import ModelsDialog
+
+    with ws.session() as s:
+        lead = s.scalar(select(Judge).where(Judge.role == "lead"))
+    dlg = ModelsDialog(ws, lead, poll_ms=50)
+    qtbot.addWidget(dlg)
+    row = dlg.tree.topLevelItem(0).child(0)
+    assert row.text(0) == CAND and "current" not in row.text(2)
+    with ws.session() as s:
+        gate.promote(s, get_model(s, CAND), lead.name, reason="done elsewhere", force=True)
+    qtbot.waitUntil(lambda: "current" in dlg.tree.topLevelItem(0).child(0).text(2), timeout=10_000)
+    dlg.close()

@@ -10,15 +10,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.training import gate
 from app.training.comparison import results as comparison_results
 from app.training.evaluation import show as show_eval
+from app.training.evaluation import sync as sync_eval
 from app.training.registry import RegistryError, current, history, sync_runs
 from app.training.runs import trainer_env
-from app.workspace.models import ComparisonRound, Evaluation, RegisteredModel
+from app.workspace.models import AuditEntry, ComparisonRound, Evaluation, RegisteredModel
+
+
+def registry_stamp(session: Session) -> tuple[Any, ...]:
+    """Changes whenever the Models screen would. Runs and evaluations that finished elsewhere
+    are synced first (registered, outputs stored); every registration, promotion, rollback
+    and comparison verdict is audited, so the newest audit entry covers the rest."""
+    sync_runs(session)
+    for ev in session.scalars(
+        select(Evaluation).where(Evaluation.status.in_(("pending", "running")))
+    ):
+        sync_eval(session, ev)
+    statuses = session.execute(select(Evaluation.id, Evaluation.status).order_by(Evaluation.id))
+    return session.scalar(select(func.max(AuditEntry.id))), tuple(map(tuple, statuses))
 
 
 def reward_hacking_flagged(session: Session, model_id: int) -> bool:

@@ -37,7 +37,12 @@ from sqlalchemy import select
 
 from app.training import comparison as cmp
 from app.training import gate
-from app.training.modelinfo import export_model, reward_hacking_flagged, show_model
+from app.training.modelinfo import (
+    export_model,
+    registry_stamp,
+    reward_hacking_flagged,
+    show_model,
+)
 from app.training.registry import get_model, rollback, tree
 from app.workspace.db import Workspace
 from app.workspace.errors import ChambersError
@@ -109,12 +114,14 @@ def details_html(info: dict[str, Any]) -> str:
 class ModelsDialog(QDialog):
     changed = Signal()
 
-    def __init__(self, ws: Workspace, user: Judge, parent=None):
+    def __init__(self, ws: Workspace, user: Judge, parent=None, poll_ms: int = 3000):
         super().__init__(parent)
         self.ws = ws
         self.user = user
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.pending: Future | None = None
+        self.stamp_job: Future | None = None
+        self.stamp: tuple[Any, ...] | None = None
         self.setWindowTitle("Models")
         self.resize(1200, 760)
         lay = QVBoxLayout(self)
@@ -131,7 +138,10 @@ class ModelsDialog(QDialog):
         self.compare_button.clicked.connect(self.new_round)
         self.compare_button.setEnabled(user.role == "lead")
         self.refresh_button = QPushButton("Refresh")
-        self.refresh_button.setToolTip("Read finished runs and evaluations again")
+        self.refresh_button.setToolTip(
+            "Read finished runs and evaluations again (the screen also does so by itself"
+            " every few seconds when something changed)"
+        )
         self.refresh_button.clicked.connect(self.reload)
         for b in (
             self.refresh_button,
@@ -158,7 +168,11 @@ class ModelsDialog(QDialog):
         self.timer = QTimer(self)
         self.timer.setInterval(300)
         self.timer.timeout.connect(self._check_pending)
+        self.live = QTimer(self)  # runs and evaluations finish in other processes
+        self.live.setInterval(poll_ms)
+        self.live.timeout.connect(self._poll_registry)
         self.reload()
+        self.live.start()
 
     # --- tree ----------------------------------------------------------------------------
     def reload(self) -> None:
@@ -189,6 +203,27 @@ class ModelsDialog(QDialog):
         if target is not None:
             self.tree.setCurrentItem(target)
         self.show_selected()
+
+    def _poll_registry(self) -> None:
+        """Off the UI thread, read whether anything the tree shows changed; reload if so."""
+        if self.stamp_job is None:
+            self.stamp_job = self.pool.submit(self._read_stamp)
+            return
+        if not self.stamp_job.done():
+            return
+        job, self.stamp_job = self.stamp_job, None
+        try:
+            stamp = job.result()
+        except Exception as exc:  # noqa: BLE001 - a database hiccup: say it, try next tick
+            self.status.setText(f"could not read the registry: {exc}")
+            return
+        if stamp != self.stamp:
+            self.stamp = stamp
+            self.reload()
+
+    def _read_stamp(self) -> tuple[Any, ...]:
+        with self.ws.session() as s:
+            return registry_stamp(s)
 
     def selected(self) -> str | None:
         it = self.tree.currentItem() if hasattr(self, "tree") else None
@@ -300,6 +335,7 @@ class ModelsDialog(QDialog):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.timer.stop()
+        self.live.stop()
         self.pool.shutdown(wait=True)
         super().closeEvent(event)
 
