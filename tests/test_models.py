@@ -327,6 +327,26 @@ def test_bradley_terry_matches_the_logistic_mle():
     assert set(est) == {"m0", "m1", "m2"}
     assert est["m0"].value > est["m1"].value > est["m2"].value
     assert all(e.low <= e.value <= e.high for e in est.values())
+    # the Models screen lists them strongest first, with their intervals
+    from ui.training.models_screen import details_html
+
+    info = {
+        "name": "m1",
+        "kind": "candidate",
+        "current": False,
+        "reward_hacking": False,
+        "lineage": {},
+        "parent": "m0",
+        "path": "/m1",
+        "evaluations": [],
+        "comparisons": [],
+        "promotions": [],
+        "bradley_terry": {m: e.as_dict() for m, e in est.items()},
+    }
+    html = details_html(info)
+    shown = html[html.index("Bradley–Terry") :]
+    assert shown.index("m0: ") < shown.index("m1: ") < shown.index("m2: ")
+    assert f"m2: {est['m2'].value:.3f} [{est['m2'].low:.3f}, {est['m2'].high:.3f}]" in shown
 
 
 def test_export_merged_equals_base_plus_adapter_and_adapter_alone(db, tmp_path, capsys):

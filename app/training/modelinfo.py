@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.training import gate
 from app.training.comparison import results as comparison_results
+from app.training.comparison import strengths
 from app.training.evaluation import show as show_eval
 from app.training.evaluation import sync as sync_eval
 from app.training.registry import RegistryError, current, history, sync_runs
@@ -71,6 +72,7 @@ def show_model(session: Session, model: RegisteredModel) -> dict[str, Any]:
         "evaluations": evals,
         "comparisons": comparisons,
         "reward_hacking": any(c["reward_hacking"]["flagged"] for c in comparisons),
+        "bradley_terry": strengths(session) if comparisons else None,
         "promotions": [
             {
                 "action": p.action,

@@ -92,6 +92,16 @@ def details_html(info: dict[str, Any]) -> str:
             f"<br>win rate {_est(c['win_rate'])} · ties {_est(c['tie_share'])}"
             f"<br>agreement α {_est(c['alpha'])} · share of A {_est(c['position_bias_A'])}</p>"
         )
+    bt = info.get("bradley_terry")
+    if bt:
+        out.append(
+            "<p><b>Bradley–Terry strengths</b> over every comparison round (log strength, 95%"
+            " interval; higher wins more often):<br>"
+            + "<br>".join(
+                f"{e(m)}: {_est(v)}" for m, v in sorted(bt.items(), key=lambda kv: -kv[1]["value"])
+            )
+            + "</p>"
+        )
     g = info.get("gate")
     if g:
         verdict = "passed" if g["passed"] else "FAILED"
