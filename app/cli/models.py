@@ -180,6 +180,9 @@ def cmd_models_show(args) -> int:
         )
     if info["reward_hacking"]:
         print("  REWARD HACKING WATCH: graders say the candidate improved, the judges do not")
+    bt = info.get("bradley_terry") or {}
+    for m, e in sorted(bt.items(), key=lambda kv: -kv[1]["value"]):
+        print(f"  Bradley-Terry {m}: {_fmt(e)}")
     for p in info["promotions"]:
         print(
             f"  {p['action']} by {p['actor']} at {p['at']}{' (forced)' if p['forced'] else ''}: {p['reason']}"
