@@ -325,3 +325,24 @@ def test_run_dialog_shows_the_per_grader_table(qtbot, ws_path):
     assert dlg.check_button.isEnabled()
     dlg.done(0)
     ws.close()
+
+
+def test_grpo_preparation_records_the_check_and_refuses_a_failing_one(ws_path, tmp_path):
+    from app.training import pairs as pr
+    from tests.test_training import TINY
+
+    ws = open_workspace(ws_path)
+    with ws.session() as s:
+        pr.derive_pairs(s)
+        pr.create_snapshot(s, "acme", pr.PairFilter())
+        with pytest.raises(runs.RunError) as refused:
+            runs.prepare_run(s, "grpo", "acme", TINY, tmp_path / "no", graders=parse(["tools"]))
+        run = runs.prepare_run(s, "grpo", "acme", TINY, tmp_path / "ok", graders=parse(["match"]))
+        s.rollback()  # the module's workspace stays as it was
+    ws.close()
+    assert "combined (tools): every checked trace scores 1.00" in str(refused.value)
+    assert not (tmp_path / "no").exists()
+    config = json.loads((tmp_path / "ok" / "config.json").read_text())
+    assert config["grader_check"] == run.config["grader_check"]
+    assert config["grader_check"]["ok"] is True
+    assert [r["name"] for r in config["grader_check"]["per_grader"]] == ["match"]

@@ -324,11 +324,15 @@ def verdict_of(row: dict[str, Any]) -> str | None:
 
 
 def _row(
-    name: str, found: list[Item], scores: list[float], n_boot: int, gating: bool = True
+    name: str,
+    found: list[Item],
+    scores: list[float],
+    n_boot: int,
+    combining: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One line of the table. A grader (not the combination) that gives every checked trace
-    the same score is `constant`: the judged traces cannot test it (a format guard), so it
-    neither passes nor blocks; the combination must still pass."""
+    """One line of the table. A grader that gives every checked trace the same score is
+    `constant`: the judged traces cannot test it (a format guard), so it neither passes nor
+    blocks; the combination (`combining` names its graders) must pass, constant or not."""
     stats = agreement(
         [i.task_key for i in found],
         [i.human.passed for i in found],
@@ -341,12 +345,17 @@ def _row(
         **stats,
         "mean": float(np.mean(scores)) if scores else None,
     }
+    label = f"{name} ({', '.join(combining)})" if combining else name
+    constant = len({round(x, 9) for x in scores}) == 1
     if not found:
-        row["status"], row["failure"] = "fail", f"{name}: no held-out trace to check it on"
-    elif not gating and len({round(x, 9) for x in scores}) == 1:
+        row["status"], row["failure"] = "fail", f"{label}: no trace to check it on"
+    elif constant and combining is None:
         row["status"], row["failure"] = "constant", None
+    elif constant:
+        row["status"] = "fail"
+        row["failure"] = f"{label}: every checked trace scores {scores[0]:.2f}: no signal"
     else:
-        row["failure"] = verdict_of(row)
+        row["failure"] = verdict_of({**row, "name": label})
         row["status"] = "fail" if row["failure"] else "pass"
     return row
 
@@ -358,9 +367,7 @@ def _warnings(per_grader: list[dict[str, Any]], mixed: list[float]) -> list[str]
         for r in per_grader
         if r["status"] == "constant"
     ]
-    if mixed and len({round(x, 9) for x in mixed}) == 1:
-        out.append(f"every checked trace gets the same reward ({mixed[0]:.3f}): no signal")
-    elif mixed and all(x in (0.0, 1.0) for x in mixed):
+    if mixed and len({round(x, 9) for x in mixed}) > 1 and all(x in (0.0, 1.0) for x in mixed):
         out.append("rewards are all 0 or 1: a sparse reward; consider partial-credit graders")
     return out
 
@@ -397,14 +404,13 @@ def check(
             [i for i in checked if i.trace_id in scores[g.name]],
             list(scores[g.name].values()),
             n_boot,
-            gating=False,
         )
         for g in graders
     ]
     both = [i for i in checked if all(i.trace_id in scores[g.name] for g in graders)]
     total = sum(g.weight for g in graders)
     mixed = [sum(g.weight * scores[g.name][i.trace_id] for g in graders) / total for i in both]
-    comb = _row("combined", both, mixed, n_boot)
+    comb = _row("combined", both, mixed, n_boot, [g.name for g in graders])
     rows = [*per_grader, comb]
     hist = Counter(min(int(x * 10), 9) for x in mixed)
     return {
