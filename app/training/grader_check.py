@@ -64,6 +64,7 @@ N_BOOT = 1000
 BOOT_SEED = 0
 PARTS = ("heldout", "dev")
 SOURCES = ("lead_verdict", "approved", "corrected")  # order of trust
+CHUNK = 10_000  # ids per IN (...) query
 
 
 @dataclass
@@ -163,25 +164,42 @@ def _candidates(
     return out
 
 
+def _shared_task_traces(session: Session, judged: list[int]) -> dict[int, Trace | None]:
+    """The judged traces, loaded only where their task has another judged trace (only they
+    can have a reference from another trace); None for the others."""
+    keys: dict[int, str | None] = {}
+    for n in range(0, len(judged), CHUNK):
+        part = judged[n : n + CHUNK]
+        keys.update(
+            session.execute(select(Trace.id, Trace.task_key).where(Trace.id.in_(part))).all()
+        )
+    per_task = Counter(k for k in keys.values() if k)
+    load = [t for t, k in keys.items() if k and per_task[k] > 1]
+    traces: dict[int, Trace | None] = dict.fromkeys(keys)
+    for n in range(0, len(load), CHUNK):
+        for t in session.scalars(select(Trace).where(Trace.id.in_(load[n : n + CHUNK]))):
+            traces[t.id] = t
+    return traces
+
+
 def items(session: Session) -> tuple[list[Item], dict[str, int]]:
     """Every judged trace with an independent reference, and what was left out (counted)."""
     humans, reviews, gold, split_evenly = _humans(session)
-    ids = sorted(humans) or [0]
-    traces = {t.id: t for t in session.scalars(select(Trace).where(Trace.id.in_(ids)))}
+    traces = _shared_task_traces(session, sorted(set(reviews) | set(gold)))
     best: dict[str, list[tuple[int, int, Reference]]] = defaultdict(list)
     for tid, t in traces.items():
-        for rank, ref in _candidates(t, humans.get(tid), reviews.get(tid, []), gold.get(tid)):
-            best[t.task_key or ""].append((rank, tid, ref))
+        if t is not None:
+            for rank, ref in _candidates(t, humans.get(tid), reviews.get(tid, []), gold.get(tid)):
+                best[t.task_key].append((rank, tid, ref))
     left_out: Counter[str] = Counter()
     if split_evenly:
         left_out["the judges split evenly"] = split_evenly
     out = []
     for tid in sorted(humans):
         t = traces[tid]
-        if not t.task_key:
-            left_out["no task key"] += 1
-            continue
-        others = sorted((r, o, ref) for r, o, ref in best[t.task_key] if o != tid)
+        others = sorted(
+            (x for x in best[t.task_key] if x[1] != tid) if t else (), key=lambda x: x[:2]
+        )
         if not others:
             left_out["no other trace of the task gives a reference"] += 1
             continue
