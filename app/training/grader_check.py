@@ -17,8 +17,9 @@ calls when it modifies the trace and drops them when it rejects it (a rejected t
 calls are no reference). Traces with no such reference are left out and counted, and so are
 those a built-in grader cannot judge (`graders.unjudgeable`).
 
-Held out: the tasks are split in two halves, whole tasks to one side, by the seeded split
-the preference pairs use (`pairs.balanced_split`, share `HELDOUT_SHARE`, seed `SPLIT_SEED`).
+Held out: the tasks with a reference are split in two halves, whole tasks to one side, by the
+seeded split the preference pairs use (`pairs.balanced_split`, share `HELDOUT_SHARE`, seed
+`SPLIT_SEED`), each task counting once (the bootstrap resamples tasks).
 The gate reads the held-out half; the other half ("dev") is there to look at while writing a
 grader, so a grader tuned on what it sees is still measured on tasks it has not seen.
 
@@ -31,13 +32,16 @@ Statistics, per grader and for the weighted combination (the reward GRPO trains 
   given judges' score, and with pass/fail scores in one task the ROC AUC. Chosen over
   Kendall's τ because tasks hold two to a few traces, where a per-task τ is mostly undefined
   or ±1, and because it stays interpretable with graders that tie a lot (0/1 rewards).
-- each with a 95% percentile bootstrap CI resampling *tasks* (traces of one task are not
-  independent), `N_BOOT` replicates, seeded.
+- each with a 95% percentile bootstrap CI resampling *tasks* (traces of one task share a
+  reference and are not independent), `N_BOOT` replicates, seeded; replicates where the
+  statistic is undefined (one class only, no pairs) are dropped.
 
 The gate (`ok`): for each grader and for the combination, the κ CI's lower bound is at least
 `MIN_KAPPA_LOW` (0.2, the lower edge of "fair" agreement in Landis & Koch 1977: the data rule
 out a grader that merely guesses) and the rank CI's lower bound is above `MIN_RANK_LOW` (0.5:
-better than chance at ordering a task's traces).
+better than chance at ordering a task's traces). A grader that gives every checked trace the
+same score (a format guard on well-formed traces) is `constant`: the judged traces cannot test
+it, so it does not gate; the combination always does.
 """
 
 from __future__ import annotations
