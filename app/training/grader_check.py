@@ -434,7 +434,6 @@ def check(
     mixed = [sum(g.weight * scores[g.name][i.trace_id] for g in graders) / total for i in both]
     comb = _row("combined", both, mixed, n_boot, [g.name for g in graders])
     rows = [*per_grader, comb]
-    hist = Counter(min(int(x * 10), 9) for x in mixed)
     return {
         "part": part,
         "n": len(both),
@@ -445,7 +444,6 @@ def check(
         "ok": all(r["status"] != "fail" for r in rows),
         "failures": [r["failure"] for r in rows if r["failure"]],
         "warnings": _warnings(per_grader, mixed),
-        "histogram": [hist.get(i, 0) for i in range(10)],  # combined reward, bins of 0.1
         "left_out": dict(left_out),
         "references": {
             str(i.trace_id): {"from_trace": i.ref.trace_id, "source": i.ref.source} for i in checked
