@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from app.cli import main
 from app.sample import build_sample
+from app.training import grader_check, runs
 from app.training import pairs as pr
-from app.training import runs
 from app.workspace.db import open_workspace
 from app.workspace.models import PreferencePair, Review, TrainingRun
 
@@ -303,8 +303,10 @@ def test_grpo_run_with_a_checked_grader(db, tmp_path, capsys):
         str(grader),
     )
     assert code == 2 and "grader check failed" in err and not out_dir.exists()
-    code, out, err = run(
-        capsys,
+    assert "combined (polite):" in err  # on these tasks it gives every trace one score
+    # match agrees on the held-out tasks (κ about 0.6) but 90 traces leave 4 of them: the
+    # lower bound cannot vouch for it, so the run is refused, naming the grader and bound ...
+    grpo = (
         "--db",
         db,
         "train",
@@ -327,6 +329,11 @@ def test_grpo_run_with_a_checked_grader(db, tmp_path, capsys):
         "format:0.2",
         "--quiet",
     )
+    code, _, err = run(capsys, *grpo)
+    assert code == 2 and "match: Cohen's κ" in err and "(--force to train anyway)" in err
+    assert "format: " not in err  # constant on judged traces: reported, never the reason
+    # ... and --force trains anyway, the check recorded in the manifest
+    code, out, err = run(capsys, *grpo, "--force")
     assert code == 0, out + err
     ev = events_of(out_dir)
     logs = [e for e in ev if e["event"] == "log" and "reward" in e["metrics"]]
@@ -339,8 +346,13 @@ def test_grpo_run_with_a_checked_grader(db, tmp_path, capsys):
     } <= set(logs[0]["metrics"])
     manifest = json.loads((out_dir / "manifest.json").read_text())
     assert [g["name"] for g in manifest["graders"]] == ["match", "format"]
-    assert manifest["grader_check"]["ok"] is True
-    assert manifest["grader_check"]["agreement"]["cohen_kappa"]["value"] >= runs.MIN_GRADER_KAPPA
+    check = manifest["grader_check"]
+    assert check["ok"] is False and [r["status"] for r in check["per_grader"]] == [
+        "fail",
+        "constant",
+    ]
+    assert check["per_grader"][0]["kappa"]["ci_low"] < grader_check.MIN_KAPPA_LOW
+    assert all(int(t) != r["from_trace"] for t, r in check["references"].items())
 
 
 def test_crash_is_reported_and_marks_the_run_failed(db, tmp_path):

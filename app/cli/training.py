@@ -241,6 +241,51 @@ def cmd_train(args) -> int:
     return _follow(ws, run_id, args)
 
 
+def _bound(x: dict) -> str:
+    """A statistic with its CI as `0.87 [0.65, 0.96]` (a dash where undefined)."""
+    if x.get("value") is None:
+        return "-"
+    return f"{x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}]"
+
+
+def cmd_graders_check(args) -> int:
+    from app.training import runs
+
+    graders = runs.parse_graders(
+        args.grader or ([] if args.grader_file else ["match:1.0"]),
+        [Path(p) for p in args.grader_file or []],
+    )
+    ws = open_ws(args)
+    with ws.session() as s:
+        v = runs.validate_graders(s, graders, args.part)
+    if args.json:
+        print_json(v)
+        return 0 if v["ok"] else 1
+    sp = v["split"]
+    print(
+        f"{args.part} half: {v['n']} traces of {v['n_tasks']} tasks "
+        f"({sp['tasks_checked']} of {sp['tasks_with_reference']} tasks with an independent "
+        f"reference; references: {', '.join(f'{k} {n}' for k, n in v['sources'].items())})"
+    )
+    print(f"{'grader':<12} {'n':>4}  {'κ [95% CI]':<22} {'within-task AUC [95% CI]':<26} result")
+    for r in [*v["per_grader"], v["combined"]]:
+        print(
+            f"{r['name']:<12} {r['n']:>4}  {_bound(r['kappa']):<22} "
+            f"{_bound(r['rank']):<26} {r['status']}"
+        )
+    t = v["thresholds"]
+    print(
+        f"gate: κ CI lower bound >= {t['kappa_ci_low_min']} and AUC CI lower bound > "
+        f"{t['rank_ci_low_above']} for each grader and combined: "
+        + ("passed" if v["ok"] else "FAILED")
+    )
+    for line in v["failures"] + v["warnings"]:
+        print(f"  {line}")
+    for reason, n in v["left_out"].items():
+        print(f"  left out: {n} ({reason})")
+    return 0 if v["ok"] else 1
+
+
 def _follow(ws, run_id: int, args) -> int:
     from app.training import runs
 
@@ -399,6 +444,22 @@ def _filter_args(sp) -> None:
     sp.add_argument("--seed", type=int, default=0, help="seed of the task split")
 
 
+def _grader_options(sp) -> None:
+    sp.add_argument(
+        "--grader",
+        action="append",
+        metavar="NAME:WEIGHT",
+        help="GRPO built-in graders: match, tools, format, json (default match:1.0; "
+        "repeat the option to combine them by weight)",
+    )
+    sp.add_argument(
+        "--grader-file",
+        action="append",
+        metavar="FILE.py",
+        help="GRPO: a Python file defining grade(sample, reference) -> float",
+    )
+
+
 def register(sub) -> None:
     pp = sub.add_parser("pairs", help="preference pairs derived from reviews")
     ps = pp.add_subparsers(dest="pairs_command", metavar="SUBCOMMAND")
@@ -480,19 +541,7 @@ def register(sub) -> None:
         help="training options as JSON (the fields below; options given here win)",
     )
     _config_options(tp)
-    tp.add_argument(
-        "--grader",
-        action="append",
-        metavar="NAME:WEIGHT",
-        help="GRPO built-in graders: match, tools, format, json (default match:1.0; "
-        "repeat the option to combine them by weight)",
-    )
-    tp.add_argument(
-        "--grader-file",
-        action="append",
-        metavar="FILE.py",
-        help="GRPO: a Python file defining grade(sample, reference) -> float",
-    )
+    _grader_options(tp)
     tp.add_argument(
         "--force",
         action="store_true",
@@ -500,6 +549,28 @@ def register(sub) -> None:
     )
     tp.add_argument("--quiet", action="store_true", help="do not echo events")
     tp.set_defaults(func=cmd_train)
+
+    gp = sub.add_parser("graders", help="GRPO graders: check them against the judges")
+    gs = gp.add_subparsers(dest="graders_command", metavar="SUBCOMMAND")
+    gs.required = True
+    sp = gs.add_parser(
+        "check",
+        help="per grader and combined: Cohen's κ and within-task AUC against the judges, "
+        "with bootstrap CIs, on held-out traces (exit 1 when the gate fails)",
+        description="Grade every reviewed trace of the held-out half of the tasks against a "
+        "reference from another trace of its task (a lead's verdict, an approved trace or a "
+        "correction; never the trace's own review) and compare with the judges.",
+    )
+    _grader_options(sp)
+    sp.add_argument(
+        "--part",
+        choices=["heldout", "dev"],
+        default="heldout",
+        help="heldout (the half that gates GRPO) or dev (the other half, to look at while "
+        "writing a grader)",
+    )
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_graders_check)
 
     rp = sub.add_parser("runs", help="training runs")
     rs = rp.add_subparsers(dest="runs_command", metavar="SUBCOMMAND")

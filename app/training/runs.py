@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,23 +35,23 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.training import grader_check
 from app.training.config import METHOD_DATA, METHODS, TrainConfig, model_size
 from app.training.examples import is_verdict_snapshot, verdict_records
-from app.training.graders import GraderSpec, combined
+from app.training.graders import GraderSpec
 from app.training.graders import parse as parse_graders
 from app.training.manifest import (  # noqa: F401 - file_sha256, verify_manifest re-exported
     file_sha256,
     last_checkpoint,
     verify_manifest,
 )
-from app.training.pairs import export_bytes, get_snapshot, snapshot_rows, to_chat
+from app.training.pairs import export_bytes, get_snapshot, snapshot_rows
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
-from app.workspace.models import Adjudication, DatasetSnapshot, Review, Trace, TrainingRun
+from app.workspace.models import DatasetSnapshot, TrainingRun
 from app.workspace.paths import write_atomic
 
 FINAL_EVENTS = ("finished", "failed", "cancelled")
-MIN_GRADER_KAPPA = 0.4
 
 
 class RunError(ChambersError):
@@ -76,104 +75,14 @@ def trainer_env() -> dict[str, str]:
 # Grader validation (before GRPO): do the graders agree with the judges?
 
 
-def _references(session: Session) -> tuple[dict[int, dict[str, Any]], dict[int, int]]:
-    """Per reviewed trace: a reference and the humans' verdict (1 = acceptable as is).
-
-    Verdict: gold if adjudicated, else the judges' majority decision (approve = 1). Reference:
-    the corrected answer written for this trace if any (so the agent's own output is graded
-    against what a judge says it should have been); else an approved or corrected answer of
-    another trace with the same task (leave-one-out). Approved traces with no other trace of
-    their task have no independent reference and are left out."""
-    reviews = list(session.scalars(select(Review).where(Review.status == "submitted")))
-    gold = {a.trace_id: a for a in session.scalars(select(Adjudication))}
-    by_trace: dict[int, list[Review]] = defaultdict(list)
-    for r in reviews:
-        by_trace[r.trace_id].append(r)
-    traces = {t.id: t for t in session.scalars(select(Trace).where(Trace.id.in_(by_trace or [0])))}
-    verdict: dict[int, int] = {}
-    own_ref: dict[int, str] = {}
-    for tid, rs in by_trace.items():
-        g = gold.get(tid)
-        decision = g.decision if g else Counter(r.decision for r in rs).most_common(1)[0][0]
-        verdict[tid] = int(decision == "approve")
-        fixes = [x.corrected_output for x in ([g] if g else []) + rs if x and x.corrected_output]
-        if fixes:
-            own_ref[tid] = fixes[0]
-    good_by_task: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for tid, t in traces.items():
-        if t.task_key:
-            if verdict[tid] == 1 and t.final_output:
-                good_by_task[t.task_key].append((tid, t.final_output))
-            elif tid in own_ref:
-                good_by_task[t.task_key].append((tid, own_ref[tid]))
-    refs: dict[int, dict[str, Any]] = {}
-    for tid, t in traces.items():
-        answer = own_ref.get(tid)
-        if answer is None:
-            others = [a for o, a in good_by_task.get(t.task_key or "", []) if o != tid]
-            answer = others[0] if others else None
-        if answer is None:
-            continue
-        calls = [
-            p["name"]
-            for m in t.messages
-            if m["role"] == "assistant"
-            for p in m["parts"]
-            if p.get("type") == "tool_call"
-        ]
-        refs[tid] = {"answer": answer, "tool_calls": calls if verdict[tid] == 1 else []}
-    return refs, verdict
-
-
-def validate_graders(session: Session, graders: list[GraderSpec]) -> dict[str, Any]:
-    """Grade the agent's output of every reviewed trace that has a reference; compare with
-    the humans (score >= 0.5 counts as acceptable) through the agreement engine."""
-    from app.agreement.coefficients import Ratings, compute
-
-    refs, verdict = _references(session)
-    traces = {t.id: t for t in session.scalars(select(Trace).where(Trace.id.in_(refs or [0])))}
-    scores, rows = [], []
-    for tid, ref in refs.items():
-        t = traces[tid]
-        first = next(
-            (i for i, m in enumerate(t.messages) if m["role"] == "assistant"), len(t.messages)
-        )
-        sample = to_chat(t.messages[first:])
-        score, _parts = combined(graders, sample, ref)
-        scores.append(score)
-        rows += [(tid, "grader", int(score >= 0.5)), (tid, "humans", verdict[tid])]
-    out: dict[str, Any] = {"n": len(scores), "graders": [g.as_dict() for g in graders]}
-    if not scores:
-        out.update(
-            {"ok": False, "warnings": ["no reviewed trace has a reference answer to grade against"]}
-        )
-        return out
-    hist = Counter(min(int(s * 10), 9) for s in scores)
-    out["histogram"] = [hist.get(i, 0) for i in range(10)]  # bins of 0.1
-    out["mean"] = sum(scores) / len(scores)
-    warnings = []
-    if len({round(s, 6) for s in scores}) == 1:
-        warnings.append(f"every trace gets the same score ({scores[0]:.3f}): no learning signal")
-    elif all(s in (0.0, 1.0) for s in scores):
-        warnings.append("scores are all 0 or 1: a sparse reward; consider partial-credit graders")
-    res = compute(Ratings.from_long(rows, "nominal", [0, 1]), n_boot=500, seed=0)
-    kappa = res.coefficients["cohen_kappa"]
-    out["agreement"] = {
-        "cohen_kappa": kappa.as_dict(),
-        "percent_agreement": res.coefficients["percent_agreement"].as_dict(),
-        "krippendorff_alpha": res.alpha.as_dict(),
-    }
-    if kappa.value is None or kappa.value < MIN_GRADER_KAPPA:
-        shown = "undefined" if kappa.value is None else f"{kappa.value:.2f}"
-        warnings.append(
-            f"the graders disagree with the judges (Cohen's κ {shown} < "
-            f"{MIN_GRADER_KAPPA}); do not train on them"
-        )
-        out["ok"] = False
-    else:
-        out["ok"] = True
-    out["warnings"] = warnings
-    return out
+def validate_graders(
+    session: Session, graders: list[GraderSpec], part: str = "heldout"
+) -> dict[str, Any]:
+    """Do the graders agree with the judges? Each held-out reviewed trace is graded against a
+    reference from another trace of its task (never its own review); per grader and combined,
+    Cohen's κ and the within-task AUC with task-bootstrap CIs; `ok` reads the lower bounds
+    (app.training.grader_check says how and why)."""
+    return grader_check.check(session, graders, part)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +163,7 @@ def prepare_run(
         if not validation["ok"] and not force:
             raise RunError(
                 "grader check failed: "
-                + "; ".join(validation["warnings"])
+                + "; ".join(validation["failures"])
                 + " (--force to train anyway)"
             )
     train = [r for r in records if r.get("split", "train") == "train"]

@@ -11,7 +11,10 @@ from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")
 
+from PySide6.QtCore import Signal  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
+    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -24,6 +27,8 @@ from PySide6.QtWidgets import (  # noqa: E402
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
 )
 from sqlalchemy import select  # noqa: E402
 
@@ -39,14 +44,27 @@ from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import DatasetSnapshot  # noqa: E402
 from app.workspace.paths import runs_dir  # noqa: E402
+from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
+
+CHECK_COLUMNS = ("grader", "n", "κ [95% CI]", "within-task AUC [95% CI]", "result")
+STATUS_COLORS = {"pass": "#1a7f37", "fail": "#b42318", "constant": "#57606a"}
+
+
+def _bound(x: dict[str, Any]) -> str:
+    if x.get("value") is None:
+        return "–"
+    return f"{x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}]"
 
 
 class RunConfigDialog(QDialog):
     """Launch a run from a snapshot with sane defaults per model size."""
 
+    checked = Signal(object)  # the grader check's result, once the table shows it
+
     def __init__(self, ws: Workspace, parent=None):
         super().__init__(parent)
         self.ws = ws
+        self._executor: WorkspaceExecutor | None = None
         self.setWindowTitle("New training run")
         self.resize(640, 560)
         form = QFormLayout(self)
@@ -112,6 +130,13 @@ class RunConfigDialog(QDialog):
         self.check_button.clicked.connect(self.check_graders)
         self.check_view = QLabel()
         self.check_view.setWordWrap(True)
+        self.check_table = QTableWidget(0, len(CHECK_COLUMNS))
+        self.check_table.setHorizontalHeaderLabels(CHECK_COLUMNS)
+        self.check_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.check_table.verticalHeader().setVisible(False)
+        self.check_table.horizontalHeader().setStretchLastSection(True)
+        self.check_table.setMaximumHeight(150)
+        self.check_table.hide()
         self.force = QCheckBox("train even if the graders disagree with the judges")
         form.addRow("Method", self.algorithm)
         form.addRow(self.method_help)
@@ -128,6 +153,7 @@ class RunConfigDialog(QDialog):
         form.addRow("GRPO: completion length", self.completion)
         form.addRow("GRPO: grader weights", grow)
         form.addRow(self.check_button)
+        form.addRow(self.check_table)
         form.addRow(self.check_view)
         form.addRow(self.force)
         self.problems = QLabel()
@@ -224,29 +250,63 @@ class RunConfigDialog(QDialog):
     def graders(self) -> list[GraderSpec]:
         return [GraderSpec(n, sp.value()) for n, sp in self.grader_boxes.items() if sp.value() > 0]
 
-    def check_graders(self) -> dict[str, Any] | None:
+    def check_graders(self) -> None:
+        """Run the grader check on the dialog's executor (user graders run one process per
+        trace, seconds); `checked` fires when the table shows the result."""
         gs = self.graders()
         if not gs:
             self.check_view.setText("Give at least one grader a weight.")
-            return None
-        with self.ws.session() as s:
-            v = runs.validate_graders(s, gs)
-        if not v["n"]:
-            self.check_view.setText("; ".join(v["warnings"]))
-            return v
-        k = v["agreement"]["cohen_kappa"]
-        bars = " ".join(f"{i / 10:.1f}:{c}" for i, c in enumerate(v["histogram"]) if c)
+            return
+        if self._executor is None:
+            self._executor = WorkspaceExecutor(self.ws, self)
+        self.check_button.setEnabled(False)
+        self.check_view.setText("Checking the graders against the judges…")
+        self._executor.submit(
+            lambda s: runs.validate_graders(s, gs), self._show_check, self._check_failed, "check"
+        )
+
+    def _check_failed(self, exc: BaseException) -> None:
+        self.check_button.setEnabled(self.method() == "grpo")
+        self.check_view.setText(html.escape(str(exc)))
+
+    def _show_check(self, v: dict[str, Any]) -> None:
+        """The per-grader table (κ and within-task AUC with their CIs) and what gates."""
+        self.check_button.setEnabled(self.method() == "grpo")
+        rows = [*v["per_grader"], v["combined"]]
+        self.check_table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            cells = (r["name"], str(r["n"]), _bound(r["kappa"]), _bound(r["rank"]), r["status"])
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if j == len(cells) - 1:
+                    item.setForeground(QColor(STATUS_COLORS[r["status"]]))
+                if r.get("failure"):
+                    item.setToolTip(r["failure"])
+                self.check_table.setItem(i, j, item)
+        self.check_table.resizeColumnsToContents()
+        self.check_table.show()
+        t, sp = v["thresholds"], v["split"]
         verdict = (
-            "<b style='color:#1a7f37'>agrees with the judges</b>"
+            "<b style='color:#1a7f37'>the graders agree with the judges</b>"
             if v["ok"]
-            else "<b style='color:#b42318'>does not agree with the judges</b>"
+            else "<b style='color:#b42318'>do not train on these graders</b>"
         )
+        notes = v["failures"] + v["warnings"]
+        notes += [f"left out: {n} ({reason})" for reason, n in v["left_out"].items()]
         self.check_view.setText(
-            f"{v['n']} reviewed traces graded; mean {v['mean']:.2f}; score histogram {bars}. "
-            f"Cohen's κ with the judges: {k['value']} [{k['ci_low']}, {k['ci_high']}]: {verdict}."
-            + ("<br>" + "<br>".join(html.escape(w) for w in v["warnings"]) if v["warnings"] else "")
+            f"Held-out half: {v['n']} reviewed traces of {v['n_tasks']} tasks "
+            f"({sp['tasks_checked']} of {sp['tasks_with_reference']} tasks with a reference "
+            "from another trace of the task), graded against that reference, never their own "
+            f"review. Gate: each CI's lower bound, κ ≥ {t['kappa_ci_low_min']}, within-task "
+            f"AUC > {t['rank_ci_low_above']}: {verdict}."
+            + "".join(f"<br>{html.escape(n)}" for n in notes)
         )
-        return v
+        self.checked.emit(v)
+
+    def done(self, result: int) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+        super().done(result)
 
     def config(self) -> TrainConfig:
         """The dialog's settings on top of the model-size defaults (alpha derived there)."""
