@@ -320,11 +320,7 @@ class RewardHackingWatch(TrainerCallback):
             self.watch(0)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if (
-            self.every > 0
-            and state.global_step % self.every == 0
-            and not control.should_training_stop
-        ):
+        if self.every > 0 and state.global_step % self.every == 0:
             self.watch(state.global_step)
 
     def watch(self, step: int) -> dict[str, Any]:
