@@ -191,6 +191,8 @@ class _ObservationCollator:
         return batch
 
     def __getattr__(self, name):
+        if name == "inner":  # not set yet (a copy being built)
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
@@ -205,6 +207,8 @@ class _ObservationSplit:
         self.obs_count = None
 
     def __getattr__(self, name):
+        if name == "model":
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def __call__(self, *args, fused_lm_head=False, labels=None, **kwargs):

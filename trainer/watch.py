@@ -316,6 +316,8 @@ class RewardHackingWatch(TrainerCallback):
         self._last_alert: tuple[int, list[str]] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        # a resumed run keeps the watches up to its checkpoint (the alert's window spans them)
+        self.history = [w for w in self.history if w["step"] <= state.global_step]
         if state.global_step == 0:
             self.watch(0)
 
@@ -357,5 +359,23 @@ def add_watch(trainer, cfg, run_dir: Path, emit: Callable[..., Any]) -> RewardHa
         return None
     rows = [heldout[i] for i in range(min(cfg.watch_prompts, len(heldout)))]
     watch = RewardHackingWatch(trainer, rows, cfg.watch_steps, emit, run_dir / "episodes.jsonl")
+    watch.history = previous_watches(run_dir / "events.jsonl")
     trainer.add_callback(watch)
     return watch
+
+
+def previous_watches(events_path: Path) -> list[dict[str, Any]]:
+    """The watch events an interrupted attempt of this run wrote (none for a new run)."""
+    out = []
+    try:
+        lines = events_path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(e, dict) and e.get("event") == "watch":
+            out.append({k: v for k, v in e.items() if k not in ("event", "time")})
+    return out
