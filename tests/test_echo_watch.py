@@ -165,6 +165,10 @@ def _echo_run(tmp_path: Path, echo_lambda: float, monkeypatch) -> list[dict]:
         )
     )
     trainer.train()
+    # the watch left the trainer's completion logs and eval metrics alone
+    assert "order 71" not in json.dumps(list(trainer._logs["prompt"]))
+    assert len(trainer._logs["prompt"]) == len(trainer._logs["rewards"]["_shipped"]) == 4
+    assert not trainer._metrics["eval"]
     logs = [h for h in trainer.state.log_history if "obs_ce" in h]
     assert len(logs) == 4  # obs_ce logged at every step, also with echo_lambda = 0
     assert all(("echo_loss" in h) == (echo_lambda > 0) for h in logs)

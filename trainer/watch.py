@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,15 @@ def _task_key(row: dict[str, Any]) -> str:
     return digest.hexdigest()[:12]
 
 
+def _empty_like(value: Any) -> Any:
+    """An empty container of the same kind (TRL's completion logs: deques, dicts of deques)."""
+    if isinstance(value, defaultdict):
+        return defaultdict(value.default_factory)
+    if isinstance(value, deque):
+        return deque(maxlen=value.maxlen)
+    return type(value)()
+
+
 def generate_heldout(trainer, inputs: list[dict[str, Any]]) -> dict[str, Any]:
     """Run the trainer's generation and scoring on `inputs` in eval mode, leaving its metrics
     and completion logs as they were. Returns the prompts, the structured completions, the
@@ -163,11 +173,9 @@ def generate_heldout(trainer, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         captured.update(prompts=prompts, completions=completions, rewards=rewards)
         return rewards
 
-    saved_metrics = {k: list(v) for k, v in trainer._metrics["eval"].items()}
-    saved_logs = {
-        k: (type(v)(v, maxlen=v.maxlen) if hasattr(v, "maxlen") else None)
-        for k, v in trainer._logs.items()
-    }
+    saved_metrics, saved_logs = trainer._metrics["eval"], trainer._logs
+    trainer._metrics["eval"] = defaultdict(list)  # the watch's own, dropped afterwards
+    trainer._logs = {k: _empty_like(v) for k, v in saved_logs.items()}
     model = trainer.model
     was_training = model.training
     trainer._calculate_rewards = capture  # this instance only, for this call
@@ -178,12 +186,7 @@ def generate_heldout(trainer, inputs: list[dict[str, Any]]) -> dict[str, Any]:
     finally:
         del trainer._calculate_rewards
         model.train(was_training)
-        trainer._metrics["eval"].clear()
-        trainer._metrics["eval"].update(saved_metrics)
-        for k, v in saved_logs.items():
-            if v is not None:
-                trainer._logs[k].clear()
-                trainer._logs[k].extend(v)
+        trainer._metrics["eval"], trainer._logs = saved_metrics, saved_logs
     n = len(captured["prompts"])
     start = trainer.accelerator.process_index * n
     return {**captured, "rewards": captured["rewards"][start : start + n], "tensors": out}
