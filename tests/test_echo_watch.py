@@ -88,6 +88,22 @@ def lookup_order(order_id: int) -> str:
     return f"order {order_id}: shipped by parcel post on monday, arriving on friday"
 
 
+class OrderDesk:
+    """A deterministic environment for TRL's `environment_factory`: one tool, a call log."""
+
+    def reset(self, **_kwargs) -> None:
+        self.calls: list[int] = []
+
+    def lookup_order(self, order_id: int) -> str:
+        """Look up an order.
+
+        Args:
+            order_id: the order number
+        """
+        self.calls.append(order_id)
+        return lookup_order(order_id)
+
+
 def _scripted_agent(self, prompt_ids, images, multimodal_fields, num_generations, **_kw):
     """What the policy writes: a lookup of the prompt's order, then, after the tool result, one
     of two answers (seeded by step and row, so a group's rewards differ)."""
@@ -110,7 +126,7 @@ def _shipped(prompts, completions, **_kw):
 
 
 def _echo_run(tmp_path: Path, echo_lambda: float, monkeypatch) -> list[dict]:
-    """Four GRPO steps with a tool; the watch's events (before and after)."""
+    """Four GRPO steps in an environment with a tool; the watch's events (before and after)."""
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -151,7 +167,7 @@ def _echo_run(tmp_path: Path, echo_lambda: float, monkeypatch) -> list[dict]:
         train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]),
         processing_class=tok,
         peft_config=LoraConfig(r=8, target_modules="all-linear", task_type="CAUSAL_LM"),
-        tools=[lookup_order],
+        environment_factory=OrderDesk,
     )
     events = []
     heldout = [{"prompt": [{"role": "user", "content": f"where is order {n}?"}]} for n in (71, 88)]
