@@ -5,8 +5,12 @@ Events (one JSON object per line, in run_dir/events.jsonl and on stdout; rank 0 
     start       config, library versions, device, world_size, resume_from
     data        how the data was fitted to max_length: shortened and dropped examples, why
     train_begin n_train, n_eval, trainable_params
-    log         step, max_steps, epoch, metrics, elapsed_s, eta_s
+    log         step, max_steps, epoch, metrics, elapsed_s, eta_s (metrics include obs_ce and
+                echo_loss: trainer.echo)
     evaluate    step, metrics
+    watch       GRPO: step, n, reward_mean, rewards, kl, completion_length, copy_share, obs_ce
+                on held-out prompts (trainer.watch; episodes in run_dir/episodes.jsonl)
+    alert       step, kind ("reward_hacking"), message, signals (trainer.watch.AlertRule)
     checkpoint  step, path
     finished    adapter_dir, manifest, metrics          (exit 0)
     failed      error                                   (exit 1)
@@ -362,6 +366,10 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
 
     trainer.remove_callback(PrinterCallback)  # the events are the log; no dict prints
     trainer.remove_callback(ProgressCallback)
+    if method == "grpo":
+        from trainer.watch import add_watch
+
+        add_watch(trainer, cfg, run_dir, events.emit)
     events.emit(
         "train_begin",
         n_train=len(rows),
@@ -440,11 +448,15 @@ def build_trainer(
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 
+        from trainer.echo import echo_trainer
+
         # prompt-completion records: only the completion (the assistant step) is in the loss
+        # (and, with echo_lambda > 0, the prompt's tool results through ECHO: trainer.echo)
         args = SFTConfig(
             max_length=None, completion_only_loss=True, loss_type=cfg.loss_type, **eval_kw, **common
         )
-        trainer = SFTTrainer(
+        trainer = echo_trainer(SFTTrainer)(
+            echo_lambda=cfg.echo_lambda,
             model=model,
             args=args,
             train_dataset=train_ds,
@@ -502,16 +514,14 @@ def build_trainer(
             callbacks=[callback],
         )
     else:
-        trainer = _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset)
+        trainer = _grpo_trainer(
+            model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset
+        )
     return trainer, extra
 
 
-def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset):  # noqa: N803
-    from trl import GRPOConfig, GRPOTrainer
-
-    from app.training.graders import grade_one
-
-    graders = config["graders"]
+def _grpo_rows(rows):
+    """One row per distinct prompt, with its reference (JSON text: one Arrow schema)."""
     seen, data = set(), []
     for r in rows:
         key = json.dumps(r["prompt"], sort_keys=True)
@@ -524,6 +534,19 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset
                 "reference": json.dumps(reference_from(r["chosen"])),
             }
         )
+    return data
+
+
+def _grpo_trainer(model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset):  # noqa: N803
+    from trl import GRPOConfig, GRPOTrainer
+
+    from app.training.graders import grade_one
+    from trainer.echo import echo_trainer
+
+    graders = config["graders"]
+    data = _grpo_rows(rows)
+    # the held-out prompts: what the reward-hacking watch generates on (trainer.watch)
+    heldout = _grpo_rows(eval_rows)
 
     def reward_fn(g):
         def fn(prompts, completions, reference, **_kw):
@@ -550,11 +573,13 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset
         loss_type=cfg.loss_type,
         **common,
     )
-    return GRPOTrainer(
+    return echo_trainer(GRPOTrainer)(
+        echo_lambda=cfg.echo_lambda,
         model=model,
         reward_funcs=[reward_fn(g) for g in graders],
         args=args,
         train_dataset=Dataset.from_list(data),
+        eval_dataset=Dataset.from_list(heldout) if heldout else None,
         processing_class=tok,
         peft_config=lora,
         callbacks=[callback],
@@ -585,6 +610,7 @@ def write_manifest(
         "graders": config.get("graders", []),
         "grader_check": config.get("grader_check"),
         "config": config["training"],
+        "echo_lambda": config["training"].get("echo_lambda", 0.0),
         "resumed_from": config.get("resume_from"),
         "world_size": world_size(),
         "versions": versions(),
