@@ -80,6 +80,15 @@ class TrainConfig:
         None, "evaluate on the held-out split every this many steps (default: save_steps)"
     )
     seed: int = _f(0, "random seed (data order, LoRA init)")
+    echo_lambda: float = _f(
+        0.0,
+        "SFT/GRPO, ECHO: weight of the cross-entropy on observation (tool-result) tokens "
+        "(0: off). Warning: 0.005 was stable in the ECHO paper where 0.05 collapsed a model",
+    )
+    watch_steps: int = _f(
+        0, "GRPO: every this many steps generate on held-out prompts and watch (0: off)"
+    )
+    watch_prompts: int = _f(4, "GRPO: held-out prompts per watch")
 
     # -----------------------------------------------------------------------------------------
     # Defaults
