@@ -49,7 +49,7 @@ class RunConfigDialog(QDialog):
         super().__init__(parent)
         self.ws = ws
         self.setWindowTitle("New training run")
-        self.resize(640, 560)
+        self.resize(680, 780)
         form = QFormLayout(self)
         self.algorithm = QComboBox()
         for m in METHODS:
