@@ -121,6 +121,11 @@ def test_runs_screen_shows_episodes_watch_alerts_obs_ce_and_sends_once(qtbot, db
     dlg.select_run(rid)
     qtbot.waitUntil(lambda: dlg.episodes_pane.model.total == 6, timeout=20_000)
     pane = dlg.episodes_pane
+    setup = dlg.setup.text()
+    assert "environment: sample_environment.py (tools " in setup and "lookup_order" in setup
+    assert "refused at preparation: 3 tasks whose reference has no tool calls" in setup
+    assert "β 0.04" in setup and "ECHO λ 0.005" in setup
+    assert "watch every 1 step on 2 held-out prompts" in setup
     assert "6 episodes logged (4 held-out)" in pane.counts.text()
     assert [pane.model.index(i, 0).data() for i in range(6)] == ["2"] * 3 + ["1"] * 3
     pane.split.setCurrentIndex(pane.split.findData("heldout"))

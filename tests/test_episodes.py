@@ -110,11 +110,26 @@ def write_agent_run(ws, run_dir: Path, name: str = "agent-grpo", steps=(1, 2)) -
         )
         events.append({"event": "finished", "step": steps[-1], "metrics": {}})
         (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        tools = sorted({x["name"] for t in traces for x in t.tools})
+        config = {
+            "algorithm": "grpo",
+            "name": name,
+            "environment": {
+                "kind": "file",
+                "path": str(run_dir / "environment.py"),
+                "source": "/home/u/sample_environment.py",
+                "tools": tools,
+            },
+            "data": {"refused": {"tasks whose reference has no tool calls": 3}},
+            "training": {"beta": 0.04, "echo_lambda": 0.005, "watch_steps": 1, "watch_prompts": 2},
+            "rubric_version_ids": [],
+        }
+        (run_dir / "config.json").write_text(json.dumps(config))
         run = TrainingRun(
             name=name,
             algorithm="grpo",
             base_model="tests/fixtures/tiny-qwen2",
-            config={"rubric_version_ids": []},
+            config=config,
             run_dir=str(run_dir),
             status="finished",
         )
@@ -245,3 +260,27 @@ def test_cli_lists_episodes_and_sends_held_out_ones(db, tmp_path, capsys):  # no
         capsys, "--db", db, "runs", "send-heldout", "agent-grpo", "--judges", ",".join(names)
     )
     assert code == 0 and "already" in out
+
+
+def test_a_pair_prompt_is_found_under_the_key_the_watch_gives_it(tmp_path):
+    """Non-agent GRPO: held-out records are TRL pairs without a task key; the watch keys their
+    episodes by sha256 of the prompt's JSON (sorted keys), first 12 hex digits."""
+    import hashlib
+
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "heldout.jsonl").write_text(
+        json.dumps({"prompt": prompt, "chosen": [], "rejected": [], "split": "heldout"}) + "\n"
+    )
+    key = hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:12]
+    line = {
+        "step": 0,
+        "split": "heldout",
+        "task_key": key,
+        "messages": [{"role": "assistant", "content": "Hello."}],
+    }
+    (tmp_path / "episodes.jsonl").write_text(json.dumps(line) + "\n")
+    (e,) = ep.read_episodes(tmp_path)
+    t = ep.episode_trace(e, ep.task_prompts(tmp_path)[key])
+    assert [m["role"] for m in t["messages"]] == ["system", "user", "assistant"]
+    assert t["final_output"] == "Hello." and t["prompt_messages"] == 2

@@ -60,7 +60,11 @@ class TrainConfig:
     length_percentile: float = _f(
         95.0, "with max_length unset: the percentile of the data's token lengths to fit"
     )
-    beta: float = _f(0.1, "DPO/KTO: strength of the pull towards the base model (GRPO: KL)")
+    beta: float = _f(
+        0.1,
+        "DPO/KTO: strength of the pull towards the base model; GRPO: weight of the KL penalty "
+        "to the base model (0: none, the GRPO default)",
+    )
     loss_type: str = _f(
         "sigmoid",
         "DPO: sigmoid, ipo, ...; KTO: kto, apo_zero_unpaired; GRPO: dapo, grpo, ...; SFT: nll, dft",
@@ -73,6 +77,18 @@ class TrainConfig:
     )
     num_generations: int = _f(4, "GRPO: completions sampled per prompt")
     max_completion_length: int = _f(64, "GRPO: tokens per sampled completion")
+    echo_lambda: float = _f(
+        0.0,
+        "ECHO (GRPO, SFT): weight of the cross-entropy on observation (tool-result) tokens "
+        "added to the loss; 0 = off. Keep it small: 0.005 was stable in the ECHO paper where "
+        "0.05 collapsed a model",
+    )
+    watch_steps: int = _f(
+        10,
+        "GRPO: every this many steps, generate on held-out prompts and check for reward "
+        "hacking (KL to the base, length, prompt copying); 0 = off",
+    )
+    watch_prompts: int = _f(4, "GRPO: held-out prompts the reward-hacking watch generates on")
     logging_steps: int = _f(1, "log metrics every this many steps")
     save_steps: int = _f(50, "save a checkpoint every this many steps")
     save_total_limit: int | None = _f(3, "keep at most this many checkpoints (oldest pruned)")
@@ -80,15 +96,6 @@ class TrainConfig:
         None, "evaluate on the held-out split every this many steps (default: save_steps)"
     )
     seed: int = _f(0, "random seed (data order, LoRA init)")
-    echo_lambda: float = _f(
-        0.0,
-        "SFT/GRPO, ECHO: weight of the cross-entropy on observation (tool-result) tokens "
-        "(0: off). Warning: 0.005 was stable in the ECHO paper where 0.05 collapsed a model",
-    )
-    watch_steps: int = _f(
-        0, "GRPO: every this many steps generate on held-out prompts and watch (0: off)"
-    )
-    watch_prompts: int = _f(4, "GRPO: held-out prompts per watch")
 
     # -----------------------------------------------------------------------------------------
     # Defaults
@@ -202,6 +209,11 @@ class TrainConfig:
             raise ConfigError(f"{where}: length_percentile must be in (0, 100]")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"{where}: lora_dropout must be in [0, 1)")
+        for name in ("echo_lambda", "watch_steps", "beta"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}: {name} must be 0 or more, not {getattr(self, name)}")
+        if self.watch_prompts <= 0:
+            raise ConfigError(f"{where}: watch_prompts must be positive, not {self.watch_prompts}")
 
     @classmethod
     def help_lines(cls) -> dict[str, str]:

@@ -14,6 +14,7 @@ assigned to judges is not assigned again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,16 @@ def _task_key_of(prompt: list[Any]) -> str:
     return sha256_hex(content.strip().encode()) if isinstance(content, str) else ""
 
 
+def _prompt_key(prompt: list[Any]) -> str:
+    """The key the trainer's watch gives a prompt that has no task key (trainer/watch.py)."""
+    raw = json.dumps(prompt, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
 def task_prompts(run_dir: str | Path) -> dict[str, dict[str, Any]]:
     """task_key -> {"prompt": [chat messages], "tools": [tool schemas]} over the run's train
-    and held-out data (agent tasks carry their key; pair prompts are keyed by their task)."""
+    and held-out data. Agent tasks carry their key; a pair's prompt is found under its task's
+    hash and under the hash the watch gives it."""
     out: dict[str, dict[str, Any]] = {}
     for name in ("train.jsonl", "heldout.jsonl"):
         try:
@@ -140,8 +148,12 @@ def task_prompts(run_dir: str | Path) -> dict[str, dict[str, Any]]:
             prompt = rec.get("prompt") if isinstance(rec, dict) else None
             if not isinstance(prompt, list):
                 continue
-            key = rec.get("task_key") or _task_key_of(prompt)
-            out.setdefault(str(key), {"prompt": prompt, "tools": rec.get("tools") or []})
+            task = {"prompt": prompt, "tools": rec.get("tools") or []}
+            if rec.get("task_key"):
+                out.setdefault(str(rec["task_key"]), task)
+                continue
+            out.setdefault(_task_key_of(prompt), task)
+            out.setdefault(_prompt_key(prompt), task)
     return out
 
 

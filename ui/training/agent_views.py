@@ -8,6 +8,7 @@ workspace executor's thread, so a large file never stalls the screen.
 
 from __future__ import annotations
 
+import json
 import os
 from html import escape
 from pathlib import Path
@@ -209,6 +210,45 @@ class EpisodesPane(QWidget):
             return
         self.error.hide()
         self.view.show_episode(ep, trace)
+
+
+def run_setup(run_dir: str) -> str:
+    """What an agent GRPO run was started with, in one line (from RUN/config.json): the
+    environment and its tools, the prompts refused at preparation, β, ECHO's λ, the watch."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(config, dict) or config.get("algorithm") not in ("grpo", "sft"):
+        return ""
+    t = config.get("training") or {}
+    parts = []
+    env = config.get("environment")
+    if isinstance(env, dict):
+        what = (
+            "replay of the reviewed traces"
+            if env.get("kind") == "replay"
+            else (Path(str(env.get("source") or env.get("path") or "")).name)
+        )
+        tools = ", ".join(str(x) for x in env.get("tools") or [])
+        parts.append(f"environment: {what}" + (f" (tools {tools})" if tools else ""))
+    refused = (config.get("data") or {}).get("refused") or {}
+    if refused:
+        parts.append(
+            "refused at preparation: " + "; ".join(f"{n} {why}" for why, n in refused.items())
+        )
+    if config.get("algorithm") == "grpo":
+        parts.append(f"β {t.get('beta', 0):g}")
+        if t.get("watch_steps"):
+            parts.append(
+                f"watch every {_n(t['watch_steps'], 'step')} on "
+                f"{_n(t.get('watch_prompts') or 0, 'held-out prompt')}"
+            )
+        else:
+            parts.append("watch off")
+    if t.get("echo_lambda"):
+        parts.append(f"ECHO λ {t['echo_lambda']:g}")
+    return " · ".join(escape(p) for p in parts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from app.training import episodes, runs  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, TrainingRun  # noqa: E402
-from ui.training.agent_views import EpisodesPane, WatchPane  # noqa: E402
+from ui.training.agent_views import EpisodesPane, WatchPane, run_setup  # noqa: E402
 from ui.training.run_config import RunConfigDialog  # noqa: E402
 from ui.widgets.chart_box import ChartBox  # noqa: E402
 from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
@@ -132,6 +132,10 @@ class RunsDialog(QDialog):
         rl = QVBoxLayout(right)
         self.title = QLabel()
         rl.addWidget(self.title)
+        self.setup = QLabel()  # agent GRPO: environment, refusals, β, λ, the watch
+        self.setup.setWordWrap(True)
+        self.setup.setStyleSheet("color: #6a7078")
+        rl.addWidget(self.setup)
         self.watch = QLabel()  # the reward-hacking watch (issue 11)
         self.watch.setWordWrap(True)
         self.watch.setStyleSheet("color: #b42318")
@@ -219,6 +223,8 @@ class RunsDialog(QDialog):
         self.log_size = -1
         self.checkpoint = runs.last_checkpoint(self.run_dir)
         self.episodes_pane.reset(self.run_dir)
+        self.setup.setText(run_setup(self.run_dir))
+        self.setup.setVisible(bool(self.setup.text()))
         self._update_send()
         self.sent.hide()
         self._show_alerts()
