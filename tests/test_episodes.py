@@ -152,10 +152,11 @@ def test_reading_skips_bad_and_half_written_lines(tmp_path):
     assert [(e["step"], e["split"], e["line"]) for e in eps] == [(3, "heldout", 1), (4, "train", 4)]
     assert ep.read_episodes(tmp_path, split="heldout", step=3)[0]["rewards"] == {"m": 1}
     assert ep.read_episodes(tmp_path, step=5) == []
-    first, offset = ep.read_episodes_since(tmp_path)
+    first, offset, line = ep.read_episodes_since(tmp_path)
+    assert [e["line"] for e in first] == [1, 4] and line == 5
     with open(tmp_path / "episodes.jsonl", "ab") as f:  # the half line completed
         f.write(b'ages": [], "reward": 0.5}\n')
-    more, _ = ep.read_episodes_since(tmp_path, offset)
+    more, _, _ = ep.read_episodes_since(tmp_path, offset, line)
     assert [(e["step"], e["line"], e["reward"]) for e in more] == [(5, 5, 0.5)]
     assert ep.read_episodes(tmp_path / "missing") == []
 

@@ -69,41 +69,37 @@ def _episode(value: Any, line: int) -> dict[str, Any] | None:
     }
 
 
-def read_episodes_since(run_dir: str | Path, start: int = 0) -> tuple[list[dict[str, Any]], int]:
-    """Episodes in whole lines appended since byte offset `start`, and the new offset (the
-    Runs screen tails the file with it). Each episode carries its 1-based `line`."""
+def read_episodes_since(
+    run_dir: str | Path, start: int = 0, first_line: int = 1
+) -> tuple[list[dict[str, Any]], int, int]:
+    """Episodes in the whole lines appended since byte offset `start` (line `first_line`),
+    the new offset and the next line's number: the Runs screen tails the file with them.
+    Each episode carries its 1-based `line`."""
     path = Path(run_dir) / EPISODES_FILE
     try:
         with open(path, "rb") as f:
             f.seek(start)
             data = f.read()
     except FileNotFoundError:
-        return [], start
+        return [], start, first_line
     end = data.rfind(b"\n") + 1  # a half-written last line waits for the next read
-    first_line = 1 + _lines_before(path, start)
+    lines = data[:end].split(b"\n")[:-1]
     out = []
-    for i, raw in enumerate(data[:end].split(b"\n")[:-1]):
+    for i, raw in enumerate(lines):
         try:
             ep = _episode(json.loads(raw), first_line + i)
         except ValueError:
             continue
         if ep is not None:
             out.append(ep)
-    return out, start + end
-
-
-def _lines_before(path: Path, offset: int) -> int:
-    if offset == 0:
-        return 0
-    with open(path, "rb") as f:
-        return f.read(offset).count(b"\n")
+    return out, start + end, first_line + len(lines)
 
 
 def read_episodes(
     run_dir: str | Path, split: str | None = None, step: int | None = None
 ) -> list[dict[str, Any]]:
     """Every whole, well-formed episode of the run (bad lines skipped), in file order."""
-    episodes, _ = read_episodes_since(run_dir)
+    episodes, _, _ = read_episodes_since(run_dir)
     return [
         e
         for e in episodes

@@ -89,7 +89,7 @@ class EpisodesPane(QWidget):
         super().__init__(parent)
         self.executor = executor
         self.run_dir: str | None = None
-        self.offset = 0
+        self.offset, self.next_line = 0, 1
         self.episodes: list[dict[str, Any]] = []
         self.tasks: dict[str, dict[str, Any]] | None = None
         self._reading = False
@@ -135,7 +135,8 @@ class EpisodesPane(QWidget):
 
     def reset(self, run_dir: str) -> None:
         """Another run: forget the episodes; the next poll reads its file from the start."""
-        self.run_dir, self.offset, self.episodes, self.tasks = run_dir, 0, [], None
+        self.run_dir, self.offset, self.next_line = run_dir, 0, 1
+        self.episodes, self.tasks = [], None
         self.view.show_trace(None)
         self._show_rows()
 
@@ -143,23 +144,24 @@ class EpisodesPane(QWidget):
         """Read the lines appended since the last read, off the UI thread (one at a time)."""
         if self.run_dir is None or self._reading:
             return
-        run_dir, offset, need_tasks = self.run_dir, self.offset, self.tasks is None
+        run_dir, offset, line = self.run_dir, self.offset, self.next_line
+        need_tasks = self.tasks is None
         self._reading = True
 
         def read(_session) -> tuple[str, Any, Any]:
             tasks = episodes.task_prompts(run_dir) if need_tasks else None
-            return run_dir, tasks, episodes.read_episodes_since(run_dir, offset)
+            return run_dir, tasks, episodes.read_episodes_since(run_dir, offset, line)
 
         self.executor.submit(read, self._landed, self._failed, "episodes")
 
     def _landed(self, result: tuple[str, Any, Any]) -> None:
         self._reading = False
-        run_dir, tasks, (new, offset) = result
+        run_dir, tasks, (new, offset, line) = result
         if run_dir != self.run_dir:
             return  # a read for a run no longer shown
         if tasks is not None:
             self.tasks = tasks
-        self.offset = offset
+        self.offset, self.next_line = offset, line
         if new:
             self.episodes += new
             self._show_rows()
