@@ -265,23 +265,44 @@ def test_cli_lists_episodes_and_sends_held_out_ones(db, tmp_path, capsys):  # no
 
 def test_a_pair_prompt_is_found_under_the_key_the_watch_gives_it(tmp_path):
     """Non-agent GRPO: held-out records are TRL pairs without a task key; the watch keys their
-    episodes by sha256 of the prompt's JSON (sorted keys), first 12 hex digits."""
-    import hashlib
-
-    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]
+    episodes by sha256 (12 hex digits) of the prompt's JSON, sorted keys, in the trainer's
+    one-schema form. The key below is what the watch's own `_task_key` (echo13's
+    trainer/watch.py) returned for this prompt's row of the trainer's Arrow dataset."""
+    prompt = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Where is order NW-1?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup_order", "arguments": {"order_id": "NW-1"}},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"status": "shipped"}'},
+    ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "heldout.jsonl").write_text(
         json.dumps({"prompt": prompt, "chosen": [], "rejected": [], "split": "heldout"}) + "\n"
     )
-    key = hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()[:12]
+    key = "f285d770acfa"
     line = {
         "step": 0,
         "split": "heldout",
         "task_key": key,
-        "messages": [{"role": "assistant", "content": "Hello."}],
+        "messages": [{"role": "assistant", "content": "It shipped."}],
     }
     (tmp_path / "episodes.jsonl").write_text(json.dumps(line) + "\n")
     (e,) = ep.read_episodes(tmp_path)
     t = ep.episode_trace(e, ep.task_prompts(tmp_path)[key])
-    assert [m["role"] for m in t["messages"]] == ["system", "user", "assistant"]
-    assert t["final_output"] == "Hello." and t["prompt_messages"] == 2
+    assert [m["role"] for m in t["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    assert t["final_output"] == "It shipped." and t["prompt_messages"] == 4

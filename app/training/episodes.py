@@ -121,9 +121,31 @@ def _task_key_of(prompt: list[Any]) -> str:
 
 
 def _prompt_key(prompt: list[Any]) -> str:
-    """The key the trainer's watch gives a prompt that has no task key (trainer/watch.py)."""
-    raw = json.dumps(prompt, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()[:12]
+    """The key the trainer's watch gives a prompt without a task key: sha256 (first 12 hex
+    digits) of the prompt's JSON (sorted keys) in the trainer's one-schema message form
+    (trainer.data.to_arrow_messages: arguments as JSON text, absent keys null)."""
+    rows = []
+    for m in prompt:
+        calls = [
+            {
+                "type": "function",
+                "id": str(c.get("id") or ""),
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": json.dumps(c["function"].get("arguments"), ensure_ascii=False),
+                },
+            }
+            for c in m.get("tool_calls") or []
+        ]
+        rows.append(
+            {
+                "role": m.get("role"),
+                "content": m.get("content") or "",
+                "tool_calls": calls or None,
+                "tool_call_id": m.get("tool_call_id") or None,
+            }
+        )
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def task_prompts(run_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -149,7 +171,10 @@ def task_prompts(run_dir: str | Path) -> dict[str, dict[str, Any]]:
                 out.setdefault(str(rec["task_key"]), task)
                 continue
             out.setdefault(_task_key_of(prompt), task)
-            out.setdefault(_prompt_key(prompt), task)
+            try:
+                out.setdefault(_prompt_key(prompt), task)
+            except (AttributeError, KeyError, TypeError):
+                continue  # a malformed prompt: its episodes are shown without it
     return out
 
 
