@@ -108,6 +108,7 @@ def test_run_dialog_passes_environment_echo_and_watch(qtbot, db, tmp_path, monke
 
 
 def test_runs_screen_shows_episodes_watch_alerts_obs_ce_and_sends_once(qtbot, db, tmp_path):  # noqa: F811
+    from ui.training.agent_views import WatchPane
     from ui.training.runs_screen import RunsDialog
 
     ws = open_workspace(db)
@@ -167,6 +168,12 @@ def test_runs_screen_shows_episodes_watch_alerts_obs_ce_and_sends_once(qtbot, db
     assert shown["obs_ce/heldout"] == [(1, 2.0), (2, 1.5)]
     (obs_ax,) = dlg.watch_pane.obs_chart.fig.axes
     assert line_points(obs_ax) == [[(1, 2.0), (2, 1.0)], [(1, 2.0), (2, 1.5)]]
+    assert not obs_ax.texts  # the "no observation tokens" note is for runs without any
+    empty = WatchPane()
+    qtbot.addWidget(empty)
+    empty.set_data([{"step": 1, "loss": 0.3}], [{**watches[0], "obs_ce": None}], [])
+    (note,) = empty.obs_chart.fig.axes[0].texts
+    assert note.get_text().startswith("no observation tokens logged")
 
     # the run writes on: a new step's episode (after a half-written line) and watch arrive
     extra = json.dumps({k: v for k, v in ep.items() if k != "line"} | {"step": 3})

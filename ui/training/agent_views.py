@@ -338,6 +338,18 @@ class WatchPane(QWidget):
         _line(ax, data["obs_ce/heldout"], "held-out episodes")
         if ax.lines:
             ax.legend(fontsize=7)
+        else:
+            ax.text(
+                0.5,
+                0.5,
+                "no observation tokens logged: the run's episodes hold no tool results yet\n"
+                "(agent GRPO with an environment, or SFT on steps after tool results, log it)",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="#6a7078",
+                transform=ax.transAxes,
+            )
         _axes(ax, "cross-entropy on observation (tool-result) tokens")
         self.obs_chart.canvas.draw_idle()
         self.note.setText(
