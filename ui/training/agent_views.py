@@ -17,7 +17,7 @@ from typing import Any
 os.environ.setdefault("QT_API", "pyside6")
 
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 from PySide6.QtCore import Qt, Signal  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
@@ -377,6 +377,7 @@ def _axes(ax, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))  # no offset text
     ax.tick_params(labelsize=7)
 
 
