@@ -306,3 +306,24 @@ def test_a_pair_prompt_is_found_under_the_key_the_watch_gives_it(tmp_path):
         "assistant",
     ]
     assert t["final_output"] == "It shipped." and t["prompt_messages"] == 4
+
+
+def test_watch_and_alert_events_read_as_sentences_in_the_log():
+    from app.training.runs import format_event
+
+    watch = {
+        "event": "watch",
+        "step": 4,
+        "n": 8,
+        "reward_mean": 0.5,
+        "kl": 0.0123456,
+        "completion_length": 31.0,
+        "copy_share": 0.25,
+        "obs_ce": None,
+    }
+    assert format_event(json.dumps(watch).encode()) == (
+        "watch at step 4 (8 held-out completions): reward 0.5, KL 0.01235, length 31, "
+        "copy share 0.25\n"
+    )
+    alert = {"event": "alert", "step": 6, "kind": "reward_hacking", "message": "reward up"}
+    assert format_event(json.dumps(alert).encode()) == "ALERT at step 6: reward up\n"
