@@ -18,6 +18,8 @@ from app.workspace.models import (
     Judge,
     ReviewRound,
     Trace,
+    TraceScore,
+    TraceTool,
     TrainingRun,
 )
 from tests.test_training import db, sample_db  # noqa: F401 - fixtures
@@ -212,6 +214,19 @@ def test_held_out_episodes_go_to_judges_once(db, tmp_path):  # noqa: F811
         for tid, jid in rows:
             per_trace.setdefault(tid, set()).add(jid)
         assert set(per_trace) == {t.id for t in sent}
+        # the judges' queue filters see them: the tools they call, the graders' scores
+        ids = [t.id for t in sent]
+        assert s.scalar(
+            select(func.count()).select_from(TraceScore).where(TraceScore.trace_id.in_(ids))
+        ) == 2 * len(ids)
+        tools = set(s.scalars(select(TraceTool.name).where(TraceTool.trace_id.in_(ids))))
+        assert tools == {
+            p["name"]
+            for t in sent
+            for m in t.messages
+            for p in m["parts"]
+            if p["type"] == "tool_call"
+        }
         assert all(len(js) == 2 and js <= set(judges) for js in per_trace.values())
         r = s.get(ReviewRound, round_id)
         assert r.selection["run"] == "agent-grpo" and r.selection["new_traces"] == 4

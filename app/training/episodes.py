@@ -3,7 +3,7 @@
 The trainer appends `run_dir/episodes.jsonl`, one episode per line (see SPEC: step, split,
 task_key, index, the messages after the prompt with parsed tool calls and tool results,
 rewards per grader). A run that is still writing can leave a half line at the end, and a
-reader must never crash on one bad line: bad lines are skipped and counted.
+reader must never crash on one bad line: bad lines are skipped.
 
 The held-out episodes are what a reward-hacking check needs human eyes on: `episodes_to_round`
 stores each one as a trace (the task's prompt, the model's messages, the task's tools; the
@@ -285,7 +285,8 @@ def episodes_to_round(
     """Store the run's held-out episodes as traces and assign the ones no judge has yet to
     `per_item` judges each, in a new round `name` (returned). If every held-out episode is
     assigned already, nothing is added and the newest round holding them is returned.
-    `round.selection` says how many episodes, new traces and new assignments there were."""
+    `round.selection` says how many episodes there were, how many traces were new and how
+    many were assigned (`n_traces`)."""
     run = session.get(TrainingRun, run_id)
     if run is None:
         raise NotFound(f"no training run {run_id}")
