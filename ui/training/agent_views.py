@@ -137,6 +137,7 @@ class EpisodesPane(QWidget):
         """Another run: forget the episodes; the next poll reads its file from the start."""
         self.run_dir, self.offset, self.next_line = run_dir, 0, 1
         self.episodes, self.tasks = [], None
+        self.error.hide()
         self.view.show_trace(None)
         self._show_rows()
 
