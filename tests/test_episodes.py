@@ -342,3 +342,27 @@ def test_watch_and_alert_events_read_as_sentences_in_the_log():
     )
     alert = {"event": "alert", "step": 6, "kind": "reward_hacking", "message": "reward up"}
     assert format_event(json.dumps(alert).encode()) == "ALERT at step 6: reward up\n"
+
+
+def test_sending_to_judges_once_on_postgresql(pg_url, tmp_path):
+    """The same send on PostgreSQL (its triggers, JSONB columns and constraints)."""
+    from app.sample import build_sample
+
+    ws = open_workspace(pg_url)
+    build_sample(ws, n_traces=30)
+    rid = write_agent_run(ws, tmp_path / "run")
+    with ws.session() as s:
+        judges, k = ep.default_judges(s)
+        first = ep.episodes_to_round(s, rid, ep.round_name(s, rid), judges, k).id
+    with ws.session() as s:
+        again = ep.episodes_to_round(s, rid, ep.round_name(s, rid), judges, k).id
+        sent = s.scalar(select(func.count(Trace.id)).where(Trace.source == "run:agent-grpo"))
+        n_assigned = s.scalar(select(func.count(Assignment.id)).where(Assignment.round_id == first))
+        scores = s.scalar(
+            select(func.count())
+            .select_from(TraceScore)
+            .join(Trace, Trace.id == TraceScore.trace_id)
+            .where(Trace.source == "run:agent-grpo")
+        )
+    assert again == first and sent == 4 and n_assigned == 4 * k and scores == 8
+    ws.close()
