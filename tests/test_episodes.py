@@ -247,6 +247,19 @@ def test_held_out_episodes_go_to_judges_once(db, tmp_path):  # noqa: F811
         assert len(rows) == s.scalar(
             select(func.count(Assignment.id)).where(Assignment.round_id == round_id)
         )
+    # the run goes on and logs a later watch: only its episode goes out, in a second round
+    later = ep.read_episodes(tmp_path / "run", split="heldout")[0]
+    later = {k: v for k, v in later.items() if k != "line"} | {"step": 3}
+    with open(tmp_path / "run" / "episodes.jsonl", "a") as f:
+        f.write(json.dumps(later) + "\n")
+    with ws.session() as s:
+        second = ep.episodes_to_round(s, rid, ep.round_name(s, rid), judges, k)
+        assert second.name == "agent-grpo held-out (2)" and second.id != round_id
+        (new_trace,) = set(
+            s.scalars(select(Assignment.trace_id).where(Assignment.round_id == second.id))
+        )
+        assert s.get(Trace, new_trace).meta["step"] == 3
+        assert second.selection["n_traces"] == 1 and second.selection["new_traces"] == 1
     ws.close()
 
 
