@@ -131,6 +131,15 @@ def test_runs_screen_shows_episodes_watch_alerts_obs_ce_and_sends_once(qtbot, db
     pane.split.setCurrentIndex(pane.split.findData("heldout"))
     assert pane.model.total == 4 and {pane.model.row(i)["split"] for i in range(4)} == {"heldout"}
     assert pane.model.index(0, 3).data() == "match 0.50  tools 1.00"
+    user = next(
+        m["content"]
+        for m in json.loads((run_dir / "data" / "heldout.jsonl").read_text().splitlines()[0])[
+            "prompt"
+        ]
+        if m["role"] == "user"
+    )
+    tasks = {pane.model.index(i, 7).data() for i in range(4)}
+    assert " ".join(user.split())[:120] in tasks
     # selecting an episode renders the task's prompt, the tool calls and their results
     pane.table.selectRow(0)
     ep = pane.selected()

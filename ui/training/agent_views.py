@@ -54,7 +54,16 @@ EPISODE_COLUMNS = (
     Column("tool calls", lambda e: str(e["tool_calls"]), numeric=True),
     Column("tokens", lambda e: str(e.get("completion_tokens") or ""), numeric=True),
     Column("copies prompt", lambda e: "yes" if e.get("copied_prompt") else ""),
+    Column("task", lambda e: e.get("task_text", ""), tooltip=lambda e: e.get("task_text")),
 )
+
+
+def _task_text(task: dict[str, Any] | None) -> str:
+    """The task's user message in one line (the table's task column)."""
+    prompt = (task or {}).get("prompt") or []
+    user = next((m for m in prompt if isinstance(m, dict) and m.get("role") == "user"), None)
+    text = user.get("content") if user else ""
+    return " ".join(text.split())[:120] if isinstance(text, str) else ""
 
 
 class EpisodeView(TraceView):
@@ -130,7 +139,7 @@ class EpisodesPane(QWidget):
         rl.addWidget(self.error)
         rl.addWidget(self.view, 1)
         split.addWidget(right)
-        split.setSizes([170, 480])
+        split.setSizes([200, 450])
         lay.addWidget(split, 1)
 
     def reset(self, run_dir: str) -> None:
@@ -164,6 +173,8 @@ class EpisodesPane(QWidget):
             self.tasks = tasks
         self.offset, self.next_line = offset, line
         if new:
+            for e in new:
+                e["task_text"] = _task_text((self.tasks or {}).get(e["task_key"]))
             self.episodes += new
             self._show_rows()
         self.loaded.emit(self.model.total)
