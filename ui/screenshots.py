@@ -162,6 +162,7 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         settle()
         runs_dialog.grab().save(str(out / "runs.png"))
         runs_dialog.close()
+        agent_run_shots(ws, lead, out, Path(tiny_model), Path(tmp), app)
 
         help_dialog = ShortcutsDialog()
         help_dialog.show()
@@ -170,6 +171,58 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         ws.close()
     print(f"screenshots written to {out}")
     return 0
+
+
+def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> None:
+    """A GRPO run on the sample with its environment (when the sample ships one), the
+    reward-hacking watch every step and ECHO: the Runs screen's Watch tab."""
+    import time
+
+    from app import sample
+    from app.training import runs as rn
+    from app.training.graders import parse
+    from ui.training.runs_screen import RunsDialog
+
+    env = getattr(sample, "SAMPLE_ENVIRONMENT", None)
+    with ws.session() as s:
+        run = rn.prepare_run(
+            s,
+            "grpo",
+            "support-v1",
+            tiny_model,
+            tmp / "agent-run",
+            {
+                "max_steps": 4,
+                "num_generations": 2,
+                "max_completion_length": 24,
+                "beta": 0.04,
+                "echo_lambda": 0.005,
+                "watch_steps": 1,
+                "watch_prompts": 2,
+            },
+            parse(["match:1.0", "tools:0.5"]),
+            name="grpo-agent",
+            force=True,
+            **({"environment": str(env)} if env else {}),
+        )
+        rn.launch(s, run)
+        run_id = run.id
+    dlg = RunsDialog(ws, lead, poll_ms=200)
+    dlg.resize(1400, 900)
+    dlg.show()
+    dlg.select_run(run_id)
+    deadline = time.time() + 400
+    while not any(w in dlg.title.text() for w in ("finished", "failed")):
+        if time.time() > deadline:
+            break
+        app.processEvents()
+        time.sleep(0.05)
+    dlg.executor.wait_idle()
+    dlg.tabs.setCurrentWidget(dlg.watch_pane)
+    for _ in range(5):
+        app.processEvents()
+    dlg.grab().save(str(out / "runs-agent-watch.png"))
+    dlg.close()
 
 
 AIRLINE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tau_airline_40.jsonl"

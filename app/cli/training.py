@@ -398,6 +398,53 @@ def cmd_runs_cancel(args) -> int:
     return 0
 
 
+def cmd_runs_episodes(args) -> int:
+    """A GRPO run's logged episodes: step, split, rewards per grader, tool calls."""
+    from app.training import episodes, runs
+
+    ws = open_ws(args)
+    with ws.session() as s:
+        run_dir = runs.get_run(s, args.run).run_dir
+    rows = episodes.read_episodes(run_dir, split=args.split, step=args.step)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'step':>5} {'split':<8} {'reward':>7} {'calls':>5}  rewards per grader")
+    for e in rows:
+        reward = "-" if e["reward"] is None else f"{e['reward']:.3f}"
+        graders = ", ".join(f"{k}={v:.2f}" for k, v in e["rewards"].items())
+        print(f"{e['step']:>5} {e['split']:<8} {reward:>7} {e['tool_calls']:>5}  {graders}")
+    return 0
+
+
+def cmd_runs_send_heldout(args) -> int:
+    """The run's held-out episodes as traces in a review round (once: a second send adds
+    nothing)."""
+    from app.review.reviews import get_judge
+    from app.training import episodes, runs
+
+    ws = open_ws(args)
+    with ws.session() as s:
+        run = runs.get_run(s, args.run)
+        if args.judges:
+            judges = [get_judge(s, n.strip()).id for n in args.judges.split(",") if n.strip()]
+            k = args.k or min(2, len(judges))
+        else:
+            judges, k = episodes.default_judges(s, args.k or 2)
+        lead = get_judge(s, args.as_judge).id if args.as_judge else None
+        name = args.name or episodes.round_name(s, run.id)
+        rnd = episodes.episodes_to_round(s, run.id, name, judges, k, created_by=lead)
+        sel = rnd.selection
+        if sel.get("run_id") == run.id and rnd.name == name:
+            print(
+                f"round {rnd.name!r}: {sel['n_traces']} of {sel['episodes']} held-out episodes "
+                f"({sel['new_traces']} new traces), {len(judges)} judges, {rnd.overlap} per item"
+            )
+        else:
+            print(f"every held-out episode of {run.name!r} is with judges already: {rnd.name!r}")
+    return 0
+
+
 def cmd_demo_model(args) -> int:
     import subprocess
 
@@ -590,6 +637,22 @@ def register(sub) -> None:
     sp.add_argument("--detach", action="store_true", help="start it and return")
     sp.add_argument("--quiet", action="store_true", help="do not echo events")
     sp.set_defaults(func=cmd_runs_resume)
+    sp = rs.add_parser("episodes", help="a GRPO run's logged episodes (rewards, tool calls)")
+    sp.add_argument("run", help="run id or name")
+    sp.add_argument("--split", choices=("train", "heldout"))
+    sp.add_argument("--step", type=int)
+    sp.add_argument("--json", action="store_true", help="the episodes with their messages")
+    sp.set_defaults(func=cmd_runs_episodes)
+    sp = rs.add_parser(
+        "send-heldout",
+        help="send a GRPO run's held-out completions to judges as a review round (once)",
+    )
+    sp.add_argument("run", help="run id or name")
+    sp.add_argument("--judges", help="comma-separated names (default: every active judge)")
+    sp.add_argument("--k", type=int, help="judges per episode (default: 2)")
+    sp.add_argument("--name", help='round name (default: "RUN held-out")')
+    sp.add_argument("--as", dest="as_judge", metavar="LEAD", help="record this lead as author")
+    sp.set_defaults(func=cmd_runs_send_heldout)
 
     sp = sub.add_parser(
         "demo-model",

@@ -384,6 +384,20 @@ def format_event(raw: bytes) -> str:
         return f"step {e.get('step')}/{e.get('max_steps')}: {metrics}\n"
     if kind in FINAL_EVENTS:
         return f"{kind}: {e.get('error') or e.get('adapter_dir') or ''}\n"
+    if kind == "watch":  # the reward-hacking watch (issue 13)
+        shown = [
+            ("reward", "reward_mean"),
+            ("KL", "kl"),
+            ("length", "completion_length"),
+            ("copy share", "copy_share"),
+            ("held-out obs CE", "obs_ce"),
+        ]
+        values = ", ".join(
+            f"{label} {e[key]:.4g}" for label, key in shown if isinstance(e.get(key), int | float)
+        )
+        return f"watch at step {e.get('step')} ({e.get('n')} held-out completions): {values}\n"
+    if kind == "alert":
+        return f"ALERT at step {e.get('step')}: {e.get('message') or e.get('kind')}\n"
     return f"{kind}: {json.dumps({k: v for k, v in e.items() if k not in ('event', 'config')})[:200]}\n"
 
 

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 from sqlalchemy import select  # noqa: E402
 
+from app import sample  # noqa: E402
 from app.training import runs  # noqa: E402
 from app.training.config import METHOD_DATA, METHODS, TrainConfig, model_size  # noqa: E402
 from app.training.examples import (  # noqa: E402
@@ -66,7 +67,7 @@ class RunConfigDialog(QDialog):
         self.ws = ws
         self._executor: WorkspaceExecutor | None = None
         self.setWindowTitle("New training run")
-        self.resize(640, 560)
+        self.resize(680, 780)
         form = QFormLayout(self)
         self.algorithm = QComboBox()
         for m in METHODS:
@@ -118,6 +119,7 @@ class RunConfigDialog(QDialog):
         self.num_generations.setRange(2, 64)
         self.completion = QSpinBox()
         self.completion.setRange(4, 32768)
+        self._agent_widgets()
         self.grader_boxes = {n: QDoubleSpinBox() for n in BUILTINS}
         grow = QHBoxLayout()
         for n, sp in self.grader_boxes.items():
@@ -151,6 +153,11 @@ class RunConfigDialog(QDialog):
         form.addRow("Checkpoints kept", self.save_total_limit)
         form.addRow("GRPO: generations per prompt", self.num_generations)
         form.addRow("GRPO: completion length", self.completion)
+        form.addRow("GRPO: environment", self.env_row)
+        form.addRow("GRPO: watch every", self.watch_steps)
+        form.addRow("GRPO: held-out prompts per watch", self.watch_prompts)
+        form.addRow("ECHO λ (observation tokens)", self.echo_lambda)
+        form.addRow(self.echo_warning)
         form.addRow("GRPO: grader weights", grow)
         form.addRow(self.check_button)
         form.addRow(self.check_table)
@@ -168,6 +175,78 @@ class RunConfigDialog(QDialog):
         self.algorithm.currentIndexChanged.connect(self._defaults)
         self.model.editingFinished.connect(self._defaults)
         self._defaults()
+
+    def _agent_widgets(self) -> None:
+        """GRPO for agents (issue 13): the environment whose tools the model calls, the
+        reward-hacking watch, and ECHO's weight on the environment's tokens."""
+        help_lines = TrainConfig.help_lines()
+        self.environment = QComboBox()
+        self.environment.setToolTip(
+            "The tools the model calls during GRPO episodes: none (single-turn completions), "
+            "the sample's deterministic tools, a replay of the reviewed traces' recorded "
+            "results, or your own environment file (a Python module defining the tools)"
+        )
+        self.environment.addItem("none (single-turn completions)", None)
+        sample_env = getattr(sample, "SAMPLE_ENVIRONMENT", None)
+        if sample_env is not None:
+            self.environment.addItem(
+                f"sample environment ({Path(sample_env).name})", str(sample_env)
+            )
+        self.environment.addItem("replay the reviewed traces' tool results", "replay")
+        env_browse = QPushButton("Environment file…")
+        env_browse.clicked.connect(self._browse_environment)
+        self.env_row = QHBoxLayout()
+        self.env_row.addWidget(self.environment, 1)
+        self.env_row.addWidget(env_browse)
+        self.env_browse = env_browse
+        self.watch_steps = QSpinBox()
+        self.watch_steps.setRange(0, 1_000_000)
+        self.watch_steps.setSuffix(" steps")
+        self.watch_steps.setSpecialValueText("off")
+        self.watch_steps.setToolTip(help_lines["watch_steps"])
+        self.watch_prompts = QSpinBox()
+        self.watch_prompts.setRange(1, 10_000)
+        self.watch_prompts.setToolTip(help_lines["watch_prompts"])
+        self.echo_lambda = QDoubleSpinBox()
+        self.echo_lambda.setDecimals(4)
+        self.echo_lambda.setRange(0, 1)
+        self.echo_lambda.setSingleStep(0.001)
+        self.echo_lambda.setSpecialValueText("0 (off)")
+        self.echo_lambda.setToolTip(help_lines["echo_lambda"])
+        self.echo_warning = QLabel()
+        self.echo_warning.setWordWrap(True)
+        self.echo_lambda.valueChanged.connect(self._echo_warning)
+        self._echo_warning()
+
+    def _echo_warning(self, *_a) -> None:
+        """The paper's warning, always visible; red once λ passes the stable value."""
+        lam = self.echo_lambda.value()
+        risky = lam > 0.005
+        self.echo_warning.setStyleSheet(f"color: {'#b42318' if risky else '#6a7078'};")
+        self.echo_warning.setText(
+            ("⚠ " if risky else "")
+            + "ECHO adds λ × cross-entropy on the tool results' tokens to the loss (SFT and "
+            "GRPO). In the ECHO paper λ = 0.005 was stable and λ = 0.05 collapsed a model."
+        )
+
+    def _browse_environment(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Environment file (Python module defining the tools)", "", "Python (*.py)"
+        )
+        if path:
+            self.set_environment_file(path)
+
+    def set_environment_file(self, path: str) -> None:
+        """Offer this environment file (once) and select it."""
+        i = self.environment.findData(path)
+        if i < 0:
+            self.environment.addItem(f"file: {path}", path)
+            i = self.environment.count() - 1
+        self.environment.setCurrentIndex(i)
+
+    def environment_choice(self) -> str | None:
+        """What `prepare_run(environment=...)` gets: a file path, "replay", or None."""
+        return self.environment.currentData() if self.method() == "grpo" else None
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, "Base model directory")
@@ -219,7 +298,20 @@ class RunConfigDialog(QDialog):
         self.beta.setEnabled(method != "sft")
         self.num_generations.setValue(cfg.num_generations)
         self.completion.setValue(cfg.max_completion_length)
+        self.watch_steps.setValue(cfg.watch_steps)
+        self.watch_prompts.setValue(cfg.watch_prompts)
+        self.echo_lambda.setValue(cfg.echo_lambda)
+        self.echo_lambda.setEnabled(method in ("sft", "grpo"))
+        self.beta.setToolTip(
+            "GRPO: weight of the KL penalty to the base model (0: none; the watch still reports KL)"
+            if grpo
+            else TrainConfig.help_lines()["beta"]
+        )
         for w in (
+            self.environment,
+            self.env_browse,
+            self.watch_steps,
+            self.watch_prompts,
             self.num_generations,
             self.completion,
             self.check_button,
@@ -324,7 +416,11 @@ class RunConfigDialog(QDialog):
             out["beta"] = self.beta.value()
         if self.max_steps.value() > 0:
             out["max_steps"] = self.max_steps.value()
+        if self.method() in ("sft", "grpo"):
+            out["echo_lambda"] = self.echo_lambda.value()
         if self.method() == "grpo":
+            out["watch_steps"] = self.watch_steps.value()
+            out["watch_prompts"] = self.watch_prompts.value()
             out["num_generations"] = self.num_generations.value()
             out["max_completion_length"] = self.completion.value()
         cfg = TrainConfig.for_model(self.method(), n).update(out, "the run dialog")
@@ -350,6 +446,8 @@ class RunConfigDialog(QDialog):
             )
             return None
         try:
+            env = self.environment_choice()
+            extra = {"environment": env} if env else {}  # only when set (SPEC 13)
             with self.ws.session() as s:
                 run = runs.prepare_run(
                     s,
@@ -361,6 +459,7 @@ class RunConfigDialog(QDialog):
                     self.graders() if self.method() == "grpo" else None,
                     name=name,
                     force=self.force.isChecked(),
+                    **extra,
                 )
                 runs.launch(s, run)
                 return run.id

@@ -26,15 +26,17 @@ from PySide6.QtWidgets import (  # noqa: E402
     QPushButton,
     QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.training import runs  # noqa: E402
+from app.training import episodes, runs  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import Judge, TrainingRun  # noqa: E402
-from ui.training.run_config import RunConfigDialog
+from ui.training.agent_views import EpisodesPane, WatchPane, run_setup  # noqa: E402
+from ui.training.run_config import RunConfigDialog  # noqa: E402
 from ui.widgets.chart_box import ChartBox  # noqa: E402
 from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
 from ui.widgets.lazy_model import Column, LazyTableModel  # noqa: E402
@@ -103,6 +105,14 @@ class RunsDialog(QDialog):
         top.addWidget(self.cancel_button)
         top.addWidget(self.resume_button)
         top.addWidget(self.evaluate_button)
+        self.send_button = QPushButton("Send held-out completions to judges")
+        self.send_button.setToolTip(
+            "Store the run's held-out episodes as traces and assign each to two judges in a "
+            "new review round (episodes sent before are not sent again)"
+        )
+        self.send_button.clicked.connect(self.send_heldout)
+        self.send_button.setEnabled(False)
+        top.addWidget(self.send_button)
         top.addStretch(1)
         lay.addLayout(top)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -122,16 +132,39 @@ class RunsDialog(QDialog):
         rl = QVBoxLayout(right)
         self.title = QLabel()
         rl.addWidget(self.title)
+        self.setup = QLabel()  # agent GRPO: environment, refusals, β, λ, the watch
+        self.setup.setWordWrap(True)
+        self.setup.setStyleSheet("color: #6a7078")
+        rl.addWidget(self.setup)
         self.watch = QLabel()  # the reward-hacking watch (issue 11)
         self.watch.setWordWrap(True)
         self.watch.setStyleSheet("color: #b42318")
         rl.addWidget(self.watch)
+        self.alert_banner = QLabel()  # the watch's alerts during training (issue 13)
+        self.alert_banner.setWordWrap(True)
+        self.alert_banner.setStyleSheet(
+            "background: #fde8e8; color: #b42318; border: 1px solid #b42318; padding: 6px;"
+            " font-weight: bold"
+        )
+        self.alert_banner.hide()
+        rl.addWidget(self.alert_banner)
+        self.sent = QLabel()
+        self.sent.setWordWrap(True)
+        self.sent.hide()
+        rl.addWidget(self.sent)
         self.progress = QProgressBar()
         rl.addWidget(self.progress)
         self.chart = ChartBox("run plots")
         self.chart.set_figure(Figure(figsize=(8, 4.5), layout="constrained"))
         self.fig, self.canvas = self.chart.fig, self.chart.canvas
-        rl.addWidget(self.chart, 2)
+        self.watch_pane = WatchPane()
+        self.episodes_pane = EpisodesPane(self.executor)
+        self.episodes_pane.loaded.connect(lambda _n: self._update_send())
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.chart, "Training")
+        self.tabs.addTab(self.watch_pane, "Watch && observation CE")
+        self.tabs.addTab(self.episodes_pane, "Episodes")
+        rl.addWidget(self.tabs, 4)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(400)
@@ -179,6 +212,8 @@ class RunsDialog(QDialog):
         self.run_id = r["id"]
         self.offset = 0
         self.history = []
+        self.watches: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
         self.log.clear()
         self.algorithm = r["algorithm"]
         self.run_dir = r["run_dir"]
@@ -187,6 +222,13 @@ class RunsDialog(QDialog):
         self.eta: float | None = None
         self.log_size = -1
         self.checkpoint = runs.last_checkpoint(self.run_dir)
+        self.episodes_pane.reset(self.run_dir)
+        self.setup.setText(run_setup(self.run_dir))
+        self.setup.setVisible(bool(self.setup.text()))
+        self._update_send()
+        self.sent.hide()
+        self._show_alerts()
+        self.watch_pane.set_data(self.history, self.watches, self.alerts)
         self.poll()
         self._watch()
 
@@ -216,8 +258,15 @@ class RunsDialog(QDialog):
                 self.history.append({"step": e["step"], **e["metrics"]})
                 self.max_steps = e.get("max_steps") or 0
                 self.eta = e.get("eta_s")
+            if e["event"] == "watch":
+                self.watches.append(e)
+            if e["event"] == "alert":
+                self.alerts.append(e)
         if new:
             self._redraw()
+            self.watch_pane.set_data(self.history, self.watches, self.alerts)
+            self._show_alerts()
+        self.episodes_pane.poll()
         self._update_header()
         self._tail_log()
         self.cancel_button.setEnabled(self.status == "running")
@@ -227,6 +276,68 @@ class RunsDialog(QDialog):
         row = self.table.currentIndex().row()
         if 0 <= row < self.model.rowCount() and self.model.row(row)["status"] != self.status:
             self.model.replace_row(row, {**self.model.row(row), "status": self.status})
+
+    def _show_alerts(self) -> None:
+        """The watch's alerts, prominently: reward rising while KL, length or copying
+        degrade is the signature of reward hacking."""
+        self.alert_banner.setVisible(bool(self.alerts))
+        if self.alerts:
+            lines = [
+                f"⚠ step {a.get('step')}: {html.escape(str(a.get('message', a.get('kind'))))}"
+                for a in self.alerts[-3:]
+            ]
+            more = len(self.alerts) - 3
+            self.alert_banner.setText(
+                "Reward-hacking watch: "
+                + "<br>".join(lines)
+                + (f"<br>(and {more} earlier alerts)" if more > 0 else "")
+                + "<br><span style='font-weight:normal'>Read the held-out episodes "
+                "(Episodes tab) or send them to judges before trusting this run.</span>"
+            )
+
+    def _update_send(self) -> None:
+        self.send_button.setEnabled(self.episodes_pane.heldout > 0)
+
+    def send_heldout(self) -> None:
+        """One click: the held-out episodes to every active judge, two per episode, in a
+        new round (on the executor; a second click adds nothing and says so)."""
+        if self.run_id is None:
+            return
+        run_id, actor = self.run_id, self.user.id
+        self.send_button.setEnabled(False)
+
+        def send(s) -> dict[str, Any]:
+            judges, k = episodes.default_judges(s)
+            name = episodes.round_name(s, run_id)
+            rnd = episodes.episodes_to_round(s, run_id, name, judges, k, created_by=actor)
+            return {
+                "round": rnd.name,
+                "new": rnd.name == name,
+                "selection": dict(rnd.selection),
+                "judges": len(judges),
+                "k": rnd.overlap,
+            }
+
+        self.executor.submit(send, self._sent, self._send_failed, "send held-out")
+
+    def _sent(self, r: dict[str, Any]) -> None:
+        self._update_send()
+        sel = r["selection"]
+        self.sent.setStyleSheet("color: #1a7f37")
+        self.sent.setText(
+            f"Sent {sel['n_traces']} held-out episodes to {r['judges']} judges "
+            f"({r['k']} per episode) as round “{html.escape(r['round'])}”."
+            if r["new"]
+            else f"Every held-out episode is with judges already (round “"
+            f"{html.escape(r['round'])}”): nothing sent twice."
+        )
+        self.sent.show()
+
+    def _send_failed(self, exc: BaseException) -> None:
+        self._update_send()
+        self.sent.setStyleSheet("color: #b42318")
+        self.sent.setText(html.escape(str(exc)))
+        self.sent.show()
 
     def _update_header(self) -> None:
         status, total = self.status, self.max_steps
