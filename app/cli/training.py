@@ -236,9 +236,24 @@ def cmd_train(args) -> int:
             graders,
             name=args.name,
             force=args.force,
+            environment=args.environment,
         )
         run_id = run.id
+        if args.environment:
+            print(_agent_summary(run.config))
     return _follow(ws, run_id, args)
+
+
+def _agent_summary(config: dict) -> str:
+    """One line on agent GRPO's data: tasks per split, the environment, refusals by reason."""
+    data, env = config["data"], config["environment"]
+    refused = data.get("refused") or {}
+    why = "; ".join(f"{n} {reason}" for reason, n in sorted(refused.items()))
+    return (
+        f"agent GRPO: {data['train']} train and {data['heldout']} held-out tasks in the "
+        f"{env['kind']} environment ({len(env['tools'])} tools); refused "
+        f"{sum(refused.values())} task(s)" + (f": {why}" if why else "")
+    )
 
 
 def _follow(ws, run_id: int, args) -> int:
@@ -497,6 +512,13 @@ def register(sub) -> None:
         "--force",
         action="store_true",
         help="GRPO: train even if the graders disagree with the judges",
+    )
+    tp.add_argument(
+        "--environment",
+        metavar="FILE.py|replay",
+        help="GRPO for agents: the model calls tools during training, from an environment "
+        "file (a class Environment or a TOOLS list; app/sample_environment.py for the "
+        "sample) or `replay` (the reviewed traces' recorded tool results)",
     )
     tp.add_argument("--quiet", action="store_true", help="do not echo events")
     tp.set_defaults(func=cmd_train)

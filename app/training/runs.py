@@ -212,6 +212,59 @@ def _data_for(
     return records, {"source": "pairs", "judgements": sorted({p.rule for p, _ in rows})}
 
 
+class _Agent:
+    """Agent tasks and the environment they run in, ready to be written to the run directory."""
+
+    def __init__(self, data, environment: str, report):
+        self.data, self.environment, self.report = data, environment, report
+        self.tasks = data.tasks
+        self.source = {
+            "source": "agent tasks",
+            "method": "the conversation up to the first assistant turn, played out with the "
+            "environment's tools, scored by graders against the task's best trajectory",
+            "judgements": sorted(data.by_source),
+            "by_source": data.by_source,
+            "refused": data.refused,
+        }
+
+    def write(self, run_dir: Path) -> dict[str, Any]:
+        """The environment's copy (a file) or the replay data; returns config["environment"]."""
+        if self.report is None:
+            path = run_dir / "data" / "replay.jsonl"
+            sha = write_atomic(path, _jsonl(self.data.replay))
+            names = [s["function"]["name"] for s in self.data.schemas]
+            return {"kind": "replay", "path": str(path.resolve()), "sha256": sha, "tools": names}
+        path = run_dir / "environment.py"
+        sha = write_atomic(path, Path(self.report.path).read_bytes())
+        return {
+            "kind": "file",
+            "path": str(path.resolve()),
+            "source": str(Path(self.environment).resolve()),
+            "sha256": sha,
+            "form": self.report.kind,
+            "tools": self.report.names,
+        }
+
+
+def _agent_data(session: Session, snap: DatasetSnapshot, graders, environment: str) -> _Agent:
+    """The snapshot's agent tasks; an environment file is checked against their tools."""
+    from app.training.agent_tasks import agent_data
+    from app.training.environment import check_environment
+    from app.training.replay import check_schemas
+
+    if is_verdict_snapshot(snap):
+        raise RunError(
+            f"snapshot {snap.name!r} holds verdicts: agent GRPO needs a snapshot of pairs"
+        )
+    data = agent_data(session, snap, graders)
+    if environment == "replay":
+        bad = check_schemas(data.schemas)
+        if bad:
+            raise RunError("replay: " + "; ".join(bad))
+        return _Agent(data, environment, None)
+    return _Agent(data, environment, check_environment(Path(environment), data.schemas))
+
+
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(
         json.dumps(r, ensure_ascii=False, sort_keys=True).encode() + b"\n" for r in records
@@ -228,11 +281,15 @@ def prepare_run(
     graders: list[GraderSpec] | None = None,
     name: str | None = None,
     force: bool = False,
+    environment: str | None = None,
 ) -> TrainingRun:
     """Write the run directory (config.json, the data) and register a pending run. `overrides`
-    is a TrainConfig, or the fields to change in the model-size defaults."""
+    is a TrainConfig, or the fields to change in the model-size defaults. `environment` (GRPO):
+    an environment file's path or "replay"; the data are then agent tasks (agent_tasks)."""
     if algorithm not in METHODS:
         raise RunError(f"method must be one of {', '.join(METHODS)}, not {algorithm!r}")
+    if environment is not None and algorithm != "grpo":
+        raise RunError(f"--environment is for GRPO, not {algorithm.upper()}")
     model_dir = Path(model_dir).resolve()
     n_params = model_size(model_dir)
     run_dir = Path(run_dir)
@@ -242,14 +299,20 @@ def prepare_run(
     if session.scalar(select(TrainingRun.id).where(TrainingRun.name == name)):
         raise RunError(f"a run named {name!r} exists already")
     snap = get_snapshot(session, snapshot)
-    records, source = _data_for(session, algorithm, snap)
+    if algorithm == "grpo":
+        graders = graders or parse_graders(["match:1.0"])
+    agent = None
+    if environment is not None:
+        agent = _agent_data(session, snap, graders, environment)
+        records, source = agent.tasks, agent.source
+    else:
+        records, source = _data_for(session, algorithm, snap)
     if isinstance(overrides, TrainConfig):
         cfg = overrides
     else:
         cfg = TrainConfig.for_model(algorithm, n_params).update(overrides or {})
     validation = None
     if algorithm == "grpo":
-        graders = graders or parse_graders(["match:1.0"])
         validation = validate_graders(session, graders)
         if not validation["ok"] and not force:
             raise RunError(
@@ -260,12 +323,17 @@ def prepare_run(
     train = [r for r in records if r.get("split", "train") == "train"]
     held = [r for r in records if r.get("split") == "heldout"]
     if not train:
-        raise RunError(f"snapshot {snapshot!r} has no training examples for {algorithm.upper()}")
+        refused = "; ".join(f"{n} {why}" for why, n in source.get("refused", {}).items())
+        raise RunError(
+            f"snapshot {snapshot!r} has no training examples for {algorithm.upper()}"
+            + (f" (refused: {refused})" if refused else "")
+        )
     created = not run_dir.exists()
     data = run_dir / "data"
     try:
         sha_train = write_atomic(data / "train.jsonl", _jsonl(train))
         sha_held = write_atomic(data / "heldout.jsonl", _jsonl(held))
+        env_config = agent.write(run_dir) if agent else None
         config = {
             "algorithm": algorithm,
             "name": name,
@@ -283,8 +351,8 @@ def prepare_run(
                 "heldout_sha256": sha_held,
             },
             "data": {
-                **source,
                 "method": METHOD_DATA[algorithm],
+                **source,
                 "train": len(train),
                 "heldout": len(held),
             },
@@ -294,6 +362,8 @@ def prepare_run(
             "grader_check": validation,
             "training": cfg.resolved().to_dict(),
         }
+        if env_config is not None:
+            config["environment"] = env_config
         write_atomic(run_dir / "config.json", json.dumps(config, indent=2).encode())
     except OSError as exc:
         if created:
