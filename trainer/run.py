@@ -316,8 +316,9 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     _check_data_files(config)
     rows = load_jsonl(config["train_file"])
     eval_rows = load_jsonl(config.get("eval_file"))
-    check_records(rows, method, config["train_file"])
-    check_records(eval_rows, method, str(config.get("eval_file")))
+    if not config.get("environment"):  # agent tasks are checked in trainer.agent
+        check_records(rows, method, config["train_file"])
+        check_records(eval_rows, method, str(config.get("eval_file")))
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -502,16 +503,66 @@ def build_trainer(
             callbacks=[callback],
         )
     else:
-        trainer = _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset)
+        trainer, extra = _grpo_trainer(
+            model, tok, lora, cfg, common, rows, config, callback, Dataset
+        )
     return trainer, extra
 
 
-def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset):  # noqa: N803
+def _grpo_trainer(
+    model, tok, lora, cfg, common, rows, config, callback, Dataset, trainer_class=None
+):  # noqa: N803
+    """GRPOTrainer (or `trainer_class`, a subclass) on the pairs' prompts, or on agent tasks
+    with the run's environment (trainer.agent); returns it and what the run records."""
     from trl import GRPOConfig, GRPOTrainer
 
+    graders = config["graders"]
+    trainer_kw: dict[str, Any] = {}
+    args_kw: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if config.get("environment"):
+        from trainer.agent import agent_inputs
+
+        data, reward_funcs, trainer_kw, args_kw, extra, episodes = agent_inputs(
+            config, tok, rows, cfg, Path(config["run_dir"])
+        )
+    else:
+        data, reward_funcs = _pair_inputs(rows, graders)
+        episodes = None
+    wrap_tokenizer(tok)
+    n_gen = cfg.num_generations
+    common = {
+        **common,
+        "per_device_train_batch_size": max(cfg.per_device_train_batch_size // n_gen, 1) * n_gen,
+    }
+    args = GRPOConfig(
+        num_generations=n_gen,
+        max_completion_length=cfg.max_completion_length,
+        reward_weights=[g["weight"] for g in graders],
+        temperature=1.0,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        **args_kw,
+        **common,
+    )
+    trainer = (trainer_class or GRPOTrainer)(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=Dataset.from_list(data),
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[callback],
+        **trainer_kw,
+    )
+    trainer.episode_log = episodes  # trainer.agent.EpisodeLog: its `split` labels what it writes
+    return trainer, extra
+
+
+def _pair_inputs(rows, graders):
+    """The pairs' distinct prompts with their reference, and one reward function per grader."""
     from app.training.graders import grade_one
 
-    graders = config["graders"]
     seen, data = set(), []
     for r in rows:
         key = json.dumps(r["prompt"], sort_keys=True)
@@ -535,30 +586,7 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, config, callback, Dataset
         fn.__name__ = g["name"]
         return fn
 
-    wrap_tokenizer(tok)
-    n_gen = cfg.num_generations
-    common = {
-        **common,
-        "per_device_train_batch_size": max(cfg.per_device_train_batch_size // n_gen, 1) * n_gen,
-    }
-    args = GRPOConfig(
-        num_generations=n_gen,
-        max_completion_length=cfg.max_completion_length,
-        reward_weights=[g["weight"] for g in graders],
-        temperature=1.0,
-        beta=cfg.beta,
-        loss_type=cfg.loss_type,
-        **common,
-    )
-    return GRPOTrainer(
-        model=model,
-        reward_funcs=[reward_fn(g) for g in graders],
-        args=args,
-        train_dataset=Dataset.from_list(data),
-        processing_class=tok,
-        peft_config=lora,
-        callbacks=[callback],
-    )
+    return data, [reward_fn(g) for g in graders]
 
 
 def write_manifest(
@@ -567,6 +595,7 @@ def write_manifest(
     files = [
         run_dir / "config.json",
         *sorted((run_dir / "data").glob("*.jsonl")),
+        *([run_dir / "environment.py"] if (run_dir / "environment.py").is_file() else []),
         *sorted(p for p in adapter_dir.rglob("*") if p.is_file()),
     ]
     manifest = {
@@ -584,6 +613,7 @@ def write_manifest(
         "review_ids": config.get("review_ids", []),
         "graders": config.get("graders", []),
         "grader_check": config.get("grader_check"),
+        "environment": config.get("environment"),
         "config": config["training"],
         "resumed_from": config.get("resume_from"),
         "world_size": world_size(),
