@@ -236,12 +236,21 @@ def cmd_train(args) -> int:
             graders,
             name=args.name,
             force=args.force,
-            environment=args.environment,
+            environment=_environment(args.environment),
         )
         run_id = run.id
         if args.environment:
             print(_agent_summary(run.config))
     return _follow(ws, run_id, args)
+
+
+def _environment(value: str | None) -> str | None:
+    """`sample` names the sample's environment file; a path or `replay` pass through."""
+    if value == "sample":
+        from app.sample import SAMPLE_ENVIRONMENT
+
+        return str(SAMPLE_ENVIRONMENT)
+    return value
 
 
 def _agent_summary(config: dict) -> str:
@@ -515,10 +524,10 @@ def register(sub) -> None:
     )
     tp.add_argument(
         "--environment",
-        metavar="FILE.py|replay",
+        metavar="FILE.py|replay|sample",
         help="GRPO for agents: the model calls tools during training, from an environment "
-        "file (a class Environment or a TOOLS list; app/sample_environment.py for the "
-        "sample) or `replay` (the reviewed traces' recorded tool results)",
+        "file (a class Environment or a TOOLS list), `replay` (the reviewed traces' recorded "
+        "tool results) or `sample` (the sample workspace's deterministic tools)",
     )
     tp.add_argument("--quiet", action="store_true", help="do not echo events")
     tp.set_defaults(func=cmd_train)
