@@ -438,7 +438,7 @@ def test_cli_agent_grpo_on_the_sample_end_to_end(db, tmp_path, capsys):  # noqa:
             "--out",
             str(out_dir),
             "--environment",
-            str(SAMPLE_ENVIRONMENT),
+            "sample",
             "--grader",
             "match:1.0",
             "--grader",
@@ -456,6 +456,7 @@ def test_cli_agent_grpo_on_the_sample_end_to_end(db, tmp_path, capsys):  # noqa:
     out, err = capsys.readouterr()
     assert code == 0, out + err
     config = json.loads((out_dir / "config.json").read_text())
+    assert config["environment"]["source"] == str(SAMPLE_ENVIRONMENT.resolve())
     refused = config["data"]["refused"]
     assert f"refused {sum(refused.values())} task(s)" in out
     assert "the reference makes no tool call (tools grader)" in out
@@ -467,3 +468,17 @@ def test_cli_agent_grpo_on_the_sample_end_to_end(db, tmp_path, capsys):  # noqa:
     dpo = ["--db", db, "train", "dpo", "--snapshot", "all", "--model", str(TINY)]
     code = main([*dpo, "--out", str(tmp_path / "y"), "--environment", "replay"])
     assert code == 2 and "--environment is for GRPO, not DPO" in capsys.readouterr().err
+
+
+def test_an_answer_that_copies_the_prompt_is_flagged():
+    from trainer.agent import copies_prompt
+
+    prompt = [
+        {"role": "system", "content": "You are Aria, a support agent."},
+        {"role": "user", "content": "Where is my package? Tracking 1Z123. It has been a week."},
+    ]
+    echo = [{"role": "assistant", "content": "Where is my package? Tracking 1Z123, a week."}]
+    real = [{"role": "assistant", "content": "Your parcel is in transit with DHL, due Friday."}]
+    assert copies_prompt(prompt, echo) is True
+    assert copies_prompt(prompt, real) is False
+    assert copies_prompt(prompt, [{"role": "assistant", "content": "ok"}]) is False
