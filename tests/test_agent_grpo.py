@@ -482,3 +482,29 @@ def test_an_answer_that_copies_the_prompt_is_flagged():
     assert copies_prompt(prompt, echo) is True
     assert copies_prompt(prompt, real) is False
     assert copies_prompt(prompt, [{"role": "assistant", "content": "ok"}]) is False
+
+
+def test_tool_calls_are_parsed_for_the_demo_template_and_refused_for_unknown_ones():
+    from transformers import AutoTokenizer
+
+    from trainer.agent import enable_tool_parsing
+    from trainer.data import DataError
+
+    tok = AutoTokenizer.from_pretrained(TINY)
+    assert enable_tool_parsing(tok) == "Hermes/Qwen <tool_call> JSON"
+    text = '<tool_call>{"name": "lookup_order", "arguments": {"order_id": "NW-1"}}</tool_call>'
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, return_dict=False
+    )
+    parsed = tok.parse_response(tok(text + "<|im_end|>")["input_ids"], prefix=prompt)
+    assert parsed["tool_calls"][0]["function"] == {
+        "name": "lookup_order",
+        "arguments": {"order_id": "NW-1"},
+    }
+    plain = AutoTokenizer.from_pretrained(TINY)
+    plain.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}"
+    )
+    with pytest.raises(DataError, match="writes tool calls in a form Chambers cannot parse"):
+        enable_tool_parsing(plain)
