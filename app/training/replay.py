@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import keyword
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,7 @@ def check_schemas(schemas: list[dict[str, Any]]) -> list[str]:
         bad += [
             f"tool {fn['name']}: {n!r} is not a Python identifier; replay cannot offer it"
             for n in names
-            if not n.isidentifier()
+            if not n.isidentifier() or keyword.iskeyword(n)
         ]
     return bad
 
