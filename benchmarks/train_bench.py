@@ -187,8 +187,17 @@ def prepare(
     return path
 
 
+def _child_cpu() -> float:
+    """CPU seconds used by finished child processes (less sensitive than wall time to other
+    work on a shared machine)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def wrapper(config: Path) -> dict:
-    t = time.time()
+    t, cpu = time.time(), _child_cpu()
     subprocess.run(
         [sys.executable, "-m", "trainer", "run", str(config)],
         env=env(),
@@ -196,7 +205,7 @@ def wrapper(config: Path) -> dict:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wall = time.time() - t
+    wall, cpu = time.time() - t, _child_cpu() - cpu
     events = [json.loads(x) for x in (config.parent / "events.jsonl").read_text().splitlines()]
     final = events[-1]
     assert final["event"] == "finished", final
@@ -204,6 +213,7 @@ def wrapper(config: Path) -> dict:
     logs = [e for e in events if e["event"] == "log" and e["metrics"].get("num_tokens")]
     return {
         "wall": wall,
+        "cpu": cpu,
         "train_runtime": summary["metrics"]["train_runtime"],
         "num_tokens": logs[-1]["metrics"]["num_tokens"] if logs else None,
         "peak_rss_mb": final.get("peak_rss_mb"),
@@ -213,7 +223,7 @@ def wrapper(config: Path) -> dict:
 
 
 def bare(config: Path, out: Path, script: str = BARE, *extra: str) -> dict:
-    t = time.time()
+    t, cpu = time.time(), _child_cpu()
     p = subprocess.run(
         [sys.executable, "-c", script, str(config), str(out), *extra],
         env=env(),
@@ -221,9 +231,9 @@ def bare(config: Path, out: Path, script: str = BARE, *extra: str) -> dict:
         capture_output=True,
         text=True,
     )
-    wall = time.time() - t
+    wall, cpu = time.time() - t, _child_cpu() - cpu
     line = next(x for x in p.stdout.splitlines() if x.startswith("BARE "))
-    return {"wall": wall, **json.loads(line[5:])}
+    return {"wall": wall, "cpu": cpu, **json.loads(line[5:])}
 
 
 def main() -> None:
@@ -292,6 +302,10 @@ def bench_agent(tmp: Path, model: Path, steps: int, a) -> None:
         f"  wrapper/bare: training time x{w['train_runtime'] / b['train_runtime']:.3f}, "
         f"whole process x{w['wall'] / b['wall']:.3f} (target <= 1.05 on training time)"
     )
+    print(
+        f"  CPU time of the whole process: wrapper {w['cpu']:.1f} s, bare {b['cpu']:.1f} s, "
+        f"x{w['cpu'] / b['cpu']:.3f} (steadier than wall time on a shared machine)"
+    )
 
 
 def bench_method(tmp: Path, model: Path, method: str, a) -> None:
@@ -321,6 +335,10 @@ def bench_method(tmp: Path, model: Path, method: str, a) -> None:
     print(
         f"  wrapper/bare: training time x{w['train_runtime'] / b['train_runtime']:.3f}, "
         f"whole process x{w['wall'] / b['wall']:.3f} (target <= 1.05 on training time)"
+    )
+    print(
+        f"  CPU time of the whole process: wrapper {w['cpu']:.1f} s, bare {b['cpu']:.1f} s, "
+        f"x{w['cpu'] / b['cpu']:.3f} (steadier than wall time on a shared machine)"
     )
     print(
         f"  examples/s {a.steps * per_step / w['train_runtime']:.1f}; tokens/s "
