@@ -16,18 +16,23 @@ with a constant.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.training.environment import EnvironmentFileError, check_environment
+from app.training.examples import is_verdict_snapshot
 from app.training.graders import GraderSpec, reference_from, unjudgeable
 from app.training.pairs import group_of, snapshot_rows
-from app.training.replay import replay_lines, task_of
+from app.training.replay import check_schemas, replay_lines, task_of
 from app.training.steps import to_chat, tool_schemas
 from app.workspace.models import Adjudication, DatasetSnapshot, Review, Trace
+from app.workspace.paths import write_atomic
 
 NO_TRAJECTORY = "no approved or corrected trajectory of the task"
 NO_PROMPT = "the trajectory has no prompt before its first assistant turn"
@@ -159,4 +164,59 @@ def agent_data(session: Session, snap: DatasetSnapshot, graders: list[GraderSpec
         list(schemas.values()),
         traces=len(traces),
         by_source=dict(by_source),
+    )
+
+
+class AgentRun:
+    """Agent tasks and the environment they run in, ready to be written to the run directory."""
+
+    def __init__(self, data, environment: str, report):
+        self.data, self.environment, self.report = data, environment, report
+        self.tasks = data.tasks
+        self.source = {
+            "source": "agent tasks",
+            "method": "the conversation up to the first assistant turn, played out with the "
+            "environment's tools, scored by graders against the task's best trajectory",
+            "judgements": sorted(data.by_source),
+            "by_source": data.by_source,
+            "refused": data.refused,
+        }
+
+    def write(self, run_dir: Path) -> dict[str, Any]:
+        """The environment's copy (a file) or the replay data; returns config["environment"]."""
+        if self.report is None:
+            path = run_dir / "data" / "replay.jsonl"
+            sha = write_atomic(path, _jsonl(self.data.replay))
+            names = [s["function"]["name"] for s in self.data.schemas]
+            return {"kind": "replay", "path": str(path.resolve()), "sha256": sha, "tools": names}
+        path = run_dir / "environment.py"
+        sha = write_atomic(path, Path(self.report.path).read_bytes())
+        return {
+            "kind": "file",
+            "path": str(path.resolve()),
+            "source": str(Path(self.environment).resolve()),
+            "sha256": sha,
+            "form": self.report.kind,
+            "tools": self.report.names,
+        }
+
+
+def prepare_agent(session: Session, snap: DatasetSnapshot, graders, environment: str) -> AgentRun:
+    """The snapshot's agent tasks; an environment file is checked against their tools."""
+    if is_verdict_snapshot(snap):
+        raise EnvironmentFileError(
+            f"snapshot {snap.name!r} holds verdicts: agent GRPO needs a snapshot of pairs"
+        )
+    data = agent_data(session, snap, graders)
+    if environment == "replay":
+        bad = check_schemas(data.schemas)
+        if bad:
+            raise EnvironmentFileError("replay: " + "; ".join(bad))
+        return AgentRun(data, environment, None)
+    return AgentRun(data, environment, check_environment(Path(environment), data.schemas))
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True).encode() + b"\n" for r in records
     )

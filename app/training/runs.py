@@ -212,59 +212,6 @@ def _data_for(
     return records, {"source": "pairs", "judgements": sorted({p.rule for p, _ in rows})}
 
 
-class _Agent:
-    """Agent tasks and the environment they run in, ready to be written to the run directory."""
-
-    def __init__(self, data, environment: str, report):
-        self.data, self.environment, self.report = data, environment, report
-        self.tasks = data.tasks
-        self.source = {
-            "source": "agent tasks",
-            "method": "the conversation up to the first assistant turn, played out with the "
-            "environment's tools, scored by graders against the task's best trajectory",
-            "judgements": sorted(data.by_source),
-            "by_source": data.by_source,
-            "refused": data.refused,
-        }
-
-    def write(self, run_dir: Path) -> dict[str, Any]:
-        """The environment's copy (a file) or the replay data; returns config["environment"]."""
-        if self.report is None:
-            path = run_dir / "data" / "replay.jsonl"
-            sha = write_atomic(path, _jsonl(self.data.replay))
-            names = [s["function"]["name"] for s in self.data.schemas]
-            return {"kind": "replay", "path": str(path.resolve()), "sha256": sha, "tools": names}
-        path = run_dir / "environment.py"
-        sha = write_atomic(path, Path(self.report.path).read_bytes())
-        return {
-            "kind": "file",
-            "path": str(path.resolve()),
-            "source": str(Path(self.environment).resolve()),
-            "sha256": sha,
-            "form": self.report.kind,
-            "tools": self.report.names,
-        }
-
-
-def _agent_data(session: Session, snap: DatasetSnapshot, graders, environment: str) -> _Agent:
-    """The snapshot's agent tasks; an environment file is checked against their tools."""
-    from app.training.agent_tasks import agent_data
-    from app.training.environment import check_environment
-    from app.training.replay import check_schemas
-
-    if is_verdict_snapshot(snap):
-        raise RunError(
-            f"snapshot {snap.name!r} holds verdicts: agent GRPO needs a snapshot of pairs"
-        )
-    data = agent_data(session, snap, graders)
-    if environment == "replay":
-        bad = check_schemas(data.schemas)
-        if bad:
-            raise RunError("replay: " + "; ".join(bad))
-        return _Agent(data, environment, None)
-    return _Agent(data, environment, check_environment(Path(environment), data.schemas))
-
-
 def _jsonl(records: list[dict[str, Any]]) -> bytes:
     return b"".join(
         json.dumps(r, ensure_ascii=False, sort_keys=True).encode() + b"\n" for r in records
@@ -303,7 +250,9 @@ def prepare_run(
         graders = graders or parse_graders(["match:1.0"])
     agent = None
     if environment is not None:
-        agent = _agent_data(session, snap, graders, environment)
+        from app.training.agent_tasks import prepare_agent
+
+        agent = prepare_agent(session, snap, graders, environment)
         records, source = agent.tasks, agent.source
     else:
         records, source = _data_for(session, algorithm, snap)
