@@ -320,8 +320,9 @@ def _run(config: dict[str, Any], run_dir: Path, events: Events) -> int:
     _check_data_files(config)
     rows = load_jsonl(config["train_file"])
     eval_rows = load_jsonl(config.get("eval_file"))
-    check_records(rows, method, config["train_file"])
-    check_records(eval_rows, method, str(config.get("eval_file")))
+    if not config.get("environment"):  # agent tasks are checked in trainer.agent
+        check_records(rows, method, config["train_file"])
+        check_records(eval_rows, method, str(config.get("eval_file")))
     tok = AutoTokenizer.from_pretrained(base, local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -514,9 +515,67 @@ def build_trainer(
             callbacks=[callback],
         )
     else:
-        trainer = _grpo_trainer(
+        trainer, extra = _grpo_trainer(
             model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset
         )
+    return trainer, extra
+
+
+def _grpo_trainer(
+    model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset, trainer_class=None
+):  # noqa: N803
+    """GRPOTrainer with ECHO (or `trainer_class`, a GRPOTrainer subclass) on the pairs' prompts,
+    or on agent tasks with the run's environment (trainer.agent); the held-out prompts are its
+    eval dataset, what the reward-hacking watch generates on (trainer.watch). Returns the
+    trainer and what the run records."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trainer.echo import echo_trainer
+
+    graders = config["graders"]
+    trainer_kw: dict[str, Any] = {}
+    args_kw: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if config.get("environment"):
+        from trainer.agent import agent_inputs, dataset_rows
+
+        data, reward_funcs, trainer_kw, args_kw, extra, episodes = agent_inputs(
+            config, tok, rows, cfg, Path(config["run_dir"])
+        )
+        heldout = dataset_rows(eval_rows)
+    else:
+        data, reward_funcs = _pair_inputs(rows, graders)
+        heldout = _grpo_rows(eval_rows)
+        episodes = None
+    wrap_tokenizer(tok)
+    n_gen = cfg.num_generations
+    common = {
+        **common,
+        "per_device_train_batch_size": max(cfg.per_device_train_batch_size // n_gen, 1) * n_gen,
+    }
+    args = GRPOConfig(
+        num_generations=n_gen,
+        max_completion_length=cfg.max_completion_length,
+        reward_weights=[g["weight"] for g in graders],
+        temperature=1.0,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        **args_kw,
+        **common,
+    )
+    trainer = echo_trainer(trainer_class or GRPOTrainer)(
+        echo_lambda=cfg.echo_lambda,
+        model=model,
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=Dataset.from_list(data),
+        eval_dataset=Dataset.from_list(heldout) if heldout else None,
+        processing_class=tok,
+        peft_config=lora,
+        callbacks=[callback],
+        **trainer_kw,
+    )
+    trainer.episode_log = episodes  # trainer.agent.EpisodeLog: the training episodes
     return trainer, extra
 
 
@@ -537,16 +596,9 @@ def _grpo_rows(rows):
     return data
 
 
-def _grpo_trainer(model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset):  # noqa: N803
-    from trl import GRPOConfig, GRPOTrainer
-
+def _pair_inputs(rows, graders):
+    """The pairs' distinct prompts with their reference, and one reward function per grader."""
     from app.training.graders import grade_one
-    from trainer.echo import echo_trainer
-
-    graders = config["graders"]
-    data = _grpo_rows(rows)
-    # the held-out prompts: what the reward-hacking watch generates on (trainer.watch)
-    heldout = _grpo_rows(eval_rows)
 
     def reward_fn(g):
         def fn(prompts, completions, reference, **_kw):
@@ -558,32 +610,7 @@ def _grpo_trainer(model, tok, lora, cfg, common, rows, eval_rows, config, callba
         fn.__name__ = g["name"]
         return fn
 
-    wrap_tokenizer(tok)
-    n_gen = cfg.num_generations
-    common = {
-        **common,
-        "per_device_train_batch_size": max(cfg.per_device_train_batch_size // n_gen, 1) * n_gen,
-    }
-    args = GRPOConfig(
-        num_generations=n_gen,
-        max_completion_length=cfg.max_completion_length,
-        reward_weights=[g["weight"] for g in graders],
-        temperature=1.0,
-        beta=cfg.beta,
-        loss_type=cfg.loss_type,
-        **common,
-    )
-    return echo_trainer(GRPOTrainer)(
-        echo_lambda=cfg.echo_lambda,
-        model=model,
-        reward_funcs=[reward_fn(g) for g in graders],
-        args=args,
-        train_dataset=Dataset.from_list(data),
-        eval_dataset=Dataset.from_list(heldout) if heldout else None,
-        processing_class=tok,
-        peft_config=lora,
-        callbacks=[callback],
-    )
+    return _grpo_rows(rows), [reward_fn(g) for g in graders]
 
 
 def write_manifest(
@@ -592,6 +619,7 @@ def write_manifest(
     files = [
         run_dir / "config.json",
         *sorted((run_dir / "data").glob("*.jsonl")),
+        *([run_dir / "environment.py"] if (run_dir / "environment.py").is_file() else []),
         *sorted(p for p in adapter_dir.rglob("*") if p.is_file()),
     ]
     manifest = {
@@ -609,6 +637,7 @@ def write_manifest(
         "review_ids": config.get("review_ids", []),
         "graders": config.get("graders", []),
         "grader_check": config.get("grader_check"),
+        "environment": config.get("environment"),
         "config": config["training"],
         "echo_lambda": config["training"].get("echo_lambda", 0.0),
         "resumed_from": config.get("resume_from"),

@@ -179,12 +179,18 @@ def generate_heldout(trainer, inputs: list[dict[str, Any]]) -> dict[str, Any]:
     model = trainer.model
     was_training = model.training
     trainer._calculate_rewards = capture  # this instance only, for this call
+    log = getattr(trainer, "episode_log", None)  # agent GRPO's training episodes (trainer.agent)
+    logging = log is not None and log.enabled
+    if logging:
+        log.enabled = False  # the watch writes these episodes itself, as held-out
     model.eval()
     try:
         with torch.no_grad():
             out = trainer._generate_and_score_completions(inputs)
     finally:
         del trainer._calculate_rewards
+        if logging:
+            log.enabled = True
         model.train(was_training)
         trainer._metrics["eval"], trainer._logs = saved_metrics, saved_logs
     n = len(captured["prompts"])

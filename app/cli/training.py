@@ -236,8 +236,11 @@ def cmd_train(args) -> int:
             graders,
             name=args.name,
             force=args.force,
+            environment=_environment(args.environment),
         )
         run_id = run.id
+        if args.environment:
+            print(_agent_summary(run.config))
     return _follow(ws, run_id, args)
 
 
@@ -284,6 +287,27 @@ def cmd_graders_check(args) -> int:
     for reason, n in v["left_out"].items():
         print(f"  left out: {n} ({reason})")
     return 0 if v["ok"] else 1
+
+
+def _environment(value: str | None) -> str | None:
+    """`sample` names the sample's environment file; a path or `replay` pass through."""
+    if value == "sample":
+        from app.sample import SAMPLE_ENVIRONMENT
+
+        return str(SAMPLE_ENVIRONMENT)
+    return value
+
+
+def _agent_summary(config: dict) -> str:
+    """One line on agent GRPO's data: tasks per split, the environment, refusals by reason."""
+    data, env = config["data"], config["environment"]
+    refused = data.get("refused") or {}
+    why = "; ".join(f"{n} {reason}" for reason, n in sorted(refused.items()))
+    return (
+        f"agent GRPO: {data['train']} train and {data['heldout']} held-out tasks in the "
+        f"{env['kind']} environment ({len(env['tools'])} tools); refused "
+        f"{sum(refused.values())} task(s)" + (f": {why}" if why else "")
+    )
 
 
 def _follow(ws, run_id: int, args) -> int:
@@ -593,6 +617,13 @@ def register(sub) -> None:
         "--force",
         action="store_true",
         help="GRPO: train even if the graders disagree with the judges",
+    )
+    tp.add_argument(
+        "--environment",
+        metavar="FILE.py|replay|sample",
+        help="GRPO for agents: the model calls tools during training, from an environment "
+        "file (a class Environment or a TOOLS list), `replay` (the reviewed traces' recorded "
+        "tool results) or `sample` (the sample workspace's deterministic tools)",
     )
     tp.add_argument("--quiet", action="store_true", help="do not echo events")
     tp.set_defaults(func=cmd_train)

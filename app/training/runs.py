@@ -137,11 +137,15 @@ def prepare_run(
     graders: list[GraderSpec] | None = None,
     name: str | None = None,
     force: bool = False,
+    environment: str | None = None,
 ) -> TrainingRun:
     """Write the run directory (config.json, the data) and register a pending run. `overrides`
-    is a TrainConfig, or the fields to change in the model-size defaults."""
+    is a TrainConfig, or the fields to change in the model-size defaults. `environment` (GRPO):
+    an environment file's path or "replay"; the data are then agent tasks (agent_tasks)."""
     if algorithm not in METHODS:
         raise RunError(f"method must be one of {', '.join(METHODS)}, not {algorithm!r}")
+    if environment is not None and algorithm != "grpo":
+        raise RunError(f"--environment is for GRPO, not {algorithm.upper()}")
     model_dir = Path(model_dir).resolve()
     n_params = model_size(model_dir)
     run_dir = Path(run_dir)
@@ -151,14 +155,22 @@ def prepare_run(
     if session.scalar(select(TrainingRun.id).where(TrainingRun.name == name)):
         raise RunError(f"a run named {name!r} exists already")
     snap = get_snapshot(session, snapshot)
-    records, source = _data_for(session, algorithm, snap)
+    if algorithm == "grpo":
+        graders = graders or parse_graders(["match:1.0"])
+    agent = None
+    if environment is not None:
+        from app.training.agent_tasks import prepare_agent
+
+        agent = prepare_agent(session, snap, graders, environment)
+        records, source = agent.tasks, agent.source
+    else:
+        records, source = _data_for(session, algorithm, snap)
     if isinstance(overrides, TrainConfig):
         cfg = overrides
     else:
         cfg = TrainConfig.for_model(algorithm, n_params).update(overrides or {})
     validation = None
     if algorithm == "grpo":
-        graders = graders or parse_graders(["match:1.0"])
         validation = validate_graders(session, graders)
         if not validation["ok"] and not force:
             raise RunError(
@@ -169,12 +181,17 @@ def prepare_run(
     train = [r for r in records if r.get("split", "train") == "train"]
     held = [r for r in records if r.get("split") == "heldout"]
     if not train:
-        raise RunError(f"snapshot {snapshot!r} has no training examples for {algorithm.upper()}")
+        refused = "; ".join(f"{n} {why}" for why, n in source.get("refused", {}).items())
+        raise RunError(
+            f"snapshot {snapshot!r} has no training examples for {algorithm.upper()}"
+            + (f" (refused: {refused})" if refused else "")
+        )
     created = not run_dir.exists()
     data = run_dir / "data"
     try:
         sha_train = write_atomic(data / "train.jsonl", _jsonl(train))
         sha_held = write_atomic(data / "heldout.jsonl", _jsonl(held))
+        env_config = agent.write(run_dir) if agent else None
         config = {
             "algorithm": algorithm,
             "name": name,
@@ -192,8 +209,8 @@ def prepare_run(
                 "heldout_sha256": sha_held,
             },
             "data": {
-                **source,
                 "method": METHOD_DATA[algorithm],
+                **source,
                 "train": len(train),
                 "heldout": len(held),
             },
@@ -203,6 +220,8 @@ def prepare_run(
             "grader_check": validation,
             "training": cfg.resolved().to_dict(),
         }
+        if env_config is not None:
+            config["environment"] = env_config
         write_atomic(run_dir / "config.json", json.dumps(config, indent=2).encode())
     except OSError as exc:
         if created:
