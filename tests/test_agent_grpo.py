@@ -399,8 +399,16 @@ def test_a_grpo_step_plays_episodes_with_tool_calls_graded_as_structured_calls(
     monkeypatch.setattr(GenerationMixin, "generate", _scripted_generate(tok))
     assert trainer_main(str(run_dir / "config.json")) == 0
     episodes = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 4 and {e["step"] for e in episodes} == {1}
-    for e in episodes:
+    train = [e for e in episodes if e["split"] == "train"]
+    assert len(train) == 4 and {e["step"] for e in train} == {1}
+    # the reward-hacking watch played held-out tasks in the same environment (written by the
+    # watch alone: the training log is silent while it generates)
+    held = [e for e in episodes if e["split"] == "heldout"]
+    assert held and len(held) + len(train) == len(episodes)
+    assert all(e["tool_calls"] == 1 for e in held)
+    watches = [e for e in events_of(run_dir) if e["event"] == "watch"]
+    assert watches and all(w["n"] > 0 for w in watches)
+    for e in train:
         calls = [c for m in e["messages"] for c in m.get("tool_calls") or []]
         tools = [m for m in e["messages"] if m["role"] == "tool"]
         assert len(calls) == 1 and e["tool_calls"] == 1
@@ -414,7 +422,7 @@ def test_a_grpo_step_plays_episodes_with_tool_calls_graded_as_structured_calls(
         assert e["completion_tokens"] > 0 and e["copied_prompt"] is False
     # the user grader received the structured episode: calls with object arguments, results
     samples = [json.loads(x) for x in seen.read_text().splitlines()]
-    assert len(samples) == 4
+    assert len(samples) >= 4 + len(held)  # training's episodes and the watch's
     for sample in samples:
         assert [m["role"] for m in sample] == ["assistant", "tool", "assistant"]
         assert isinstance(sample[0]["tool_calls"][0]["function"]["arguments"], dict)
