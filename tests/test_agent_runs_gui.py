@@ -42,8 +42,6 @@ def test_run_dialog_passes_environment_echo_and_watch(qtbot, db, tmp_path, monke
 
     env_file = tmp_path / "sample_environment.py"
     env_file.write_text("def lookup_order(order_id: str) -> str:\n    return order_id\n")
-    if getattr(sample, "SAMPLE_ENVIRONMENT", None) is None:  # env13 adds it to the sample
-        monkeypatch.setattr(sample, "SAMPLE_ENVIRONMENT", env_file, raising=False)
     calls: list[dict] = []
 
     def prepare(s, algorithm, snapshot, model, run_dir, cfg, graders, **kw):

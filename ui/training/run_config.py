@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (  # noqa: E402
 )
 from sqlalchemy import select  # noqa: E402
 
-from app import sample  # noqa: E402
+from app.sample import SAMPLE_ENVIRONMENT  # noqa: E402
 from app.training import runs  # noqa: E402
 from app.training.config import METHOD_DATA, METHODS, TrainConfig, model_size  # noqa: E402
 from app.training.examples import (  # noqa: E402
@@ -187,11 +187,9 @@ class RunConfigDialog(QDialog):
             "results, or your own environment file (a Python module defining the tools)"
         )
         self.environment.addItem("none (single-turn completions)", None)
-        sample_env = getattr(sample, "SAMPLE_ENVIRONMENT", None)
-        if sample_env is not None:
-            self.environment.addItem(
-                f"sample environment ({Path(sample_env).name})", str(sample_env)
-            )
+        self.environment.addItem(
+            f"sample environment ({SAMPLE_ENVIRONMENT.name})", str(SAMPLE_ENVIRONMENT)
+        )
         self.environment.addItem("replay the reviewed traces' tool results", "replay")
         env_browse = QPushButton("Environment file…")
         env_browse.clicked.connect(self._browse_environment)
