@@ -24,7 +24,8 @@ from app.traces.importers import IMPORTER_VERSION, scan_paths
 from app.traces.importers.conversations import KeyOptions
 from app.traces.importers.reader import FileUnreadable
 from app.traces.parse_worker import BATCH_SIZE, Chunk, parallel_chunks, parse_chunks
-from app.traces.rows import COLUMNS, LOCATOR, reject_nul, trace_row
+from app.traces.rows import COLUMNS, INDEX, LOCATOR, reject_nul, trace_row
+from app.traces.search import FTS_COLUMNS
 from app.workspace import audit
 from app.workspace.db import Workspace
 from app.workspace.models import ImportBatch, Trace
@@ -126,10 +127,57 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
         ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
         to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
         conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={IMPORT_CHECKPOINT_PAGES}")
+        bulk = _has_bulk_index(conn)
+        if bulk:  # a write first: this transaction holds the lock before reading max(id)
+            conn.exec_driver_sql("INSERT INTO trace_fts_bulk (importer) VALUES (1)")
+            before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM traces").scalar()
         result = conn.exec_driver_sql(
             _insert_sql(ws.dialect), _params(rows, to_db(datetime.now(UTC)))
         )
+        if bulk:
+            _index_new(conn, rows, before)
+            conn.exec_driver_sql("DELETE FROM trace_fts_bulk")
         return max(result.rowcount, 0)
+
+
+def _has_bulk_index(conn) -> bool:
+    """SQLite at 0007 or later: the importer writes the search index of its batches itself
+    (older schemas, opened without migrating, index by their triggers or not at all)."""
+    found = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_bulk'"
+    )
+    return found.first() is not None
+
+
+def _index_new(conn, rows: list[dict[str, Any]], before: int) -> None:
+    """Index the rows this batch stored (ids above `before`; the duplicates were skipped)
+    from the entries computed while parsing (app.traces.index_text)."""
+    entries = {r["content_hash"]: r[INDEX] for r in rows}
+    stored = conn.exec_driver_sql(
+        "SELECT id, content_hash FROM traces WHERE id > ?", (before,)
+    ).all()
+    fts, tools, scores = [], [], []
+    for tid, digest in stored:
+        values, names, numbers = entries[digest]
+        fts.append((tid, *values))
+        tools += [(tid, name) for name in names]
+        scores += [(tid, name, value) for name, value in numbers]
+    if fts:
+        conn.exec_driver_sql(_FTS_INSERT, fts)
+    if tools:
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO trace_tools (trace_id, name) VALUES (?, ?)", tools
+        )
+    if scores:
+        conn.exec_driver_sql(
+            "INSERT INTO trace_scores (trace_id, name, value) VALUES (?, ?, ?)", scores
+        )
+
+
+_FTS_INSERT = (
+    f"INSERT INTO trace_fts (rowid, {', '.join(FTS_COLUMNS)}) "
+    f"VALUES (?, {', '.join('?' for _ in FTS_COLUMNS)})"
+)
 
 
 def _copy_postgres(conn, params: list[tuple[Any, ...]]) -> int:
