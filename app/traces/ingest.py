@@ -17,7 +17,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app.traces.importers import IMPORTER_VERSION, scan_paths
@@ -28,6 +28,7 @@ from app.traces.rows import COLUMNS, INDEX, LOCATOR, reject_nul, trace_row
 from app.traces.search import FTS_COLUMNS
 from app.workspace import audit
 from app.workspace.db import Workspace
+from app.workspace.imports import close_batch, importer_identity
 from app.workspace.models import ImportBatch, Trace
 from app.workspace.paths import file_sha256
 
@@ -259,7 +260,9 @@ def import_paths(
 
 
 def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
-    """Batches of the same file left unfinished by a killed import: counted and closed."""
+    """Batches of the same file left unfinished by a killed import: counted and closed (the
+    import re-reading the file completes them). Opening a workspace closes those whose importer
+    is gone already (app.workspace.imports)."""
     with ws.session() as s:
         stale = s.scalars(
             select(ImportBatch).where(
@@ -269,16 +272,7 @@ def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
             )
         ).all()
         for batch in stale:
-            kept = s.scalar(select(func.count()).where(Trace.batch_id == batch.id)) or 0
-            batch.n_imported = kept
-            batch.errors = [
-                {
-                    "file": path,
-                    "record": None,
-                    "message": f"interrupted after {kept} traces; completed by batch {by}",
-                }
-            ]
-            batch.finished_at = datetime.now(UTC)
+            close_batch(s, batch, f"completed by batch {by}")
         return len(stale)
 
 
@@ -306,12 +300,15 @@ def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> Fil
     if opened is None:
         return fr
     first, chunks, digest = opened
+    host, pid = importer_identity()
     with ws.session() as s:
         batch = ImportBatch(
             path=str(path),
             sha256="",  # known when the file has been read (set when the batch finishes)
             format=(first and first[0]) or "unknown",
             importer_version=IMPORTER_VERSION,
+            importer_host=host,
+            importer_pid=pid,
         )
         s.add(batch)
         s.flush()
