@@ -276,13 +276,14 @@ def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
         return len(stale)
 
 
-def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
-    """(first chunk, chunks, digest future), or None with the file reported unreadable.
+def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport, index: bool):
+    """(first chunk, chunks, digest future), or None with the file reported unreadable. Rows
+    carry their search index entries when `index` (SQLite writes them per batch).
 
     The file's hash is computed in a thread (hashlib releases the GIL) while it is parsed."""
     try:
         big = path.stat().st_size >= PARALLEL_MIN_BYTES
-        chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options)
+        chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options, index)
         first = next(chunks, None)  # detects the format; FileUnreadable if it cannot
         digest = _HASHER.submit(file_sha256, path)
         return first, chunks, digest
@@ -296,7 +297,7 @@ def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
 
 def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> FileReport:
     fr = FileReport(path=str(path))
-    opened = _open_file(path, fmt, options, fr, report)
+    opened = _open_file(path, fmt, options, fr, report, ws.dialect == "sqlite")
     if opened is None:
         return fr
     first, chunks, digest = opened
