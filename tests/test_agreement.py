@@ -17,6 +17,7 @@ Sources:
 from __future__ import annotations
 
 import json
+from itertools import combinations
 
 import krippendorff
 import numpy as np
@@ -264,3 +265,36 @@ def test_result_json_shape():
     ):
         assert set(out[key]) >= {"value", "ci_low", "ci_high"}, key
     assert out["n_items"] == 12 and out["n_judges"] == 4
+
+
+@pytest.mark.parametrize(("n_cat", "level"), [(2, "nominal"), (3, "nominal"), (4, "ordinal")])
+def test_pair_bootstrap_equals_a_per_resample_loop(n_cat, level):
+    """The mean Cohen's kappas over judge pairs, per replicate, equal a loop that resamples the
+    items of each replicate, counts each pair's contingency table with bincount and applies
+    the kappa formulas (to 1e-12; ordinal weights of 1/3 included)."""
+    rng = np.random.default_rng(5)
+    n_items, n_judges, n_boot = 300, 5, 40
+    codes = rng.integers(0, n_cat, (n_items, n_judges))
+    codes[rng.random(codes.shape) < 0.35] = -1
+    r = ag.Ratings(codes, list(range(n_cat)), level)
+    pairs = list(combinations(range(n_judges), 2))
+    pf = ag._PairFeatures(r, pairs)
+    w = ag.resample_weights(n_items, n_boot, seed=3)
+    draws = np.random.default_rng(3).integers(0, n_items, size=(n_boot, n_items))
+    flat = (np.arange(n_boot)[:, None] * n_items + draws).ravel()  # the counts of those draws
+    assert np.array_equal(w, np.bincount(flat, minlength=w.size).reshape(w.shape))
+    got = ag._pair_boot(pf, pairs, w)
+    expected: dict[str, list[float]] = {}
+    for row in w:
+        idx = np.repeat(np.arange(n_items), row.astype(int))
+        tables = np.zeros((len(pairs), n_cat, n_cat))
+        for p, (a, b) in enumerate(pairs):
+            x, y = codes[idx, a], codes[idx, b]
+            both = (x >= 0) & (y >= 0)
+            cells = np.bincount(x[both] * n_cat + y[both], minlength=n_cat * n_cat)
+            tables[p] = cells.reshape(n_cat, n_cat)
+        for name, kappas in pf._from_tables(tables[None]).items():
+            expected.setdefault(name, []).append(np.nanmean(kappas[0]))
+    assert set(got) == set(expected)
+    for name, values in expected.items():
+        np.testing.assert_allclose(got[name][0], values, rtol=0, atol=1e-12)

@@ -18,6 +18,7 @@ from app.cli import main
 from app.traces import ingest
 from app.traces.ingest import import_paths
 from app.workspace.db import open_workspace
+from app.workspace.imports import importer_identity, process_alive
 from app.workspace.models import ImportBatch, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,6 +328,79 @@ def test_kill_9_at_random_moments_keeps_whole_batches(tmp_path):
         import_paths(ws, [path])
         assert n_traces(ws) == n
         assert all(b.finished_at is not None for b in batches(ws))
+    finally:
+        ws.close()
+
+
+def test_opening_the_workspace_closes_the_batch_of_a_killed_import_not_a_running_one(tmp_path):
+    """A batch left unfinished by kill -9 is closed when the workspace is next opened, with
+    the traces it kept; while the importer runs, opening the workspace leaves its batch open."""
+    n = 20000
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(chat(i, "x" * 200)) + "\n" for i in range(n)))
+    db = tmp_path / "ws.sqlite"
+    open_workspace(str(db)).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "--db", str(db), "import", str(path)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ws = open_workspace(str(db))
+    try:
+        assert _wait(lambda: n_traces(ws) >= ingest.BATCH_SIZE, 60), "nothing stored"
+    finally:
+        ws.close()
+    ws = open_workspace(str(db))  # the importer is running: its batch stays open
+    try:
+        running = proc.poll() is None
+        (batch,) = batches(ws)
+    finally:
+        ws.close()
+    if running:  # (it cannot have finished in between unless the whole file was read)
+        assert batch.finished_at is None and batch.importer_pid == proc.pid
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ws = open_workspace(str(db))  # no re-import: opening closes it
+    try:
+        (batch,) = batches(ws)
+        kept = n_traces(ws)
+        assert batch.finished_at is not None and batch.n_imported == kept
+        if running:
+            assert kept < n
+            assert batch.errors[0]["message"] == (
+                f"interrupted after {kept} traces; its importer (process {proc.pid}) had ended "
+                "when the workspace was next opened"
+            )
+    finally:
+        ws.close()
+
+
+def test_batches_of_other_hosts_and_live_or_unknown_importers_stay_open(tmp_path):
+    """Only an importer provably gone (this host, no such process) has its batch closed."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = str(tmp_path / "ws.sqlite")
+    ws = open_workspace(db)
+    host, me = importer_identity()
+    with ws.session() as s:
+        for h, pid in ((host, dead.pid), ("another-machine", dead.pid), (host, None), (host, me)):
+            s.add(
+                ImportBatch(
+                    path=f"{h}-{pid}",
+                    sha256="",
+                    format="jsonl",
+                    importer_version="2",
+                    importer_host=h,
+                    importer_pid=pid,
+                )
+            )
+    ws.close()
+    ws = open_workspace(db)
+    try:
+        still_open = {b.path for b in batches(ws) if b.finished_at is None}
+        assert still_open == {f"another-machine-{dead.pid}", f"{host}-None", f"{host}-{me}"}
+        assert not process_alive(dead.pid) and process_alive(me)
     finally:
         ws.close()
 

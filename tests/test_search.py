@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select, text, update
 
+import app.workspace
 from app.cli import main
 from app.review.queue import queue_count, queue_rows
 from app.review.reviews import get_or_create_judge
@@ -15,6 +20,7 @@ from app.review.rubrics import CriterionSpec, create_rubric
 from app.review.views import delete_view, list_views, save_view
 from app.traces.ingest import import_paths
 from app.traces.queries import TraceFilter, count_traces, facets, list_traces
+from app.traces.rows import COLUMNS
 from app.traces.search import FilterError, fts5_query, phrases, tsquery
 from app.workspace.db import make_engine, open_workspace, resolve_url, upgrade
 from app.workspace.models import Trace, TraceScore, TraceTool
@@ -216,16 +222,31 @@ def test_queue_search_and_saved_views(workspace):
         assert [v.name for v in list_views(s, lead_id)] == ["Failed airline"]
 
 
-def test_migration_indexes_existing_traces(tmp_path, write, db_url):
-    """A workspace at 0003 with traces: upgrading to 0005_search makes them searchable."""
+def _old_rows(tmp_path, write) -> list[dict]:
+    """TRACES as rows of the traces table (read from a workspace at head)."""
+    src = open_workspace(str(tmp_path / "src.sqlite"))
+    try:
+        import_paths(src, [write("old.jsonl", lines=TRACES)], "benchmark")
+        with src.session() as s:
+            cols = ", ".join(c for c in COLUMNS if c != "batch_id")
+            return [dict(r._mapping) for r in s.execute(text(f"SELECT {cols} FROM traces"))]
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize("start", ["0003_step_labels", "0006_models"])
+def test_migration_indexes_existing_traces(tmp_path, write, db_url, start):
+    """A workspace at 0003 (no index) or 0006 (indexed by 0005's triggers) with traces:
+    upgrading makes them searchable, and the index stays consistent on later deletes."""
+    rows = _old_rows(tmp_path, write)
     url = resolve_url(db_url)
     engine = make_engine(url)
-    upgrade(engine, "0003_step_labels")
+    upgrade(engine, start)
+    with engine.begin() as c:  # as the importer of that time stored them
+        names = ", ".join(rows[0])
+        marks = ", ".join(f":{k}" for k in rows[0])
+        c.execute(text(f"INSERT INTO traces ({names}) VALUES ({marks})"), rows)
     engine.dispose()
-    # The importer at 0003 has no search triggers: rows go in as they did before 0005.
-    old = open_workspace(db_url, migrate=False)
-    import_paths(old, [write("old.jsonl", lines=TRACES)], "benchmark")
-    old.close()
     ws = open_workspace(db_url)
     try:
         assert _ids(ws, TraceFilter(search="book_reservation")) == ["airline-0042"]
@@ -233,8 +254,22 @@ def test_migration_indexes_existing_traces(tmp_path, write, db_url):
         with ws.session() as s:
             assert s.scalar(select(TraceScore.value).where(TraceScore.name == "policy_ok")) == 1.0
             assert count_traces(s, TraceFilter(search="reservation")) == 2
+            s.execute(delete(Trace))
+        if ws.dialect == "sqlite":
+            assert _fts_terms(ws) == []
     finally:
         ws.close()
+
+
+def _fts_terms(ws) -> list[str]:
+    """Every term the SQLite index still holds for some row (deletes applied)."""
+    with ws.session() as s:
+        s.execute(
+            text(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, trace_fts, 'row')"
+            )
+        )
+        return list(s.scalars(text("SELECT term FROM temp.v")))
 
 
 def test_cli_traces_list_filters(capsys, workspace, db_url):
@@ -283,3 +318,78 @@ def test_sqlite_search_looks_hits_up_by_id(ws, write):
         plan = [r[3] for r in c.execute(text("EXPLAIN QUERY PLAN " + sql))]
     assert any("SEARCH traces USING INTEGER PRIMARY KEY" in p for p in plan), plan
     assert not any(p.startswith("SCAN traces") for p in plan), plan
+
+
+def _migration(name: str):
+    """A migration module (their file names start with a digit: loaded by path)."""
+    path = Path(app.workspace.__file__).parent / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+)
+_JSON = st.recursive(
+    _LEAF,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: the example is shown
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    args=st.lists(_JSON, min_size=1, max_size=3),
+    meta=st.dictionaries(st.text(min_size=1, max_size=6), _JSON, max_size=3),
+    reward=st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False), st.booleans()),
+)
+def test_importer_writes_the_values_the_delete_trigger_computes(
+    tmp_path_factory, args, meta, reward
+):
+    """SQLite: the importer indexes a batch itself (app.traces.index_text). The delete trigger
+    recomputes each row's values in SQL from the stored JSON, so they must be the same (reals,
+    booleans, huge integers, nested keys, empty metadata); after updates and deletes the
+    contentless index holds no term of any row."""
+    tmp = tmp_path_factory.mktemp("bulk")
+    records = [
+        _trace(f"t{i}", f"task {i}", f"tool_{i}", a, f"result {i}", "done", metadata=meta)
+        | ({} if reward is None else {"reward": reward})
+        for i, a in enumerate(args)
+    ]
+    path = tmp / "t.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    ws = open_workspace(str(tmp / "ws.sqlite"))
+    try:
+        report = import_paths(ws, [path], "benchmark")
+        assert report.imported == len(records), report.errors
+        sql = _migration("0007_import_index").fts_values("traces")
+        with ws.session() as s:
+            stored = s.execute(text(f"SELECT id, {sql} FROM traces ORDER BY id")).all()
+            assert _fts_terms(ws)
+            tools = s.scalars(text("SELECT name FROM trace_tools ORDER BY trace_id")).all()
+            assert tools == [f"tool_{i}" for i in range(len(records))]
+        # the values the importer computed, recomputed the same way, equal the SQL ones
+        from app.traces.importers import FileImport
+        from app.traces.rows import INDEX, trace_row
+
+        python = [trace_row(rec, None)[INDEX][0] for _, rec in FileImport(path, "benchmark")]
+        assert python == [tuple(r[1:]) for r in stored]
+        with ws.session() as s:
+            s.execute(update(Trace).values(task="changed"))
+            s.execute(delete(Trace))
+        assert _fts_terms(ws) == []
+    finally:
+        ws.close()

@@ -367,32 +367,26 @@ class _PairFeatures:
                 out[name] = kw
         return out
 
-    def _lut(self) -> np.ndarray:
-        """Features of one item for every (a, b) code pair, codes shifted by one (0: missing)."""
-        n_cat, width = self.n_cat, self.width
-        lut = np.zeros((n_cat + 1, n_cat + 1, width), dtype=np.float32)
-        for x in range(n_cat):
-            for y in range(n_cat):
-                f = lut[x + 1, y + 1]
-                f[0] = 1.0
-                f[1] = float(x == y)
-                if x < n_cat - 1:
-                    f[2 + x] = 1.0
-                if y < n_cat - 1:
-                    f[1 + n_cat + y] = 1.0
-                if self.ordinal:
-                    d = abs(x - y) / (n_cat - 1)
-                    f[width - 2] = d
-                    f[width - 1] = d * d
-        return lut.reshape((n_cat + 1) ** 2, width)
-
-    def matrix(self, block: Sequence[tuple[int, int]]) -> np.ndarray:
-        """items x (len(block) * width) float32 features for the bootstrap."""
-        codes = self.r.codes.astype(np.int32) + 1
-        a = codes[:, [p[0] for p in block]]
-        b = codes[:, [p[1] for p in block]]
-        cell = a * (self.n_cat + 1) + b
-        return self._lut()[cell].reshape(codes.shape[0], -1)
+    def features(self, block: Sequence[tuple[int, int]]) -> np.ndarray:
+        """(len(block) * width) x items float32 features for the bootstrap, built row by row
+        from the two judges' codes. Every feature is an integer (the ordinal disagreements are
+        |x - y| and (x - y)^2, scaled in from_sums), so the sums over resampled items are exact
+        in float32 (below 2^24) whatever order the matrix product adds them in."""
+        codes = self.r.codes.T  # judges x items
+        a = codes[[p[0] for p in block]]
+        b = codes[[p[1] for p in block]]
+        both = (a >= 0) & (b >= 0)
+        out = np.empty((len(block), self.width, codes.shape[1]), dtype=np.float32)
+        out[:, 0] = both
+        out[:, 1] = both & (a == b)
+        for x in range(self.n_cat - 1):
+            out[:, 2 + x] = both & (a == x)
+            out[:, 1 + self.n_cat + x] = both & (b == x)
+        if self.ordinal:
+            d = np.abs(a - b).astype(np.float32) * both
+            out[:, self.width - 2] = d
+            out[:, self.width - 1] = d * d
+        return out.reshape(len(block) * self.width, -1)
 
     def from_sums(self, sums: np.ndarray, n_pairs: int) -> dict[str, np.ndarray]:
         """sums: B x (n_pairs*width) -> name: B x n_pairs."""
@@ -406,28 +400,37 @@ class _PairFeatures:
             ma = np.concatenate([ma, (n - ma.sum(axis=2))[:, :, None]], axis=2) / n[:, :, None]
             mb = np.concatenate([mb, (n - mb.sum(axis=2))[:, :, None]], axis=2) / n[:, :, None]
             po = s[:, :, 1] / n
-            d_lin = s[:, :, self.width - 2] / n if self.ordinal else None
-            d_quad = s[:, :, self.width - 1] / n if self.ordinal else None
+            steps = max(n_cat - 1, 1)
+            d_lin = s[:, :, self.width - 2] / (n * steps) if self.ordinal else None
+            d_quad = s[:, :, self.width - 1] / (n * steps**2) if self.ordinal else None
         return self._kappas(n, po, ma, mb, d_lin, d_quad)
 
 
 def resample_weights(n_items: int, n_boot: int, seed: int) -> np.ndarray:
     """Multinomial resampling counts for every replicate: n_boot x n_items float32, seeded.
     Replicate k resamples n_items items with replacement; entry (k, i) counts item i."""
+    out = np.zeros((max(n_boot, 0), n_items), dtype=np.float32)
     if n_boot <= 0 or n_items == 0:
-        return np.zeros((0, n_items), dtype=np.float32)
-    return np.vstack(list(bootstrap_weights(n_items, n_boot, seed)))
+        return out[:0]
+    done = 0
+    for block in bootstrap_weights(n_items, n_boot, seed):
+        out[done : done + len(block)] = block
+        done += len(block)
+    return out
 
 
 def bootstrap_weights(n_items: int, n_boot: int, seed: int, chunk: int = 100):
-    """Yield multinomial resampling counts (chunk x n_items, float32), seeded."""
+    """Yield multinomial resampling counts (chunk x n_items, float32), seeded: each row counts
+    n_items draws with replacement (one bincount per row: no flat index array to build)."""
     rng = np.random.default_rng(seed)
     done = 0
     while done < n_boot:
         k = min(chunk, n_boot - done)
         idx = rng.integers(0, n_items, size=(k, n_items))
-        flat = (np.arange(k)[:, None] * n_items + idx).ravel()
-        yield np.bincount(flat, minlength=k * n_items).reshape(k, n_items).astype(np.float32)
+        counts = np.empty((k, n_items), dtype=np.float32)
+        for j in range(k):
+            counts[j] = np.bincount(idx[j], minlength=n_items)
+        yield counts
         done += k
 
 
@@ -530,7 +533,7 @@ def _pair_boot(pf: _PairFeatures, judge_pairs, w: np.ndarray) -> dict[str, list[
     counts: dict[str, np.ndarray] = {}
     for start in range(0, len(judge_pairs), per_pair):
         block = judge_pairs[start : start + per_pair]
-        for k, v in pf.from_sums(w @ pf.matrix(block), len(block)).items():
+        for k, v in pf.from_sums(w @ pf.features(block).T, len(block)).items():
             ok = np.isfinite(v)
             totals[k] = totals.get(k, 0.0) + np.where(ok, v, 0.0).sum(axis=1)
             counts[k] = counts.get(k, 0) + ok.sum(axis=1)

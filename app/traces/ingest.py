@@ -17,16 +17,18 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from app.traces.importers import IMPORTER_VERSION, scan_paths
 from app.traces.importers.conversations import KeyOptions
 from app.traces.importers.reader import FileUnreadable
 from app.traces.parse_worker import BATCH_SIZE, Chunk, parallel_chunks, parse_chunks
-from app.traces.rows import COLUMNS, LOCATOR, reject_nul, trace_row
+from app.traces.rows import COLUMNS, INDEX, LOCATOR, reject_nul, trace_row
+from app.traces.search import FTS_COLUMNS
 from app.workspace import audit
 from app.workspace.db import Workspace
+from app.workspace.imports import close_batch, importer_identity
 from app.workspace.models import ImportBatch, Trace
 from app.workspace.paths import file_sha256
 
@@ -126,10 +128,57 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
         ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
         to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
         conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={IMPORT_CHECKPOINT_PAGES}")
+        bulk = _has_bulk_index(conn)
+        if bulk:  # a write first: this transaction holds the lock before reading max(id)
+            conn.exec_driver_sql("INSERT INTO trace_fts_bulk (importer) VALUES (1)")
+            before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM traces").scalar()
         result = conn.exec_driver_sql(
             _insert_sql(ws.dialect), _params(rows, to_db(datetime.now(UTC)))
         )
+        if bulk:
+            _index_new(conn, rows, before)
+            conn.exec_driver_sql("DELETE FROM trace_fts_bulk")
         return max(result.rowcount, 0)
+
+
+def _has_bulk_index(conn) -> bool:
+    """SQLite at 0007 or later: the importer writes the search index of its batches itself
+    (older schemas, opened without migrating, index by their triggers or not at all)."""
+    found = conn.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_bulk'"
+    )
+    return found.first() is not None
+
+
+def _index_new(conn, rows: list[dict[str, Any]], before: int) -> None:
+    """Index the rows this batch stored (ids above `before`; the duplicates were skipped)
+    from the entries computed while parsing (app.traces.index_text)."""
+    entries = {r["content_hash"]: r[INDEX] for r in rows}
+    stored = conn.exec_driver_sql(
+        "SELECT id, content_hash FROM traces WHERE id > ?", (before,)
+    ).all()
+    fts, tools, scores = [], [], []
+    for tid, digest in stored:
+        values, names, numbers = entries[digest]
+        fts.append((tid, *values))
+        tools += [(tid, name) for name in names]
+        scores += [(tid, name, value) for name, value in numbers]
+    if fts:
+        conn.exec_driver_sql(_FTS_INSERT, fts)
+    if tools:
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO trace_tools (trace_id, name) VALUES (?, ?)", tools
+        )
+    if scores:
+        conn.exec_driver_sql(
+            "INSERT INTO trace_scores (trace_id, name, value) VALUES (?, ?, ?)", scores
+        )
+
+
+_FTS_INSERT = (
+    f"INSERT INTO trace_fts (rowid, {', '.join(FTS_COLUMNS)}) "
+    f"VALUES (?, {', '.join('?' for _ in FTS_COLUMNS)})"
+)
 
 
 def _copy_postgres(conn, params: list[tuple[Any, ...]]) -> int:
@@ -211,7 +260,9 @@ def import_paths(
 
 
 def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
-    """Batches of the same file left unfinished by a killed import: counted and closed."""
+    """Batches of the same file left unfinished by a killed import: counted and closed (the
+    import re-reading the file completes them). Opening a workspace closes those whose importer
+    is gone already (app.workspace.imports)."""
     with ws.session() as s:
         stale = s.scalars(
             select(ImportBatch).where(
@@ -221,26 +272,18 @@ def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
             )
         ).all()
         for batch in stale:
-            kept = s.scalar(select(func.count()).where(Trace.batch_id == batch.id)) or 0
-            batch.n_imported = kept
-            batch.errors = [
-                {
-                    "file": path,
-                    "record": None,
-                    "message": f"interrupted after {kept} traces; completed by batch {by}",
-                }
-            ]
-            batch.finished_at = datetime.now(UTC)
+            close_batch(s, batch, f"completed by batch {by}")
         return len(stale)
 
 
-def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
-    """(first chunk, chunks, digest future), or None with the file reported unreadable.
+def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport, index: bool):
+    """(first chunk, chunks, digest future), or None with the file reported unreadable. Rows
+    carry their search index entries when `index` (SQLite writes them per batch).
 
     The file's hash is computed in a thread (hashlib releases the GIL) while it is parsed."""
     try:
         big = path.stat().st_size >= PARALLEL_MIN_BYTES
-        chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options)
+        chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options, index)
         first = next(chunks, None)  # detects the format; FileUnreadable if it cannot
         digest = _HASHER.submit(file_sha256, path)
         return first, chunks, digest
@@ -254,16 +297,19 @@ def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport):
 
 def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> FileReport:
     fr = FileReport(path=str(path))
-    opened = _open_file(path, fmt, options, fr, report)
+    opened = _open_file(path, fmt, options, fr, report, ws.dialect == "sqlite")
     if opened is None:
         return fr
     first, chunks, digest = opened
+    host, pid = importer_identity()
     with ws.session() as s:
         batch = ImportBatch(
             path=str(path),
             sha256="",  # known when the file has been read (set when the batch finishes)
             format=(first and first[0]) or "unknown",
             importer_version=IMPORTER_VERSION,
+            importer_host=host,
+            importer_pid=pid,
         )
         s.add(batch)
         s.flush()

@@ -34,9 +34,11 @@ def _message(err: RecordError) -> str:
     return f"{err.field}: {err.reason}" if err.field else err.reason
 
 
-def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
-    """Parse a file into chunks of BATCH_SIZE rows. Raises FileUnreadable before the first
-    chunk if the file cannot be read at all."""
+def parse_chunks(
+    path: Path, fmt: str | None, options: KeyOptions | None, index: bool = True
+) -> Iterator[Chunk]:
+    """Parse a file into chunks of BATCH_SIZE rows (with their search index entries when
+    `index`). Raises FileUnreadable before the first chunk if the file cannot be read at all."""
     reader = FileImport(path, fmt, options)
     rows: list[dict[str, Any]] = []
     errors: list[tuple[str, str]] = []
@@ -47,7 +49,7 @@ def parse_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Ite
                 errors.append((locator, _message(result)))
                 continue
             try:
-                rows.append(trace_row(result, None, locator))
+                rows.append(trace_row(result, None, locator, index))
             except RecordError as exc:
                 errors.append((locator, _message(exc)))
                 continue
@@ -88,12 +90,12 @@ def _put(q: Any, item: Any, parent: int) -> None:
 
 
 def parser_process(
-    path: str, fmt: str | None, options: KeyOptions | None, q: Any, parent: int
+    path: str, fmt: str | None, options: KeyOptions | None, q: Any, parent: int, index: bool
 ) -> None:
     """Runs in a child process: parse and serialise while the parent writes to the database."""
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     try:
-        for chunk in parse_chunks(Path(path), fmt, options):
+        for chunk in parse_chunks(Path(path), fmt, options, index):
             _put(q, ("chunk", chunk), parent)
         _put(q, ("done", None), parent)
     except FileUnreadable as exc:
@@ -102,7 +104,9 @@ def parser_process(
         _put(q, ("crash", f"{type(exc).__name__}: {exc}"), parent)
 
 
-def parallel_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> Iterator[Chunk]:
+def parallel_chunks(
+    path: Path, fmt: str | None, options: KeyOptions | None, index: bool = True
+) -> Iterator[Chunk]:
     """parse_chunks in a child process, so parsing and database writes overlap (two cores).
 
     The queue is bounded, so memory stays bounded whatever the file size.
@@ -110,7 +114,9 @@ def parallel_chunks(path: Path, fmt: str | None, options: KeyOptions | None) -> 
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may run Qt threads
     q = ctx.Queue(maxsize=4)
     proc = ctx.Process(
-        target=parser_process, args=(str(path), fmt, options, q, os.getpid()), daemon=True
+        target=parser_process,
+        args=(str(path), fmt, options, q, os.getpid(), index),
+        daemon=True,
     )
     proc.start()
     try:

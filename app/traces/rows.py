@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from app.traces.importers.messages import RecordError
+from app.traces.index_text import index_entry
 from app.traces.model import TraceRecord
 
 JSON_COLUMNS = ("messages", "tools", "metadata", "scores")
@@ -38,11 +39,15 @@ COLUMNS = (
     "imported_at",
 )
 LOCATOR = "_locator"  # where the row came from (not a column)
+INDEX = "_index"  # its search index entries (app.traces.index_text; not a column)
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash
 
 
-def trace_row(rec: TraceRecord, batch_id: int | None, locator: str = "") -> dict[str, Any]:
-    """A row for the traces table, JSON columns already serialised (once, also for the hash).
+def trace_row(
+    rec: TraceRecord, batch_id: int | None, locator: str = "", index: bool = True
+) -> dict[str, Any]:
+    """A row for the traces table, JSON columns already serialised (once, also for the hash),
+    with its search index entries when `index` (SQLite; PostgreSQL builds its own).
 
     Raises RecordError when the record cannot be serialised."""
     try:
@@ -51,6 +56,7 @@ def trace_row(rec: TraceRecord, batch_id: int | None, locator: str = "") -> dict
         raise _encode_error(rec, exc) from None
     return {
         LOCATOR: locator,
+        INDEX: index_entry(rec, encoded) if index else None,
         "batch_id": batch_id,
         "external_id": rec.external_id[:512] if rec.external_id else None,
         "source": rec.source,

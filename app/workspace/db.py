@@ -187,12 +187,16 @@ def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
     if path is not None:
         _create_private(path)
     engine = make_engine(url)
+    sessions = sessionmaker(engine, expire_on_commit=False)
     try:
-        if migrate and current_revision(engine) != head_revision():
+        at_head = current_revision(engine) == head_revision()
+        if migrate and not at_head:
             upgrade(engine)
-        else:
-            with engine.connect():
-                pass
+            at_head = True
+        if at_head:  # the batches of killed imports (the columns it reads came with 0007)
+            from app.workspace.imports import close_abandoned  # the ORM: not before first paint
+
+            close_abandoned(sessions)
     except OperationalError as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -200,7 +204,7 @@ def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise WorkspaceError(f"cannot open workspace {url_for_display(url)}: {exc}") from None
-    return Workspace(url=url, engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+    return Workspace(url=url, engine=engine, sessions=sessions)
 
 
 def _check_not_foreign(conn) -> None:

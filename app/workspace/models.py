@@ -68,6 +68,10 @@ class ImportBatch(Base):
     errors: Mapped[list[Any]] = mapped_column(default=list)
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # the importing process, so that an import it left unfinished can be told from a running
+    # one when the workspace is opened (app.workspace.imports)
+    importer_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    importer_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Trace(Base):
