@@ -23,6 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.training.steps import to_arrow_messages
+
 COMPLETION_KEYS = {
     "sft": ("completion",),
     "kto": ("completion",),
@@ -233,33 +235,6 @@ def fit_records(
 
 # ---------------------------------------------------------------------------------------------
 # Through Arrow and back
-
-
-def to_arrow_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One schema for every message: arguments as JSON text (decoded again by
-    `restore_messages`), absent keys explicit."""
-    out = []
-    for m in messages:
-        calls = [
-            {
-                "type": "function",
-                "id": str(c.get("id") or ""),
-                "function": {
-                    "name": c["function"]["name"],
-                    "arguments": json.dumps(c["function"].get("arguments"), ensure_ascii=False),
-                },
-            }
-            for c in m.get("tool_calls") or []
-        ]
-        out.append(
-            {
-                "role": m["role"],
-                "content": m.get("content") or "",
-                "tool_calls": calls or None,
-                "tool_call_id": m.get("tool_call_id") or None,
-            }
-        )
-    return out
 
 
 def restore_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

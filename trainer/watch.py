@@ -16,7 +16,6 @@ A baseline watch runs before the first step, so the window starts from the base 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+
+from app.training.steps import prompt_key
 
 COPY_NGRAM = 8  # words per n-gram compared with the prompt
 COPY_SHARE = 0.5  # a completion copies when at least this share of its n-grams is in the prompt
@@ -146,8 +147,7 @@ def _nan_to_none(x: float) -> float | None:
 def _task_key(row: dict[str, Any]) -> str:
     if row.get("task_key"):
         return str(row["task_key"])
-    digest = hashlib.sha256(json.dumps(row.get("prompt"), sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:12]
+    return prompt_key(row.get("prompt"))
 
 
 def _empty_like(value: Any) -> Any:

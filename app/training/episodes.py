@@ -14,7 +14,6 @@ assigned to judges is not assigned again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from app.traces.importers.conversations import normalize_tools
 from app.traces.importers.messages import RecordError, normalize_messages
 from app.traces.model import TraceRecord, message_text, sha256_hex
 from app.traces.queries import TraceFilter
+from app.training.steps import prompt_key, to_arrow_messages
 from app.workspace import audit
 from app.workspace.errors import ChambersError, NotFound
 from app.workspace.models import (
@@ -121,31 +121,7 @@ def _task_key_of(prompt: list[Any]) -> str:
 
 
 def _prompt_key(prompt: list[Any]) -> str:
-    """The key the trainer's watch gives a prompt without a task key: sha256 (first 12 hex
-    digits) of the prompt's JSON (sorted keys) in the trainer's one-schema message form
-    (trainer.data.to_arrow_messages: arguments as JSON text, absent keys null)."""
-    rows = []
-    for m in prompt:
-        calls = [
-            {
-                "type": "function",
-                "id": str(c.get("id") or ""),
-                "function": {
-                    "name": c["function"]["name"],
-                    "arguments": json.dumps(c["function"].get("arguments"), ensure_ascii=False),
-                },
-            }
-            for c in m.get("tool_calls") or []
-        ]
-        rows.append(
-            {
-                "role": m.get("role"),
-                "content": m.get("content") or "",
-                "tool_calls": calls or None,
-                "tool_call_id": m.get("tool_call_id") or None,
-            }
-        )
-    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return prompt_key(to_arrow_messages(prompt))
 
 
 def task_prompts(run_dir: str | Path) -> dict[str, dict[str, Any]]:

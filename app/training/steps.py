@@ -8,6 +8,8 @@ are made of single steps (app.training.pairs); this module decides which steps t
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
 from typing import Any
 
@@ -279,3 +281,38 @@ def carry_ids(step: dict[str, Any], own: list[dict[str, Any]], target: list[dict
 def assistant_steps(messages: list[Message]) -> list[int]:
     """The indexes of the assistant messages."""
     return [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+
+
+def to_arrow_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One schema for every message: arguments as JSON text (decoded again by
+    `restore_messages`), absent keys explicit."""
+    out = []
+    for m in messages:
+        calls = [
+            {
+                "type": "function",
+                "id": str(c.get("id") or ""),
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": json.dumps(c["function"].get("arguments"), ensure_ascii=False),
+                },
+            }
+            for c in m.get("tool_calls") or []
+        ]
+        out.append(
+            {
+                "role": m["role"],
+                "content": m.get("content") or "",
+                "tool_calls": calls or None,
+                "tool_call_id": m.get("tool_call_id") or None,
+            }
+        )
+    return out
+
+
+def prompt_key(arrow_prompt: list[dict[str, Any]]) -> str:
+    """A prompt's key where it has no task key (the reward-hacking watch's episodes): sha256,
+    first 12 hex digits, of its JSON (sorted keys) in the one-schema form of
+    `to_arrow_messages`."""
+    raw = json.dumps(arrow_prompt, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:12]
