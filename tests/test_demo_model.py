@@ -131,13 +131,18 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
     called = [e for e in episodes if e["tool_calls"] >= 1]
     assert len(called) >= 2, [e["messages"] for e in episodes]
     names = set(config["environment"]["tools"])
+    answered = 0
     for e in called:
         calls = [c for m in e["messages"] for c in m.get("tool_calls") or []]
         results = [m for m in e["messages"] if m["role"] == "tool"]
         assert calls and all(isinstance(c["function"]["arguments"], dict) for c in calls)
-        # the sample environment answered each call of one of its tools
-        assert results and results[0]["name"] == calls[0]["function"]["name"]
         assert calls[0]["function"]["name"] in names
+        # the sample environment answered the call (unless the token budget ended first)
+        if results:
+            assert results[0]["name"] == calls[0]["function"]["name"]
+            assert json.loads(results[0]["content"])  # the environment's JSON, not a failure
+            answered += 1
+    assert answered >= 2
     samples = [json.loads(x) for x in seen.read_text().splitlines()]
     structured = [
         c
