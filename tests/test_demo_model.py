@@ -21,6 +21,8 @@ from app.training.graders import parse
 from app.workspace.db import open_workspace
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
 AGENT = Path(__file__).parent / "fixtures" / "tiny-qwen2-agent"
 PROMPTS = 12  # sample tasks (the workspace's own seed, not the pre-training one)
 SAMPLES = 4  # completions per task
@@ -157,4 +159,10 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
     assert log["metrics"]["tools/call_frequency"] > 0
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+def test_a_negative_step_count_is_refused(capsys, tmp_path):
+    from app.cli import main
+
+    assert main(["demo-model", str(tmp_path / "m"), "--steps", "-1"]) == 2
+    assert "demo-model: --steps -1: must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
