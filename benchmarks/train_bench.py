@@ -14,7 +14,9 @@ the same run config:
 - Agent GRPO (`--agent`, on by default): the sample's environment file through TRL's
   `environment_factory`, Chambers' trainer (episode log, graders on structured episodes,
   checks, manifest) against a bare TRL script with the same environment class, graders,
-  response template and config, in the same run: episodes per second and the ratio.
+  response template and config, in the same run: episodes per second and the ratio. On the
+  pre-trained demo model (--agent-model, `tests/fixtures/tiny-qwen2-agent`), so the episodes
+  really call the tools (the random model never does).
 - On a GPU: model FLOPs utilisation, with about 8*N FLOPs per token for LoRA DPO/KTO with
   gradient checkpointing and the reference pass, 6*N for SFT (N = base parameters), against
   the GPU's dense bf16 peak (--peak-tflops, default 989 for an H100 SXM).
@@ -250,6 +252,7 @@ def main() -> None:
     )
     ap.add_argument("--grpo", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--agent", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--agent-model", default=str(ROOT / "tests" / "fixtures" / "tiny-qwen2-agent"))
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     a = ap.parse_args()
     model = Path(a.model).resolve()
@@ -265,7 +268,7 @@ def main() -> None:
                 f"{steps / g['train_runtime']:.2f} steps/s (4 generations of 32 tokens per prompt)"
             )
         if a.agent:
-            bench_agent(tmp, model, max(a.steps // 4, 2), a)
+            bench_agent(tmp, Path(a.agent_model).resolve(), max(a.steps // 4, 2), a)
 
 
 def bench_agent(tmp: Path, model: Path, steps: int, a) -> None:

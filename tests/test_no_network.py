@@ -121,7 +121,7 @@ def test_main_flows_make_no_outbound_connection(recorded, tmp_path):
     )
     chambers("--db", db, "snapshot", "create", "all")
     chambers("--db", db, "export", "pairs", "--snapshot", "all", "--out", str(tmp_path / "p.jsonl"))
-    chambers("demo-model", str(tmp_path / "demo-model"))
+    chambers("demo-model", str(tmp_path / "demo-model"), "--steps", "2")  # pre-training too
     chambers(
         "--db",
         db,

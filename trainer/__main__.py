@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("config")
     sp = sub.add_parser("demo-model", help="write a tiny Qwen2-style model + tokenizer")
     sp.add_argument("dir")
+    sp.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="pre-training steps on the sample's agent conversations (0: the random model)",
+    )
     args = p.parse_args(argv)
     if args.command == "run":
         from trainer.run import main as run_main
@@ -36,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         from trainer.export import main as export_main
 
         return export_main(args.config)
-    from trainer.demo import build
+    from trainer.demo import PRETRAIN_STEPS, build
 
-    path = build(args.dir)
+    path = build(args.dir, steps=PRETRAIN_STEPS if args.steps is None else args.steps)
     print(f"demo model written to {path}")
     return 0
 

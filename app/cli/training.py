@@ -474,8 +474,11 @@ def cmd_demo_model(args) -> int:
 
     from app.training.runs import trainer_env
 
+    if args.steps is not None and args.steps < 0:
+        raise ChambersError(f"demo-model: --steps {args.steps}: must be 0 or more")
+    steps = [] if args.steps is None else ["--steps", str(args.steps)]
     code = subprocess.call(
-        [sys.executable, "-m", "trainer", "demo-model", args.dir], env=trainer_env()
+        [sys.executable, "-m", "trainer", "demo-model", args.dir, *steps], env=trainer_env()
     )
     if code != 0:
         raise ChambersError(f"could not build the demo model in {args.dir}")
@@ -690,4 +693,11 @@ def register(sub) -> None:
         help="write a tiny Qwen2-style model + tokenizer, built offline, to try training on a CPU",
     )
     sp.add_argument("dir")
+    sp.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="pre-training steps on the sample's agent conversations so it calls the tools "
+        "(default 300, about 2 minutes on 2 cores; 0: the random model, as tests/fixtures/tiny-qwen2)",
+    )
     sp.set_defaults(func=cmd_demo_model)
