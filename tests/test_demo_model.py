@@ -159,7 +159,6 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
     assert log["metrics"]["tools/call_frequency"] > 0
 
 
-
 def test_a_negative_step_count_is_refused(capsys, tmp_path):
     from app.cli import main
 
