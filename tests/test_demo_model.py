@@ -117,6 +117,7 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
                 "per_device_train_batch_size": 8,
                 "max_completion_length": 64,
                 "logging_steps": 1,
+                "watch_steps": 0,  # the training episodes alone (the watch has its own tests)
             },
             parse(["tools:1.0"]),
             force=True,
