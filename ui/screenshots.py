@@ -173,28 +173,31 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
     return 0
 
 
+AGENT_MODEL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen2-agent"
+
+
 def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> None:
-    """A GRPO run on the sample with its environment (when the sample ships one), the
-    reward-hacking watch every step and ECHO: the Runs screen's Watch tab."""
+    """Agent GRPO on the sample with its environment, the reward-hacking watch every step and
+    ECHO, on the demo model pre-trained to call the sample's tools (`chambers demo-model`):
+    the Runs screen's Watch tab, and its Episodes tab on an episode with a tool call."""
     import time
 
-    from app import sample
+    from app.sample import SAMPLE_ENVIRONMENT
     from app.training import runs as rn
     from app.training.graders import parse
     from ui.training.runs_screen import RunsDialog
 
-    env = getattr(sample, "SAMPLE_ENVIRONMENT", None)
     with ws.session() as s:
         run = rn.prepare_run(
             s,
             "grpo",
             "support-v1",
-            tiny_model,
+            AGENT_MODEL if AGENT_MODEL.is_dir() else tiny_model,
             tmp / "agent-run",
             {
                 "max_steps": 4,
                 "num_generations": 2,
-                "max_completion_length": 24,
+                "max_completion_length": 96,
                 "beta": 0.04,
                 "echo_lambda": 0.005,
                 "watch_steps": 1,
@@ -203,7 +206,7 @@ def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> No
             parse(["match:1.0", "tools:0.5"]),
             name="grpo-agent",
             force=True,
-            **({"environment": str(env)} if env else {}),
+            environment=str(SAMPLE_ENVIRONMENT),
         )
         rn.launch(s, run)
         run_id = run.id
@@ -222,6 +225,18 @@ def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> No
     for _ in range(5):
         app.processEvents()
     dlg.grab().save(str(out / "runs-agent-watch.png"))
+    pane = dlg.episodes_pane
+    dlg.tabs.setCurrentWidget(pane)
+    pane.poll()
+    dlg.executor.wait_idle()
+    for _ in range(5):
+        app.processEvents()
+    called = pane.model.find(lambda e: e["tool_calls"] > 0 and e["split"] == "train")
+    if called is not None:
+        pane.table.selectRow(called)
+    for _ in range(5):
+        app.processEvents()
+    dlg.grab().save(str(out / "runs-agent-episodes.png"))
     dlg.close()
 
 
