@@ -234,3 +234,37 @@ def test_runs_screen_shows_episodes_watch_alerts_obs_ce_and_sends_once(qtbot, db
         assert dlg.grab().save(str(tmp_path / f"runs-{name}.png"))
     dlg.close()
     ws.close()
+
+
+def test_run_dialog_builds_the_demo_model_in_its_own_process(qtbot, db, tmp_path, monkeypatch):  # noqa: F811
+    """A new user with no model: Build demo model runs `python -m trainer demo-model` (a short
+    pre-training here), the dialog stays live, and the model field is filled when it is done;
+    a second click reuses the build."""
+    from transformers import AutoTokenizer
+
+    from ui.training.run_config import RunConfigDialog
+
+    monkeypatch.setenv("CHAMBERS_HOME", str(tmp_path / "home"))
+    ws = open_workspace(db)
+    dlg = RunConfigDialog(ws)
+    qtbot.addWidget(dlg)
+    dlg.demo_steps = 2
+    assert dlg.model.text() == ""
+    dlg.demo_button.click()
+    assert not dlg.demo_button.isEnabled() and "Building the demo model" in dlg.demo_status.text()
+    out = tmp_path / "home" / "demo-model"
+    qtbot.waitUntil(lambda: dlg.model.text() == str(out), timeout=240_000)
+    assert dlg.demo_button.isEnabled() and "Demo model ready" in dlg.demo_status.text()
+    tok = AutoTokenizer.from_pretrained(out)
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}],
+        tools=[{"type": "function", "function": {"name": "lookup_order", "parameters": {}}}],
+        tokenize=False,
+    )
+    assert "lookup_order" in rendered  # the tool-aware template came with it
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    dlg.model.setText("")
+    dlg.demo_button.click()  # built already: used as it is, nothing rebuilt
+    assert dlg.model.text() == str(out) and dlg.demo_process is None
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    ws.close()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import html
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("QT_API", "pyside6")
 
-from PySide6.QtCore import Signal  # noqa: E402
+from PySide6.QtCore import QProcess, QProcessEnvironment, Signal  # noqa: E402
 from PySide6.QtGui import QColor  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractItemView,
@@ -44,7 +45,7 @@ from app.training.graders import BUILTINS, GraderSpec  # noqa: E402
 from app.workspace.db import Workspace  # noqa: E402
 from app.workspace.errors import ChambersError  # noqa: E402
 from app.workspace.models import DatasetSnapshot  # noqa: E402
-from app.workspace.paths import runs_dir  # noqa: E402
+from app.workspace.paths import data_dir, runs_dir  # noqa: E402
 from ui.widgets.executor import WorkspaceExecutor  # noqa: E402
 
 CHECK_COLUMNS = ("grader", "n", "κ [95% CI]", "within-task AUC [95% CI]", "result")
@@ -55,6 +56,11 @@ def _bound(x: dict[str, Any]) -> str:
     if x.get("value") is None:
         return "–"
     return f"{x['value']:.2f} [{x['ci_low']:.2f}, {x['ci_high']:.2f}]"
+
+
+def _built(model_dir: Path) -> bool:
+    """A finished build: the builder writes the weights last."""
+    return (model_dir / "tokenizer.json").is_file() and (model_dir / "model.safetensors").is_file()
 
 
 class RunConfigDialog(QDialog):
@@ -89,9 +95,22 @@ class RunConfigDialog(QDialog):
         self.model.setPlaceholderText("a local Hugging Face model directory")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
+        self.demo_button = QPushButton("Build demo model")
+        self.demo_button.setToolTip(
+            "Build the tiny demo model (offline, about 1.5 minutes on a laptop CPU): a Qwen2-style "
+            "model pre-trained on sample-like conversations so that it calls the sample's "
+            "tools; it runs every method, agent GRPO included, on the sample workspace"
+        )
+        self.demo_button.clicked.connect(self.build_demo_model)
+        self.demo_status = QLabel()
+        self.demo_status.setWordWrap(True)
+        self.demo_status.hide()
+        self.demo_process: QProcess | None = None
+        self.demo_steps: int | None = None  # the builder's default; tests ask for fewer
         mrow = QHBoxLayout()
         mrow.addWidget(self.model, 1)
         mrow.addWidget(browse)
+        mrow.addWidget(self.demo_button)
         self.name = QLineEdit()
         self.max_steps = QSpinBox()
         self.max_steps.setRange(-1, 10_000_000)
@@ -144,6 +163,7 @@ class RunConfigDialog(QDialog):
         form.addRow(self.method_help)
         form.addRow("Snapshot", srow)
         form.addRow("Base model", mrow)
+        form.addRow("", self.demo_status)
         form.addRow("Run name", self.name)
         form.addRow("Max steps", self.max_steps)
         form.addRow("Learning rate", self.lr)
@@ -251,6 +271,62 @@ class RunConfigDialog(QDialog):
         if d:
             self.model.setText(d)
             self._defaults()
+
+    def demo_model_dir(self) -> Path:
+        return data_dir() / "demo-model"
+
+    def build_demo_model(self) -> None:
+        """The demo model in the user's data directory: used as it is when already built,
+        else built by `python -m trainer demo-model` in its own process (the dialog stays
+        responsive and shows the builder's progress)."""
+        out = self.demo_model_dir()
+        if _built(out):
+            self._demo_ready(out)
+            return
+        if self.demo_process is not None:
+            return
+        proc = QProcess(self)
+        env = QProcessEnvironment.systemEnvironment()
+        for key, value in runs.trainer_env().items():
+            env.insert(key, value)
+        proc.setProcessEnvironment(env)
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        proc.readyReadStandardOutput.connect(self._demo_output)
+        proc.finished.connect(self._demo_finished)
+        args = ["-m", "trainer", "demo-model", str(out)]
+        if self.demo_steps is not None:
+            args += ["--steps", str(self.demo_steps)]
+        self.demo_process = proc
+        self.demo_button.setEnabled(False)
+        self.demo_status.setText(f"Building the demo model in {out}…")
+        self.demo_status.show()
+        proc.start(sys.executable, args)
+
+    def _demo_output(self) -> None:
+        raw = bytes(self.demo_process.readAllStandardOutput()).decode(errors="replace")
+        lines = [x for x in raw.splitlines() if x.strip()]
+        if lines:
+            self.demo_status.setText(f"Building the demo model: {lines[-1][:160]}")
+
+    def _demo_finished(self, code: int, _status) -> None:
+        proc, self.demo_process = self.demo_process, None
+        self.demo_button.setEnabled(True)
+        out = self.demo_model_dir()
+        if code == 0 and _built(out):
+            self._demo_ready(out)
+        else:
+            tail = bytes(proc.readAll()).decode(errors="replace").strip().splitlines()
+            self.demo_status.setText(
+                f"The demo model could not be built (exit {code})"
+                + (f": {html.escape(tail[-1])}" if tail else "")
+            )
+        proc.deleteLater()
+
+    def _demo_ready(self, out: Path) -> None:
+        self.model.setText(str(out))
+        self.demo_status.setText(f"Demo model ready: {out}")
+        self.demo_status.show()
+        self._defaults()
 
     def method(self) -> str:
         return self.algorithm.currentData()
