@@ -211,6 +211,7 @@ class RunConfigDialog(QDialog):
             f"sample environment ({SAMPLE_ENVIRONMENT.name})", str(SAMPLE_ENVIRONMENT)
         )
         self.environment.addItem("replay the reviewed traces' tool results", "replay")
+        self.environment.currentIndexChanged.connect(self._method_text)
         env_browse = QPushButton("Environment file…")
         env_browse.clicked.connect(self._browse_environment)
         self.env_row = QHBoxLayout()
@@ -353,6 +354,16 @@ class RunConfigDialog(QDialog):
         if i >= 0:
             self.snapshot.setCurrentIndex(i)
 
+    def _method_text(self, *_a) -> None:
+        text = METHOD_DATA[self.method()]
+        if self.method() == "grpo" and self.environment.currentData():
+            text = (
+                "agent tasks (the conversation up to the first assistant turn), played as "
+                "episodes in the environment: the model calls its tools, the graders see the "
+                "structured episode"
+            )
+        self.method_help.setText(f"<i>{html.escape(text)}</i>")
+
     def _defaults(self, *_a) -> None:
         try:
             n = model_size(Path(self.model.text())) if self.model.text() else 10**6
@@ -360,7 +371,7 @@ class RunConfigDialog(QDialog):
             n = 10**6
         method = self.method()
         cfg = TrainConfig.for_model(method, n)
-        self.method_help.setText(f"<i>{html.escape(METHOD_DATA[method])}</i>")
+        self._method_text()
         self._fill_snapshots()
         self.verdicts_button.setEnabled(method in ("sft", "kto"))
         self.lr.setValue(cfg.learning_rate)
