@@ -93,12 +93,18 @@ def _sqlite_file_lock(path: Path | None) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+# How long a SQLite statement waits for another process's lock before "database is locked":
+# long enough for a first open's migrations or an import's batch on a loaded 2-core machine.
+BUSY_TIMEOUT_S = 30
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
+    # first, so that switching a new file to WAL also waits for another process's lock
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.execute(
         "PRAGMA cache_size=-65536"
     )  # 64 MB: random-key indexes (content hash) outgrow the 2 MB default
@@ -112,7 +118,9 @@ def _json_dumps(value: object) -> str:
 def make_engine(url: str) -> Engine:
     json_opts = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False}, **json_opts)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}, **json_opts
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, **json_opts)
