@@ -505,3 +505,66 @@ def test_tool_calls_are_parsed_for_the_demo_template_and_refused_for_unknown_one
     )
     with pytest.raises(DataError, match="writes tool calls in a form Chambers cannot parse"):
         enable_tool_parsing(plain)
+
+
+def test_pairs_grpo_graders_receive_parsed_tool_calls_too(db, tmp_path, monkeypatch):  # noqa: F811
+    """Without an environment, GRPO on the pairs' prompts: a completion that calls a tool
+    reaches the graders as a message with a structured call (arguments an object), not as
+    text with the call's special tokens stripped; the manifest names the parser."""
+    from transformers import AutoTokenizer
+    from transformers.generation.utils import GenerationMixin
+
+    from trainer.run import main as trainer_main
+
+    seen = tmp_path / "seen.jsonl"
+    grader = tmp_path / "recorder.py"
+    grader.write_text(
+        "import json\n"
+        "def grade(sample, reference):\n"
+        f"    with open({str(seen)!r}, 'a') as f:\n"
+        "        f.write(json.dumps(sample) + '\\n')\n"
+        "    return 1.0\n"
+    )
+    ws = open_workspace(db)
+    with ws.session() as s:
+        run = runs.prepare_run(
+            s,
+            "grpo",
+            "all",
+            TINY,
+            tmp_path / "run",
+            {
+                "max_steps": 1,
+                "num_generations": 2,
+                "per_device_train_batch_size": 4,
+                "max_completion_length": 64,
+                "watch_steps": 0,
+            },
+            parse(["match:1.0"]),
+            force=True,
+        )
+        run_dir = Path(run.run_dir)
+    ws.close()
+    config = json.loads((run_dir / "config.json").read_text())
+    config["graders"].append(parse([], [grader])[-1].as_dict())
+    (run_dir / "config.json").write_text(json.dumps(config))
+    tok = AutoTokenizer.from_pretrained(TINY)
+    call = '<tool_call>{"name": "lookup_order", "arguments": {"order_id": "NW-1"}}</tool_call>'
+    ids = tok(call + "<|im_end|>", add_special_tokens=False)["input_ids"]
+
+    def generate(self, input_ids=None, attention_mask=None, **kw):  # every turn: that call
+        out = torch.tensor([ids] * input_ids.shape[0], device=input_ids.device)
+        return torch.cat([input_ids, out], dim=1)
+
+    monkeypatch.setattr(GenerationMixin, "generate", generate)
+    assert trainer_main(str(run_dir / "config.json")) == 0
+    samples = [json.loads(x) for x in seen.read_text().splitlines()]
+    assert len(samples) == 4
+    calls = [c for sample in samples for m in sample for c in m.get("tool_calls") or []]
+    assert len(calls) == 4
+    assert all(
+        c["function"] == {"name": "lookup_order", "arguments": {"order_id": "NW-1"}} for c in calls
+    )
+    assert not any("tool_call" in (m.get("content") or "") for s_ in samples for m in s_)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["data"]["tool_call_parser"] == "Hermes/Qwen <tool_call> JSON"

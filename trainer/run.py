@@ -547,6 +547,7 @@ def _grpo_trainer(
         data, reward_funcs = _pair_inputs(rows, graders)
         heldout = _grpo_rows(eval_rows)
         episodes = None
+        extra = {"tool_call_parser": _pair_tool_parsing(tok)}
     wrap_tokenizer(tok)
     n_gen = cfg.num_generations
     common = {
@@ -596,14 +597,34 @@ def _grpo_rows(rows):
     return data
 
 
+def _pair_tool_parsing(tok) -> str | None:
+    """The pairs' GRPO parses tool calls as agent GRPO does, where the chat template's form is
+    known (TRL then hands graders messages with structured calls, not text with the call's
+    special tokens stripped); None, and text completions, for a form it cannot parse."""
+    from trainer.agent import enable_tool_parsing
+
+    try:
+        return enable_tool_parsing(tok)
+    except DataError:
+        return None
+
+
 def _pair_inputs(rows, graders):
-    """The pairs' distinct prompts with their reference, and one reward function per grader."""
+    """The pairs' distinct prompts with their reference, and one reward function per grader;
+    a grader gets the completion as chat messages with parsed tool calls (arguments as
+    objects) when the tokenizer parses them."""
     from app.training.graders import grade_one
+    from trainer.agent import episode_messages
 
     def reward_fn(g):
         def fn(prompts, completions, reference, **_kw):
             return [
-                grade_one(g["name"], g["path"], c, json.loads(ref))
+                grade_one(
+                    g["name"],
+                    g["path"],
+                    episode_messages(c) if isinstance(c, list) else c,
+                    json.loads(ref),
+                )
                 for c, ref in zip(completions, reference, strict=True)
             ]
 
