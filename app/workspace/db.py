@@ -152,8 +152,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Takes a lock first, so concurrent first opens (threads, processes, machines) migrate
     once: a thread lock (Alembic's globals), then a flock (SQLite) or a transaction-scoped
     advisory lock (PostgreSQL). Whoever waited finds the schema current and does nothing."""
-    path = _sqlite_path(str(engine.url))
-    with _MIGRATE_THREAD_LOCK, _sqlite_file_lock(path), engine.begin() as conn:
+    with _migration_lock(engine):
+        _upgrade(engine, revision)
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """A thread lock (Alembic's globals), then, for SQLite, a flock on the workspace's folder;
+    always taken in this order."""
+    with _MIGRATE_THREAD_LOCK, _sqlite_file_lock(_sqlite_path(str(engine.url))):
+        yield
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    """The migration itself, under _migration_lock (PostgreSQL adds an advisory lock)."""
+    with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_MIGRATION_LOCK_KEY})
         _check_not_foreign(conn)
@@ -197,10 +210,15 @@ def open_workspace(db: str | None = None, *, migrate: bool = True) -> Workspace:
     engine = make_engine(url)
     sessions = sessionmaker(engine, expire_on_commit=False)
     try:
-        at_head = current_revision(engine) == head_revision()
-        if migrate and not at_head:
-            upgrade(engine)
-            at_head = True
+        # Under the migration lock from the first connection on: a new SQLite file becomes WAL
+        # and migrates before anyone else connects. A connection that set WAL on the empty
+        # file while another was migrating it would rewrite its header mid-transaction, and
+        # the migration would fail at once with "database is locked".
+        with _migration_lock(engine):
+            at_head = current_revision(engine) == head_revision()
+            if migrate and not at_head:
+                _upgrade(engine, "head")
+                at_head = True
         if at_head:  # the batches of killed imports (the columns it reads came with 0007)
             from app.workspace.imports import close_abandoned  # the ORM: not before first paint
 
