@@ -314,6 +314,29 @@ def test_replay_answers_recorded_calls_and_says_so_otherwise(db, tmp_path):  # n
 # GRPO with tool calls
 
 
+def recording_grader(tmp_path: Path) -> tuple[Path, Path]:
+    """A user grader that appends every sample it receives to a JSON-lines file and scores 1:
+    (the grader file, the file it writes)."""
+    seen = tmp_path / "seen.jsonl"
+    grader = tmp_path / "recorder.py"
+    grader.write_text(
+        "import json\n"
+        "def grade(sample, reference):\n"
+        f"    with open({str(seen)!r}, 'a') as f:\n"
+        "        f.write(json.dumps(sample) + '\\n')\n"
+        "    return 1.0\n"
+    )
+    return grader, seen
+
+
+def add_grader(run_dir: Path, grader: Path) -> None:
+    """A grader joins a prepared run (after preparation: the grader check would spawn a user
+    grader once per trace)."""
+    config = json.loads((run_dir / "config.json").read_text())
+    config["graders"].append(parse([], [grader])[-1].as_dict())
+    (run_dir / "config.json").write_text(json.dumps(config))
+
+
 def _scripted_generate(tok):
     """Generation that acts like an agent: on the first turn it calls the tool the user's
     message needs (with the id from the message), after a tool result it answers. Token ids
@@ -360,15 +383,7 @@ def test_a_grpo_step_plays_episodes_with_tool_calls_graded_as_structured_calls(
 
     from trainer.run import main as trainer_main
 
-    seen = tmp_path / "seen.jsonl"
-    grader = tmp_path / "recorder.py"
-    grader.write_text(
-        "import json\n"
-        "def grade(sample, reference):\n"
-        f"    with open({str(seen)!r}, 'a') as f:\n"
-        "        f.write(json.dumps(sample) + '\\n')\n"
-        "    return 1.0\n"
-    )
+    grader, seen = recording_grader(tmp_path)
     ws = open_workspace(db)
     with ws.session() as s:
         graders = parse(["tools:1.0"])
@@ -391,10 +406,7 @@ def test_a_grpo_step_plays_episodes_with_tool_calls_graded_as_structured_calls(
         )
         run_dir = Path(run.run_dir)
     ws.close()
-    # the recording grader joins after preparation (the grader check would spawn it per trace)
-    config = json.loads((run_dir / "config.json").read_text())
-    config["graders"].append(parse([], [grader])[-1].as_dict())
-    (run_dir / "config.json").write_text(json.dumps(config))
+    add_grader(run_dir, grader)
     tok = AutoTokenizer.from_pretrained(TINY)
     monkeypatch.setattr(GenerationMixin, "generate", _scripted_generate(tok))
     assert trainer_main(str(run_dir / "config.json")) == 0
@@ -516,15 +528,7 @@ def test_pairs_grpo_graders_receive_parsed_tool_calls_too(db, tmp_path, monkeypa
 
     from trainer.run import main as trainer_main
 
-    seen = tmp_path / "seen.jsonl"
-    grader = tmp_path / "recorder.py"
-    grader.write_text(
-        "import json\n"
-        "def grade(sample, reference):\n"
-        f"    with open({str(seen)!r}, 'a') as f:\n"
-        "        f.write(json.dumps(sample) + '\\n')\n"
-        "    return 1.0\n"
-    )
+    grader, seen = recording_grader(tmp_path)
     ws = open_workspace(db)
     with ws.session() as s:
         run = runs.prepare_run(
@@ -545,9 +549,7 @@ def test_pairs_grpo_graders_receive_parsed_tool_calls_too(db, tmp_path, monkeypa
         )
         run_dir = Path(run.run_dir)
     ws.close()
-    config = json.loads((run_dir / "config.json").read_text())
-    config["graders"].append(parse([], [grader])[-1].as_dict())
-    (run_dir / "config.json").write_text(json.dumps(config))
+    add_grader(run_dir, grader)
     tok = AutoTokenizer.from_pretrained(TINY)
     call = '<tool_call>{"name": "lookup_order", "arguments": {"order_id": "NW-1"}}</tool_call>'
     ids = tok(call + "<|im_end|>", add_special_tokens=False)["input_ids"]

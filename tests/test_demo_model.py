@@ -19,6 +19,7 @@ from app.sample_scenarios import generate
 from app.training import runs
 from app.training.graders import parse
 from app.workspace.db import open_workspace
+from tests.test_agent_grpo import add_grader, recording_grader
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -94,15 +95,7 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
     sample environment, and the graders receive them as structured calls."""
     from trainer.run import main as trainer_main
 
-    seen = tmp_path / "seen.jsonl"
-    grader = tmp_path / "recorder.py"
-    grader.write_text(
-        "import json\n"
-        "def grade(sample, reference):\n"
-        f"    with open({str(seen)!r}, 'a') as f:\n"
-        "        f.write(json.dumps(sample) + '\\n')\n"
-        "    return 1.0\n"
-    )
+    grader, seen = recording_grader(tmp_path)
     ws = open_workspace(db)
     with ws.session() as s:
         run = runs.prepare_run(
@@ -125,9 +118,8 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
         )
         run_dir = Path(run.run_dir)
     ws.close()
+    add_grader(run_dir, grader)
     config = json.loads((run_dir / "config.json").read_text())
-    config["graders"].append(parse([], [grader])[-1].as_dict())
-    (run_dir / "config.json").write_text(json.dumps(config))
     assert trainer_main(str(run_dir / "config.json")) == 0
     episodes = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 8

@@ -145,10 +145,9 @@ class EpisodeLog:
         self.path = run_dir / "episodes.jsonl"
         self.graders = graders
         self.logging_steps = max(int(logging_steps), 1)
-        self.split = "train"
         self.enabled = True
         self.pending: dict[str, list[float]] = {}
-        self.logged: set[tuple[int, str]] = set()
+        self.logged: set[int] = set()
         self.lock = threading.Lock()
 
     def reward_funcs(self) -> list[Any]:
@@ -179,10 +178,9 @@ class EpisodeLog:
 
     def write(self, step, prompts, episodes, completion_ids, task_keys) -> None:
         with self.lock:
-            key = (step, self.split)
-            if not self.due(step) or key in self.logged:
+            if not self.due(step) or step in self.logged:
                 return
-            self.logged.add(key)
+            self.logged.add(step)
             total = sum(g["weight"] for g in self.graders) or 1.0
             keys = task_keys or [None] * len(episodes)
             wanted = list(dict.fromkeys(keys))[:LOGGED_PROMPTS]
@@ -194,7 +192,7 @@ class EpisodeLog:
                 lines.append(
                     {
                         "step": step,
-                        "split": self.split,
+                        "split": "train",
                         "task_key": task,
                         "index": i,
                         "messages": ep,

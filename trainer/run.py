@@ -446,6 +446,20 @@ def build_trainer(
         wrap_tokenizer(tok)
         train_ds = Dataset.from_list(arrow_rows(rows, method))
         eval_ds = Dataset.from_list(arrow_rows(eval_rows, method)) if evaluating else None
+
+    def make(trainer_cls, args, **kw):
+        """What every method's trainer takes: the model, the data, the tokenizer, LoRA."""
+        return trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tok,
+            peft_config=lora,
+            callbacks=[callback],
+            **kw,
+        )
+
     if method == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -456,16 +470,7 @@ def build_trainer(
         args = SFTConfig(
             max_length=None, completion_only_loss=True, loss_type=cfg.loss_type, **eval_kw, **common
         )
-        trainer = echo_trainer(SFTTrainer)(
-            echo_lambda=cfg.echo_lambda,
-            model=model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[callback],
-        )
+        trainer = make(echo_trainer(SFTTrainer), args, echo_lambda=cfg.echo_lambda)
     elif method == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -490,30 +495,14 @@ def build_trainer(
             **eval_kw,
             **common,
         )
-        trainer = KTOTrainer(
-            model=model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[callback],
-        )
+        trainer = make(KTOTrainer, args)
     elif method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(
             max_length=None, beta=cfg.beta, loss_type=cfg.loss_type, **eval_kw, **common
         )
-        trainer = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[callback],
-        )
+        trainer = make(DPOTrainer, args)
     else:
         trainer, extra = _grpo_trainer(
             model, tok, lora, cfg, common, rows, eval_rows, config, callback, Dataset

@@ -121,6 +121,12 @@ def details_html(info: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _read_tree(session):
+    """The lineage tree's rows and each model's reward-hacking flag."""
+    rows = tree(session)
+    return rows, {r["name"]: reward_hacking_flagged(session, r["id"]) for _, r in rows}
+
+
 class ModelsDialog(QDialog):
     changed = Signal()
 
@@ -186,10 +192,11 @@ class ModelsDialog(QDialog):
 
     # --- tree ----------------------------------------------------------------------------
     def reload(self) -> None:
-        keep = self.selected()
         with self.ws.session() as s:
-            rows = tree(s)
-            flags = {r["name"]: reward_hacking_flagged(s, r["id"]) for _, r in rows}
+            self._fill(*_read_tree(s))
+
+    def _fill(self, rows, flags: dict[str, bool]) -> None:
+        keep = self.selected()
         self.tree.clear()
         items: dict[str, QTreeWidgetItem] = {}
         for depth, r in rows:
@@ -215,7 +222,8 @@ class ModelsDialog(QDialog):
         self.show_selected()
 
     def _poll_registry(self) -> None:
-        """Off the UI thread, read whether anything the tree shows changed; reload if so."""
+        """Off the UI thread, read whether anything the tree shows changed, and the tree with
+        it; the UI thread only redraws."""
         if self.stamp_job is None:
             self.stamp_job = self.pool.submit(self._read_stamp)
             return
@@ -223,17 +231,19 @@ class ModelsDialog(QDialog):
             return
         job, self.stamp_job = self.stamp_job, None
         try:
-            stamp = job.result()
+            stamp, read = job.result()
         except Exception as exc:  # noqa: BLE001 - a database hiccup: say it, try next tick
             self.status.setText(f"could not read the registry: {exc}")
             return
-        if stamp != self.stamp:
+        if read is not None:
             self.stamp = stamp
-            self.reload()
+            self._fill(*read)
 
-    def _read_stamp(self) -> tuple[Any, ...]:
+    def _read_stamp(self):
+        """The registry's stamp, and the tree read in the same pass when the stamp moved."""
         with self.ws.session() as s:
-            return registry_stamp(s)
+            stamp = registry_stamp(s)
+            return stamp, (_read_tree(s) if stamp != self.stamp else None)
 
     def selected(self) -> str | None:
         it = self.tree.currentItem() if hasattr(self, "tree") else None
