@@ -14,7 +14,7 @@ from app.review.rubrics import CriterionSpec, create_rubric
 from app.review.views import list_views
 from app.traces.ingest import import_paths
 from app.workspace.db import open_workspace
-from app.workspace.models import Judge
+from app.workspace.models import Judge, RubricVersion
 
 
 @pytest.fixture(autouse=True)
@@ -305,3 +305,66 @@ def test_scrolling_a_search_loads_pages_on_the_worker(qtbot, tmp_path, write, qt
     qtmodeltester.check(model)
     model.close()
     ws.close()
+
+
+def test_the_window_catches_the_search_index_up_and_the_queue_says_what_is_missing(
+    qtbot, tmp_path, write
+):
+    """A killed import left traces stored but not indexed: the queue says a search cannot see
+    them yet; the window indexes them in the background when it opens, then the search finds
+    them."""
+    from app.traces.search_index import pending
+    from ui.review.queue_model import QueueModel
+
+    path = str(tmp_path / "pending.sqlite")
+    ws = open_workspace(path)
+    import_paths(ws, [write("t.jsonl", lines=RECORDS)], "benchmark", catch_up_index=False)
+    with ws.session() as s:
+        lead = get_or_create_judge(s, "Lee", "lead")
+        create_rubric(s, "R", [CriterionSpec("ok", "OK", "binary")])
+        version = s.scalars(select(RubricVersion.id)).one()
+    model = QueueModel(ws, lead, version)
+    model.set_filter(search="book_reservation")
+    assert model.total == 0 and model.unindexed == 3
+    model.set_filter(search=None)
+    assert model.total == 3 and model.unindexed == 0  # no text search: nothing is missing
+    model.close()
+    ws.close()
+
+    w = window_for(qtbot, path, "Lee")
+    seen: list[tuple[int, int]] = []
+    w.indexer.progress.connect(lambda n, total: seen.append((n, total)))
+    with qtbot.waitSignal(w.indexer.finished, timeout=20_000) as done:
+        pass
+    assert done.args == [3, ""] and seen == [(3, 3)]
+    assert not w.status_index.isVisible()
+    with w.ws.session() as s:
+        assert pending(s) == 0
+    search(qtbot, w, "book_reservation")
+    assert shown(w) == ["air-1"]
+    assert w.queue_label.text() == "1 trace in the workspace match"
+
+
+def test_a_search_before_the_index_caught_up_says_so(qtbot, tmp_path, write):
+    path = str(tmp_path / "pending.sqlite")
+    ws = open_workspace(path)
+    import_paths(ws, [write("t.jsonl", lines=RECORDS)], "benchmark", catch_up_index=False)
+    with ws.session() as s:
+        get_or_create_judge(s, "Lee", "lead")
+        create_rubric(s, "R", [CriterionSpec("ok", "OK", "binary")])
+    ws.close()
+    w = window_for(qtbot, path, "Lee")
+    real_start = w.indexer.start
+    w.indexer.start = lambda: None  # held back until the search has been seen
+    search(qtbot, w, "book_reservation")
+    assert shown(w) == [] and w.model.unindexed == 3
+    assert w.queue_label.text() == (
+        "0 traces in the workspace match · 3 just imported are still being indexed for search"
+    )
+    assert w.queue_pane.empty.title.text().endswith(">Still indexing</b>")
+    assert w.queue_pane.empty.button_labels() == ["Clear search and filters"]
+    with qtbot.waitSignal(w.indexer.finished, timeout=20_000):
+        real_start()
+    qtbot.waitUntil(lambda: shown(w) == ["air-1"], timeout=10_000)  # the window searched again
+    assert w.model.unindexed == 0
+    assert w.queue_label.text() == "1 trace in the workspace match"

@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from app.review.queue import queue_count, queue_rows
 from app.review.reviews import get_or_create_judge
 from app.review.rubrics import CriterionSpec, create_rubric
 from app.review.views import delete_view, list_views, save_view
+from app.traces.index_text import fts_values
 from app.traces.ingest import import_paths
 from app.traces.queries import TraceFilter, count_traces, facets, list_traces
 from app.traces.rows import COLUMNS
@@ -359,10 +361,11 @@ _JSON = st.recursive(
 def test_importer_writes_the_values_the_delete_trigger_computes(
     tmp_path_factory, args, meta, reward
 ):
-    """SQLite: the importer indexes a batch itself (app.traces.index_text). The delete trigger
-    recomputes each row's values in SQL from the stored JSON, so they must be the same (reals,
-    booleans, huge integers, nested keys, empty metadata); after updates and deletes the
-    contentless index holds no term of any row."""
+    """SQLite: the full-text index catches up after the import (app.traces.search_index) from
+    values computed in Python (app.traces.index_text). The delete trigger recomputes each row's
+    values in SQL from the stored JSON, so they must be the same (reals, booleans, huge
+    integers, nested keys, empty metadata); after updates and deletes the contentless index
+    holds no term of any row."""
     tmp = tmp_path_factory.mktemp("bulk")
     records = [
         _trace(f"t{i}", f"task {i}", f"tool_{i}", a, f"result {i}", "done", metadata=meta)
@@ -375,17 +378,17 @@ def test_importer_writes_the_values_the_delete_trigger_computes(
     try:
         report = import_paths(ws, [path], "benchmark")
         assert report.imported == len(records), report.errors
+        assert report.indexed == len(records)
         sql = _migration("0007_import_index").fts_values("traces")
         with ws.session() as s:
             stored = s.execute(text(f"SELECT id, {sql} FROM traces ORDER BY id")).all()
             assert _fts_terms(ws)
             tools = s.scalars(text("SELECT name FROM trace_tools ORDER BY trace_id")).all()
             assert tools == [f"tool_{i}" for i in range(len(records))]
-        # the values the importer computed, recomputed the same way, equal the SQL ones
-        from app.traces.importers import FileImport
-        from app.traces.rows import INDEX, trace_row
-
-        python = [trace_row(rec, None)[INDEX][0] for _, rec in FileImport(path, "benchmark")]
+            # the values the catch-up computed, recomputed the same way, equal the SQL ones
+            columns = "task, final_output, messages, metadata, scores"
+            rows = s.execute(text(f"SELECT {columns} FROM traces ORDER BY id")).all()
+        python = [fts_values(t, a, orjson.loads(m), md, sc) for t, a, m, md, sc in rows]
         assert python == [tuple(r[1:]) for r in stored]
         with ws.session() as s:
             s.execute(update(Trace).values(task="changed"))

@@ -97,6 +97,7 @@ def main(out_dir: str) -> int:
         _shot(app, w, out / "queue-filters.png")
 
         _shot(app, MainWindow(ws, newcomer), out / "empty-no-assignments.png")
+        _indexing_shot(app, ws, lead, Path(tmp), out / "queue-indexing.png")
 
         apply_theme(app, dark=True)
         _shot(app, MainWindow(ws, hana), out / "dark-theme.png")
@@ -111,6 +112,38 @@ def main(out_dir: str) -> int:
         _shot(app, MainWindow(empty, first_lead), out / "empty-no-rubric.png")
         empty.close()
     return 0
+
+
+def _indexing_shot(app, ws, lead, tmp: Path, path: Path) -> None:
+    """Right after an import of 2,000 more traces, before the search index has caught up: the
+    status bar's progress and what the queue says of a search (the indexer is held back for
+    the shot, then the index catches up)."""
+    import json
+
+    from app.sample_scenarios import generate
+    from app.traces.ingest import import_paths
+    from app.traces.search_index import catch_up, pending
+    from ui.review.window import MainWindow
+
+    more = tmp / "more.jsonl"
+    more.write_text("".join(json.dumps(sc.record) + "\n" for sc in generate(2000, seed=11)))
+    import_paths(ws, [more], catch_up_index=False)
+    with ws.session() as s:
+        n = pending(s)
+    w = MainWindow(ws, lead)
+    w.indexer.start = lambda: None  # held back: the shot shows the state it starts from
+    w.resize(1366, 768)
+    w.show()
+    _settle(app)
+    w.search.setText("refund")
+    w.apply_filter()
+    _wait(app, w)
+    w._indexing(0, n)
+    _settle(app)
+    w.grab().save(str(path))
+    print(path)
+    w.close()
+    catch_up(ws)
 
 
 if __name__ == "__main__":

@@ -95,12 +95,15 @@ def cmd_rubric_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_round_create(args: argparse.Namespace) -> int:
+    from app.cli.traces import searchable
     from app.review.reviews import get_judge
     from app.review.rounds import create_round
     from app.review.rubrics import get_version
     from app.traces.queries import TraceFilter
 
     ws = open_ws(args)
+    if args.search:
+        searchable(ws)
     with ws.session() as s:
         version = get_version(s, args.rubric, args.version)
         judges = [get_judge(s, n.strip()) for n in args.judges.split(",") if n.strip()]

@@ -47,6 +47,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(
             f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}"
         )
+        if report.indexed:
+            print(f"search index: {report.indexed} traces added")
     unreadable = missing or report.unreadable
     return EXIT_UNREADABLE if unreadable else 0
 
@@ -74,6 +76,8 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
         max_score=args.max_score,
         meta=[_key_value(kv) for kv in args.meta or []],
     )
+    if flt.search or flt.meta:
+        searchable(ws)
     with ws.session() as s:
         rows = list_traces(s, flt, limit=args.limit, offset=args.offset)
     if args.json:
@@ -87,6 +91,18 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
             f"{r['id']:>6}  {r['source']:<16} {r['n_messages']:>4} {r['n_tool_calls']:>5} {outcome:>7}  {task}"
         )
     return 0
+
+
+def searchable(ws) -> None:
+    """Before a text or metadata search: index what a killed import left (app.traces.search_index)."""
+    from app.traces.search_index import catch_up
+
+    done = catch_up(ws)
+    if done:
+        print(
+            f"indexed {done:,} traces for search first (left by an interrupted import)",
+            file=sys.stderr,
+        )
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.traces.queries import TraceFilter
+from app.traces.search_index import pending
 from app.workspace import audit
 from app.workspace.errors import ChambersError
 from app.workspace.models import Assignment, Judge, Review, ReviewRound, RubricVersion, Trace
@@ -42,9 +43,14 @@ def create_round(
         raise RoundError(f"a round named {name!r} exists already")
     if not 1 <= overlap <= len(judge_ids):
         raise RoundError(f"overlap must be between 1 and the number of judges ({len(judge_ids)})")
-    ids = list(
-        session.scalars((trace_filter or TraceFilter()).apply(select(Trace.id)).order_by(Trace.id))
-    )
+    flt = trace_filter or TraceFilter()
+    unindexed = pending(session) if flt.search or flt.meta else 0
+    if unindexed:  # the selection would leave them out silently
+        raise RoundError(
+            f"{unindexed:,} traces just imported are still being indexed for search: "
+            "choose by search once the index has caught up (the status bar says when)"
+        )
+    ids = list(session.scalars(flt.apply(select(Trace.id)).order_by(Trace.id)))
     rng = random.Random(seed)
     if sample_size is not None and sample_size < len(ids):
         ids = sorted(rng.sample(ids, sample_size))

@@ -1,10 +1,11 @@
-"""The search index entries of one trace, computed in Python while it is parsed.
+"""The search index entries of one trace, computed in Python.
 
-SQLite: the importer writes a trace's full-text row (`trace_fts`), its tool names
-(`trace_tools`) and its numeric scores (`trace_scores`) itself, one batch at a time, from the
-values computed here in the parser (a second process for big files). The triggers of migration
-0007 compute the same values in SQL from the stored JSON for every other write; they read each
-trace's messages several times and made an import ~4x slower.
+SQLite: the importer writes a trace's tool names (`trace_tools`) and numeric scores
+(`trace_scores`) with the trace, from values computed here in the parser (a second process for
+big files); its full-text row (`trace_fts`) follows in app.traces.search_index, from the stored
+columns. The triggers of migrations 0007 and 0008 compute the same values in SQL from the stored
+JSON for every other write; they read each trace's messages several times and made an import
+~4x slower.
 
 `trace_fts` is contentless: deleting a row must supply the values it was indexed with, and the
 delete trigger computes them with SQL. So the values here are exactly the SQL ones
@@ -22,10 +23,8 @@ from typing import Any
 
 import orjson
 
-from app.traces.model import TraceRecord
-
-# (fts values in column order, tool names, (score name, value) pairs)
-IndexEntry = tuple[tuple[str | None, ...], list[str], list[tuple[str, float]]]
+# (tool names, (score name, value) pairs)
+FilterEntry = tuple[list[str], list[tuple[str, float]]]
 _I64 = 2**63
 _local = threading.local()
 
@@ -124,16 +123,35 @@ def _joined(parts: list[str]) -> str | None:
     return " ".join(parts) if parts else None  # group_concat: NULL over no rows
 
 
-def index_entry(rec: TraceRecord, encoded: dict[str, str]) -> IndexEntry:
-    """The trace's fts values (task, answer, steps, tools, arguments, results, meta), tool
-    names and numeric scores. Metadata and scores are read back from their stored JSON (the
-    metadata encoder turns unknown types into strings)."""
+def filter_entry(calls: list[dict[str, Any]], scores_json: str) -> FilterEntry:
+    """The trace's tool names (from its tool call parts) and numeric scores (from their stored
+    JSON), written with the trace by the importer: the tool and score filters work as soon as
+    the trace is stored."""
+    tools: dict[str, None] = {}
+    for part in calls:
+        name = part.get("name")
+        if isinstance(name, str):
+            tools[_json_text(name)[:200]] = None
+    scores = [] if scores_json == "[]" else _numeric_scores(orjson.loads(scores_json))
+    return list(tools), scores
+
+
+def fts_values(
+    task: str | None,
+    final_output: str | None,
+    messages: list[Any],
+    metadata_json: str,
+    scores_json: str,
+) -> tuple[str | None, ...]:
+    """A stored trace's fts values (task, answer, steps, tools, arguments, results, meta), from
+    its columns (messages parsed; metadata and scores as stored JSON)."""
     steps: list[str] = []
     names: list[str] = []
     args: list[str] = []
     results: list[str] = []
-    tools: dict[str, None] = {}
-    for msg in rec.messages:
+    for msg in messages:
+        if not isinstance(msg, dict):
+            continue
         for part in msg.get("parts") or ():
             if not isinstance(part, dict):
                 continue
@@ -141,29 +159,24 @@ def index_entry(rec: TraceRecord, encoded: dict[str, str]) -> IndexEntry:
             if kind == "text" or kind == "reasoning":
                 _add(steps, part.get("text"))
             elif kind == "tool_call":
-                name = part.get("name")
-                _add(names, name)
-                if isinstance(name, str):
-                    tools[_json_text(name)[:200]] = None
+                _add(names, part.get("name"))
                 if "arguments" in part:
                     _keyed_leaves(part["arguments"], None, args)
             elif kind == "tool_result":
                 _add(results, part.get("content"))
     meta: list[str] = []
-    _keyed_leaves(orjson.loads(encoded["metadata"]), None, meta)
-    scores = orjson.loads(encoded["scores"])
+    _keyed_leaves(orjson.loads(metadata_json), None, meta)
     score_atoms: list[str] = []
-    _score_atoms(scores, None, score_atoms)
-    fts = (
-        rec.task,
-        rec.final_output,
+    _score_atoms(orjson.loads(scores_json), None, score_atoms)
+    return (
+        task,
+        final_output,
         _joined(steps),
         _joined(names),
         _joined(args),
         _joined(results),
         f"{_joined(meta) or ''} {_joined(score_atoms) or ''}",
     )
-    return fts, list(tools), _numeric_scores(scores)
 
 
 def _numeric_scores(scores: Any) -> list[tuple[str, float]]:

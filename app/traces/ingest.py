@@ -20,14 +20,14 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
+from app.traces import search_index
 from app.traces.importers import IMPORTER_VERSION, scan_paths
 from app.traces.importers.conversations import KeyOptions
 from app.traces.importers.reader import FileUnreadable
 from app.traces.parse_worker import BATCH_SIZE, Chunk, parallel_chunks, parse_chunks
 from app.traces.rows import COLUMNS, INDEX, LOCATOR, reject_nul, trace_row
-from app.traces.search import FTS_COLUMNS
 from app.workspace import audit
-from app.workspace.db import Workspace
+from app.workspace.db import BULK_CHECKPOINT_PAGES, Workspace, checkpoints_aside
 from app.workspace.imports import close_batch, importer_identity
 from app.workspace.models import ImportBatch, Trace
 from app.workspace.paths import file_sha256
@@ -35,11 +35,7 @@ from app.workspace.paths import file_sha256
 __all__ = ["BATCH_SIZE", "ImportReport", "import_paths", "store_traces", "trace_row"]
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chambers-hash")
-PARALLEL_MIN_BYTES = 16 * 2**20
-# SQLite: while importing, the WAL is copied into the database every 32 MB rather than every
-# 4 MB (fewer fsyncs); set back when the import ends.
-IMPORT_CHECKPOINT_PAGES = 8192
-DEFAULT_CHECKPOINT_PAGES = 1000  # files this big are parsed in a second process
+PARALLEL_MIN_BYTES = 16 * 2**20  # files this big are parsed in a second process
 MAX_ERRORS_KEPT = 1000  # per file; the count is always exact
 
 
@@ -66,6 +62,7 @@ class ImportReport:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     files: list[FileReport] = field(default_factory=list)
     cancelled: bool = False
+    indexed: int = 0  # traces the full-text index caught up with (SQLite)
 
     @property
     def unreadable(self) -> list[FileReport]:
@@ -127,44 +124,40 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
             return _copy_postgres(conn, _params(rows, datetime.now(UTC)))
         ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
         to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={IMPORT_CHECKPOINT_PAGES}")
-        bulk = _has_bulk_index(conn)
-        if bulk:  # a write first: this transaction holds the lock before reading max(id)
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+        deferred = _defers_index(conn)
+        if deferred:  # a write first: this transaction holds the lock before reading max(id)
             conn.exec_driver_sql("INSERT INTO trace_fts_bulk (importer) VALUES (1)")
             before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM traces").scalar()
         result = conn.exec_driver_sql(
             _insert_sql(ws.dialect), _params(rows, to_db(datetime.now(UTC)))
         )
-        if bulk:
-            _index_new(conn, rows, before)
+        if deferred:
+            _filters_and_pending(conn, rows, before)
             conn.exec_driver_sql("DELETE FROM trace_fts_bulk")
         return max(result.rowcount, 0)
 
 
-def _has_bulk_index(conn) -> bool:
-    """SQLite at 0007 or later: the importer writes the search index of its batches itself
-    (older schemas, opened without migrating, index by their triggers or not at all)."""
+def _defers_index(conn) -> bool:
+    """SQLite at 0008 or later: the importer writes its batches' tool names and scores itself
+    and lists them for the full-text index (older schemas, opened without migrating, index by
+    their triggers or not at all)."""
     found = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_bulk'"
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_pending'"
     )
     return found.first() is not None
 
 
-def _index_new(conn, rows: list[dict[str, Any]], before: int) -> None:
-    """Index the rows this batch stored (ids above `before`; the duplicates were skipped)
-    from the entries computed while parsing (app.traces.index_text)."""
+def _filters_and_pending(conn, rows: list[dict[str, Any]], before: int) -> None:
+    """The tool names and scores of the rows this batch stored (ids above `before`; the
+    duplicates were skipped), from the entries computed while parsing (app.traces.index_text),
+    and their ids on the full-text index's to-do list (app.traces.search_index)."""
     entries = {r["content_hash"]: r[INDEX] for r in rows}
     stored = conn.exec_driver_sql(
         "SELECT id, content_hash FROM traces WHERE id > ?", (before,)
     ).all()
-    fts, tools, scores = [], [], []
-    for tid, digest in stored:
-        values, names, numbers = entries[digest]
-        fts.append((tid, *values))
-        tools += [(tid, name) for name in names]
-        scores += [(tid, name, value) for name, value in numbers]
-    if fts:
-        conn.exec_driver_sql(_FTS_INSERT, fts)
+    tools = [(tid, name) for tid, digest in stored for name in entries[digest][0]]
+    scores = [(tid, *score) for tid, digest in stored for score in entries[digest][1]]
     if tools:
         conn.exec_driver_sql(
             "INSERT OR IGNORE INTO trace_tools (trace_id, name) VALUES (?, ?)", tools
@@ -173,12 +166,9 @@ def _index_new(conn, rows: list[dict[str, Any]], before: int) -> None:
         conn.exec_driver_sql(
             "INSERT INTO trace_scores (trace_id, name, value) VALUES (?, ?, ?)", scores
         )
-
-
-_FTS_INSERT = (
-    f"INSERT INTO trace_fts (rowid, {', '.join(FTS_COLUMNS)}) "
-    f"VALUES (?, {', '.join('?' for _ in FTS_COLUMNS)})"
-)
+    conn.exec_driver_sql(
+        "INSERT INTO trace_fts_pending (trace_id) SELECT id FROM traces WHERE id > ?", (before,)
+    )
 
 
 def _copy_postgres(conn, params: list[tuple[Any, ...]]) -> int:
@@ -230,7 +220,12 @@ def import_paths(
     options: KeyOptions | None = None,
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    catch_up_index: bool = True,
+    index_progress: search_index.Progress | None = None,
 ) -> ImportReport:
+    """Import the files (folders: the trace files in them), then, unless `catch_up_index` is
+    false or the import was cancelled, write the full-text index of what was stored (SQLite;
+    app.traces.search_index): the traces are in the workspace before that starts."""
     report = ImportReport()
     given = [Path(p) for p in paths]
     files, skipped = scan_paths(given)
@@ -244,18 +239,14 @@ def import_paths(
                     "message": f"no trace files in this folder ({len(skipped)} other files skipped)",
                 }
             )
-    try:
+    with checkpoints_aside(ws):
         for path in files:
             fr = _import_file(ws, path, fmt, options, report, progress, should_cancel)
             report.files.append(fr)
             if report.cancelled:
                 break
-    finally:
-        if ws.dialect == "sqlite":
-            with ws.session() as s:
-                s.connection().exec_driver_sql(
-                    f"PRAGMA wal_autocheckpoint={DEFAULT_CHECKPOINT_PAGES}"
-                )
+    if catch_up_index and not report.cancelled:
+        report.indexed = search_index.catch_up(ws, index_progress, should_cancel)
     return report
 
 
@@ -276,14 +267,18 @@ def finish_interrupted(ws: Workspace, path: str, by: int) -> int:
         return len(stale)
 
 
-def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport, index: bool):
+def _open_file(
+    ws: Workspace, path: Path, fmt, options, fr: FileReport, report: ImportReport, index: bool
+):
     """(first chunk, chunks, digest future), or None with the file reported unreadable. Rows
     carry their search index entries when `index` (SQLite writes them per batch).
 
     The file's hash is computed in a thread (hashlib releases the GIL) while it is parsed."""
     try:
-        big = path.stat().st_size >= PARALLEL_MIN_BYTES
-        chunks = (parallel_chunks if big else parse_chunks)(path, fmt, options, index)
+        if path.stat().st_size >= PARALLEL_MIN_BYTES:
+            chunks = parallel_chunks(path, fmt, options, index)
+        else:
+            chunks = parse_chunks(path, fmt, options, index)
         first = next(chunks, None)  # detects the format; FileUnreadable if it cannot
         digest = _HASHER.submit(file_sha256, path)
         return first, chunks, digest
@@ -297,7 +292,7 @@ def _open_file(path: Path, fmt, options, fr: FileReport, report: ImportReport, i
 
 def _import_file(ws, path, fmt, options, report, progress, should_cancel) -> FileReport:
     fr = FileReport(path=str(path))
-    opened = _open_file(path, fmt, options, fr, report, ws.dialect == "sqlite")
+    opened = _open_file(ws, path, fmt, options, fr, report, ws.dialect == "sqlite")
     if opened is None:
         return fr
     first, chunks, digest = opened

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from app.traces.importers.messages import RecordError
-from app.traces.index_text import index_entry
+from app.traces.index_text import filter_entry
 from app.traces.model import TraceRecord
 
 JSON_COLUMNS = ("messages", "tools", "metadata", "scores")
@@ -39,7 +39,8 @@ COLUMNS = (
     "imported_at",
 )
 LOCATOR = "_locator"  # where the row came from (not a column)
-INDEX = "_index"  # its search index entries (app.traces.index_text; not a column)
+INDEX = "_index"  # its tool names and scores (app.traces.index_text; not a column)
+ROW_KEYS = (LOCATOR, INDEX, *COLUMNS)  # a row's keys, in the order trace_row writes them
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash
 
 
@@ -47,16 +48,18 @@ def trace_row(
     rec: TraceRecord, batch_id: int | None, locator: str = "", index: bool = True
 ) -> dict[str, Any]:
     """A row for the traces table, JSON columns already serialised (once, also for the hash),
-    with its search index entries when `index` (SQLite; PostgreSQL builds its own).
+    with its tool names and scores for the filter tables when `index` (SQLite; PostgreSQL
+    builds its own).
 
     Raises RecordError when the record cannot be serialised."""
     try:
         encoded = rec.encoded()
     except (orjson.JSONEncodeError, TypeError, ValueError, OverflowError) as exc:
         raise _encode_error(rec, exc) from None
+    calls = [p for m in rec.messages for p in m["parts"] if p["type"] == "tool_call"]
     return {
         LOCATOR: locator,
-        INDEX: index_entry(rec, encoded) if index else None,
+        INDEX: filter_entry(calls, encoded["scores"]) if index else None,
         "batch_id": batch_id,
         "external_id": rec.external_id[:512] if rec.external_id else None,
         "source": rec.source,
@@ -71,7 +74,7 @@ def trace_row(
         "outcome_source": rec.outcome_source,
         "scores": encoded["scores"],
         "n_messages": rec.n_messages,
-        "n_tool_calls": rec.n_tool_calls,
+        "n_tool_calls": len(calls),
         "content_hash": rec.content_hash(encoded),
         "split": rec.split,
         "imported_at": None,  # one time for the whole batch, set when it is stored

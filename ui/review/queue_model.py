@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from app.review.queue import QueueRow, queue_count, queue_rows
 from app.review.reviews import ReviewChange
 from app.traces.queries import TraceFilter
+from app.traces.search_index import pending
 from app.workspace.db import Workspace
 from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
@@ -69,6 +70,8 @@ class QueueModel(QAbstractTableModel):
         self.version_id = version_id
         self.filter = TraceFilter()
         self.status: str | None = None
+        # traces the full-text index has not caught up with, when the filter searches text
+        self.unindexed = 0
         self._rows: list[QueueRow] = []
         self._cache: dict[int, tuple[str, ...]] = {}  # row -> display cells
         self._total = 0
@@ -83,6 +86,7 @@ class QueueModel(QAbstractTableModel):
         with self.ws.session() as s:
             self._total = queue_count(s, self.judge, self.version_id, self.filter, self.status)
             self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
+            self.unindexed = _unindexed(s, self.filter)
         self.endResetModel()
 
     def set_version(self, version_id: int, then: Callable[[], None] | None = None) -> None:
@@ -111,9 +115,10 @@ class QueueModel(QAbstractTableModel):
         self.searching = True
         judge, version_id = self.judge, self.version_id
 
-        def run(s) -> tuple[int, list[QueueRow]]:
+        def run(s) -> tuple[int, list[QueueRow], int]:
             total = queue_count(s, judge, version_id, flt, status)
-            return total, queue_rows(s, judge, version_id, flt, status, BATCH)
+            rows = queue_rows(s, judge, version_id, flt, status, BATCH)
+            return total, rows, _unindexed(s, flt)
 
         if self._query_job is not None:
             self._query_job.cancel()  # a newer query replaces it
@@ -140,7 +145,7 @@ class QueueModel(QAbstractTableModel):
             return
         self.beginResetModel()
         self._cache.clear()
-        self._total, self._rows = result
+        self._total, self._rows, self.unindexed = result
         self.endResetModel()
         if then is not None:
             then()
@@ -313,3 +318,8 @@ class QueueModel(QAbstractTableModel):
                 return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
             return draft_color(QApplication.palette()) if r.status == "draft" else None
         return r.trace_id  # UserRole
+
+
+def _unindexed(session, flt: TraceFilter) -> int:
+    """Traces a text or metadata search cannot see yet (the index is catching up)."""
+    return pending(session) if flt.search or flt.meta else 0

@@ -79,6 +79,7 @@ class EmptyState(QFrame):
         self.title.setText(f"<b style='font-size: 13pt'>{title}</b>")
         self.text.setText(text)
         for b in self._buttons:
+            b.hide()  # at once: deleteLater waits for the event loop
             b.deleteLater()
         self._buttons = []
         for i, (label, slot) in enumerate(buttons):
@@ -459,12 +460,25 @@ class QueuePane(QWidget):
             f"{total:,} trace{'s' if total != 1 else ''}"
             + (" in the workspace" if lead else " assigned to you")
             + (" match" if self.is_filtered() else "")
+            + (
+                f" · {self.model.unindexed:,} just imported are still being indexed for search"
+                if self.model.unindexed
+                else ""
+            )
         )
         if total:
             self.stack.setCurrentWidget(self.table)
             return
         self.stack.setCurrentWidget(self.empty)
-        if self.is_filtered():
+        if self.is_filtered() and self.model.unindexed:
+            self.empty.show_state(
+                "Still indexing",
+                f"{self.model.unindexed:,} traces just imported are still being indexed for "
+                "search (the status bar shows how far it is); they are searched as soon as it "
+                "finishes, and the queue shows them then.",
+                [("Clear search and filters", self._clear_all)],
+            )
+        elif self.is_filtered():
             self.empty.show_state(
                 "Nothing matches",
                 "No trace in your queue matches this search and these filters.",

@@ -203,6 +203,7 @@ class ScreensMixin:
         self.queue_pane.load_facets()
         self.model.refresh(self._queue_refreshed)
         self._recount()
+        self.indexer.start()  # the full-text index of what was stored, in the background
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt API
         if event.mimeData().hasUrls():

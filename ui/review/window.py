@@ -43,6 +43,7 @@ from app.review.reviews import (
 )
 from app.review.rubrics import CriterionSpec, version_choices
 from app.traces.queries import get_trace, trace_dict
+from app.traces.search_index import pending
 from app.workspace.db import Workspace
 from app.workspace.errors import ConflictError
 from app.workspace.models import Judge, RubricVersion
@@ -53,6 +54,7 @@ from ui.review.profile_dialog import pick_judge
 from ui.review.queue_pane import QueuePane
 from ui.review.screens import ScreensMixin
 from ui.review.trace_bench import TraceBenchMixin
+from ui.traces.search_indexer import SearchIndexer
 from ui.widgets.conflict_dialog import ConflictDialog
 from ui.widgets.executor import Job, WorkspaceExecutor
 from ui.widgets.render import render_side_panel
@@ -107,6 +109,10 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
         self.autosave.start()
         self._restore_settings()
         self._recount()
+        self.indexer = SearchIndexer(ws.url, self)
+        self.indexer.progress.connect(self._indexing)
+        self.indexer.finished.connect(self._indexed)
+        self.executor.submit(pending, self._index_if_pending, label="search index")
         if self.model.rowCount() > 0:
             self.select_row(self._first_open_row())
         # Everything alive now (Qt wrappers, SQLAlchemy mappers, modules) lives as long as the
@@ -268,7 +274,10 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
         self.status_progress = QLabel()
         for label in (self.status_workspace, self.status_judge):  # names are never markup
             label.setTextFormat(Qt.TextFormat.PlainText)
+        self.status_index = QLabel()  # the full-text index catching up after an import
+        self.status_index.setVisible(False)
         self.statusBar().addWidget(self.status_workspace, 1)
+        self.statusBar().addPermanentWidget(self.status_index)
         self.statusBar().addPermanentWidget(self.status_progress)
         self.statusBar().addPermanentWidget(self.status_judge)
 
@@ -628,7 +637,27 @@ class MainWindow(TraceBenchMixin, ScreensMixin, ConflictsMixin, QMainWindow):
             self.trace_view._render()
             self.details.setHtml(render_side_panel(self.trace, palette_colors(self.palette())))
 
+    # --- the full-text index after an import ------------------------------------------------
+    def _index_if_pending(self, n: int) -> None:
+        if n:
+            self.indexer.start()
+
+    def _indexing(self, done: int, total: int) -> None:
+        self.status_index.setText(f"Indexing for search: {done:,} of {total:,} traces")
+        self.status_index.setVisible(True)
+
+    def _indexed(self, done: int, error: str) -> None:
+        self.status_index.setVisible(False)
+        if error:
+            self.statusBar().showMessage(f"The search index could not catch up: {error}", 8000)
+            return
+        if done:
+            self.statusBar().showMessage(f"Search index up to date ({done:,} traces added)", 5000)
+        if self.model.filter.search or self.model.filter.meta:  # the results may grow
+            self.model.refresh(self._queue_refreshed)
+
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.indexer.stop()
         self.save_draft_if_dirty()
         self.autosave.stop()
         self.model.close()

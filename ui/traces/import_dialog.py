@@ -61,6 +61,7 @@ class ImportWorker(QObject):
                     self.options,
                     progress=lambda f, r, n: self.progress.emit(f, r, n),
                     should_cancel=lambda: self.cancelled,
+                    catch_up_index=False,  # the window's SearchIndexer does it afterwards
                 )
             finally:
                 ws.close()
