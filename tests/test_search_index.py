@@ -13,6 +13,7 @@ import pytest
 from alembic import command
 from sqlalchemy import delete, func, select, text, update
 
+import app.traces.index_worker as index_worker
 import app.traces.search_index as search_index
 from app.cli import main
 from app.review.reviews import get_or_create_judge
@@ -126,7 +127,7 @@ def test_updates_and_deletes_of_pending_traces_keep_the_index_whole(stored):
 
 def test_a_failed_batch_is_rolled_back_and_done_next_time(stored, monkeypatch):
     ws = stored
-    real = search_index.fts_values
+    real = index_worker.fts_values
     calls = {"n": 0}
 
     def failing(*args):
@@ -135,12 +136,12 @@ def test_a_failed_batch_is_rolled_back_and_done_next_time(stored, monkeypatch):
             raise OSError("disk full")
         return real(*args)
 
-    monkeypatch.setattr(search_index, "fts_values", failing)
+    monkeypatch.setattr(index_worker, "fts_values", failing)
     with pytest.raises(OSError, match="disk full"):
         search_index.catch_up(ws, batch=10)
     assert _pending(ws) == N - 10  # the first batch is in; the second rolled back whole
     assert _count(ws, search="parcel3") == 1 and _count(ws, search="parcel13") == 0
-    monkeypatch.setattr(search_index, "fts_values", real)
+    monkeypatch.setattr(index_worker, "fts_values", real)
     assert search_index.catch_up(ws) == N - 10
     with ws.session() as s:
         s.execute(delete(Trace))
@@ -229,15 +230,19 @@ def test_a_large_backlog_is_indexed_with_a_second_process(stored, monkeypatch):
     assert _fts_terms(stored) == []
 
 
+def _read_values(ws) -> list[tuple]:
+    """What the second process sends for the pending traces (app.traces.index_worker)."""
+    with ws.session() as s:
+        read = s.connection().exec_driver_sql(index_worker.READ, (0, 10 * N)).all()
+    return index_worker.value_rows([tuple(r) for r in read])
+
+
 def test_values_read_before_a_trace_changed_are_not_indexed(stored):
     """The second process read a trace, then it was updated: its old values are dropped, the
     trace stays listed and is indexed with its new values."""
     ws = stored
-    with ws.session() as s:
-        conn = s.connection()
-        read = conn.exec_driver_sql(search_index._READ, (0, N)).all()
-        values = [(gen, *search_index._values(tid, *rest)) for tid, gen, *rest in read]
-        first = read[0][0]
+    values = _read_values(ws)
+    first = values[0][2]
     with ws.session() as s:
         s.execute(update(Trace).where(Trace.id == first).values(task="Lost luggage in Oslo"))
     with ws.session() as s:
@@ -249,3 +254,40 @@ def test_values_read_before_a_trace_changed_are_not_indexed(stored):
     with ws.session() as s:
         s.execute(delete(Trace))
     assert _fts_terms(ws) == []
+
+
+def test_values_of_a_deleted_trace_are_not_indexed_under_its_reused_id(stored, write):
+    ws = stored
+    values = _read_values(ws)
+    last = values[-1][2]
+    with ws.session() as s:
+        s.execute(delete(Trace).where(Trace.id == last))
+    import_paths(ws, [write("new.jsonl", lines=[_record(999)])], catch_up_index=False)
+    with ws.session() as s:  # SQLite gives the new trace the deleted one's id
+        assert s.scalar(select(Trace.id).where(Trace.external_id == "t999")) == last
+    with ws.session() as s:
+        assert search_index._store_values(s, values) == N - 1
+    assert search_index.catch_up(ws) == 1
+    assert _count(ws, search="parcel999") == 1
+    assert _count(ws, search=f'"parcel{N - 1} delivered"') == 0
+    with ws.session() as s:
+        s.execute(delete(Trace))
+    assert _fts_terms(ws) == []
+
+
+def test_values_another_catch_up_indexed_first_are_skipped(stored):
+    values = _read_values(stored)
+    assert search_index.catch_up(stored) == N
+    with stored.session() as s:
+        assert search_index._store_values(s, values) == 0  # nothing claimed, nothing written
+    with stored.session() as s:
+        s.execute(delete(Trace))
+    assert _fts_terms(stored) == []
+
+
+def test_an_import_leaves_every_connection_checkpointing_as_usual(ws, write):
+    """The bulk checkpoint setting goes back with each connection to the pool."""
+    import_paths(ws, [write("t.jsonl", lines=[_record(i) for i in range(N)])])
+    with ws.engine.connect() as a, ws.engine.connect() as b:
+        for conn in (a, b):
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000

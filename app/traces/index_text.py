@@ -149,7 +149,7 @@ def fts_values(
     names: list[str] = []
     args: list[str] = []
     results: list[str] = []
-    for msg in messages:
+    for msg in messages if isinstance(messages, list) else ():  # json_each of a non-array: none
         if not isinstance(msg, dict):
             continue
         for part in msg.get("parts") or ():

@@ -27,7 +27,7 @@ from app.traces.importers.reader import FileUnreadable
 from app.traces.parse_worker import BATCH_SIZE, Chunk, parallel_chunks, parse_chunks
 from app.traces.rows import COLUMNS, INDEX, LOCATOR, reject_nul, trace_row
 from app.workspace import audit
-from app.workspace.db import BULK_CHECKPOINT_PAGES, Workspace, checkpoints_aside
+from app.workspace.db import Workspace, bulk_checkpoints, checkpoints_aside
 from app.workspace.imports import close_batch, importer_identity
 from app.workspace.models import ImportBatch, Trace
 from app.workspace.paths import file_sha256
@@ -124,7 +124,7 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
             return _copy_postgres(conn, _params(rows, datetime.now(UTC)))
         ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
         to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={BULK_CHECKPOINT_PAGES}")
+        bulk_checkpoints(conn)
         deferred = _defers_index(conn)
         if deferred:  # a write first: this transaction holds the lock before reading max(id)
             conn.exec_driver_sql("INSERT INTO trace_fts_bulk (importer) VALUES (1)")

@@ -8,19 +8,21 @@ A watchdog thread in the child exits as soon as the parent is gone.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import multiprocessing
 import os
-import pickle
 import queue as queue_mod
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app.traces.child_process import (
+    pickled,
+    put_while_parent_lives,
+    start_child,
+    unpickle,
+    widen_pipe,
+)
 from app.traces.importers import FileImport
 from app.traces.importers.conversations import KeyOptions
 from app.traces.importers.messages import RecordError
@@ -28,7 +30,6 @@ from app.traces.importers.reader import FileUnreadable
 from app.traces.rows import ROW_KEYS, trace_row
 
 BATCH_SIZE = 2000  # rows per transaction: fewer commits (each may checkpoint the WAL)
-WATCH_SECONDS = 0.2  # how often the child checks that its parent is alive
 
 # A parsed chunk: (format, rows, errors, warnings); errors and warnings are (locator, message).
 Chunk = tuple[str | None, list[dict[str, Any]], list[tuple[str, str]], list[tuple[str, str]]]
@@ -87,37 +88,14 @@ def _unpacked(packed: tuple) -> Chunk:
     return fmt, [dict(zip(ROW_KEYS, r, strict=True)) for r in rows], errors, warnings
 
 
-def watch_parent(parent: int) -> None:
-    """Exit the child as soon as its parent dies (it is then re-parented)."""
-    while os.getppid() == parent:
-        time.sleep(WATCH_SECONDS)
-    os._exit(0)
-
-
-def put_while_parent_lives(q: Any, item: Any, parent: int) -> None:
-    while True:
-        try:
-            q.put(item, timeout=WATCH_SECONDS)
-            return
-        except queue_mod.Full:
-            if os.getppid() != parent:
-                os._exit(0)
-
-
 def parser_process(
     path: str, fmt: str | None, options: KeyOptions | None, q: Any, parent: int, index: bool
 ) -> None:
     """Runs in a child process: parse and serialise while the parent writes to the database."""
-    threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
-    # Parsing allocates millions of short-lived containers and no reference cycles: automatic
-    # collections (a tenth of the parser's time) only re-scan them. Collect once per chunk,
-    # over what is younger than the modules (frozen).
-    gc.freeze()
-    gc.disable()
+    start_child(parent)
     try:
         for chunk in parse_chunks(Path(path), fmt, options, index):
-            # pickled here, not by the queue's feeder thread: no contest for the interpreter
-            put_while_parent_lives(q, ("chunk", pickle.dumps(_packed(chunk), protocol=5)), parent)
+            put_while_parent_lives(q, ("chunk", pickled(_packed(chunk))), parent)
             del chunk
             gc.collect()
         put_while_parent_lives(q, ("done", None), parent)
@@ -125,27 +103,6 @@ def parser_process(
         put_while_parent_lives(q, ("unreadable", str(exc)), parent)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, never lost
         put_while_parent_lives(q, ("crash", f"{type(exc).__name__}: {exc}"), parent)
-
-
-def widen_pipe(q: Any) -> None:
-    """A chunk is megabytes: a 1 MB pipe (Linux) moves it in a few writes rather than a
-    hundred 64 KB ones, each waking the other process."""
-    # another system, or a lower limit: the default pipe works, a little slower
-    with contextlib.suppress(OSError, AttributeError, ValueError):
-        fcntl.fcntl(q._writer.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-
-
-def unpickle(data: bytes) -> Any:
-    """Unpickling a chunk creates tens of thousands of containers: with automatic collection
-    on, that triggers dozens of collections re-scanning them (more than half the cost of
-    unpickling); the next collection after it scans them once."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return pickle.loads(data)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def parallel_chunks(

@@ -1,38 +1,40 @@
 """The full-text index catching up with an import (SQLite).
 
-An import stores its traces first (they are in the queue and the tool, score and metadata
-filters work at once) and lists them in `trace_fts_pending`; `catch_up` then writes their rows
-of the contentless FTS5 table `trace_fts`, a batch per transaction, from the stored columns
-(app.traces.index_text computes exactly the values the delete trigger recomputes in SQL).
+An import stores its traces first (they are in the queue and the tool and score filters work
+at once; text and metadata searches need the index) and lists them in `trace_fts_pending`;
+`catch_up` then writes their rows of the contentless FTS5 table `trace_fts`, a batch per
+transaction, from the stored columns (app.traces.index_text computes exactly the values the
+delete trigger recomputes in SQL).
 
 Each batch claims its traces by deleting them from the list in its own write transaction, so
 two processes catching up at once never index a trace twice, and a killed one loses nothing:
-its transaction rolls back and the traces stay listed. `chambers import` and the app's import
-catch up before they finish; any other command, and the app when it opens, finishes what a
-killed import left. Until then a text search does not see the pending traces, and says so.
+its transaction rolls back and the traces stay listed. `chambers import` catches up before it
+ends; the app's import ends when the traces are stored and its window catches up in the
+background (ui/traces/search_indexer.py), also when it opens (what a killed import left);
+the command-line searches catch up first. Until then a text or metadata search does not see
+the pending traces, and the queue says so; a round chosen by search is refused.
+
+A large backlog is read and turned into values by a second process while this one writes
+them: each of its batches carries the `generation` of every trace as it read it, and only
+traces still listed at that generation are claimed (an update counts it up), so values read
+before a change are never indexed.
 PostgreSQL computes its search document as the row is written: nothing is ever pending.
 """
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
-import pickle
 import queue as queue_mod
-import sqlite3
-import threading
-import urllib.parse
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
 
-from app.traces.index_text import fts_values
-from app.traces.parse_worker import put_while_parent_lives, unpickle, watch_parent, widen_pipe
+from app.traces.child_process import unpickle, widen_pipe
+from app.traces.index_worker import values, values_process
 from app.traces.search import FTS_COLUMNS
-from app.workspace.db import BUSY_TIMEOUT_S, Workspace, checkpoints_aside
+from app.workspace.db import BUSY_TIMEOUT_S, Workspace, bulk_checkpoints, checkpoints_aside
 
 BATCH = 2000  # traces per transaction
 
@@ -99,6 +101,7 @@ def index_batch(session: Session, batch: int) -> int:
     if conn.dialect.name != "sqlite" or not _has_list(conn):
         return 0
     ids = [row[0] for row in conn.exec_driver_sql(_CLAIM, (batch,))]  # the write lock first
+    bulk_checkpoints(conn)
     if not ids:
         return 0
     marks = ", ".join("?" for _ in ids)
@@ -107,53 +110,24 @@ def index_batch(session: Session, batch: int) -> int:
         f"WHERE id IN ({marks})",
         tuple(ids),
     )
-    conn.exec_driver_sql(_INSERT, [_values(*row) for row in stored])
+    rows = [values(*row) for row in stored]
+    if rows:
+        conn.exec_driver_sql(_INSERT, rows)
     return len(ids)
 
 
-def _values(tid, task, answer, messages, metadata, scores) -> tuple:
-    return (tid, *fts_values(task, answer, orjson.loads(messages), metadata, scores))
-
-
-# --- a large backlog: values computed in a second process ---------------------------------
+# --- a large backlog: values computed in a second process (app.traces.index_worker) ------
 
 PARALLEL_MIN = 20_000  # pending traces worth starting a process for (~0.3 s)
-_READ = (
-    "SELECT p.trace_id, p.generation, t.task, t.final_output, t.messages, t.metadata, t.scores "
-    "FROM trace_fts_pending AS p JOIN traces AS t ON t.id = p.trace_id "
-    "WHERE p.trace_id > ? ORDER BY p.trace_id LIMIT ?"
-)
-# the listed traces whose generation is still the one read (not changed, not deleted, not
-# claimed by another catch-up), taken off the list under the write lock
+# the listed traces still at the generation and with the content read (not changed, not
+# deleted, not claimed by another catch-up), taken off the list under the write lock
 _CLAIM_READ = (
     "DELETE FROM trace_fts_pending WHERE trace_id IN (SELECT p.trace_id FROM json_each(?) AS j "
     "JOIN trace_fts_pending AS p ON p.trace_id = json_extract(j.value, '$[0]') "
-    "AND p.generation = json_extract(j.value, '$[1]')) RETURNING trace_id"
+    "AND p.generation = json_extract(j.value, '$[1]') "
+    "JOIN traces AS t ON t.id = p.trace_id AND t.content_hash = json_extract(j.value, '$[2]')"
+    ") RETURNING trace_id"
 )
-
-
-def values_process(path: str, q: Any, parent: int, batch: int) -> None:
-    """Runs in a child process: read the pending traces (read-only, each batch its own read
-    transaction) and send their index values, in trace order, until none is left."""
-    threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
-    gc.freeze()
-    gc.disable()  # as the parser: short-lived containers, no cycles; collected per batch
-    try:
-        conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-        last = 0
-        while True:
-            rows = conn.execute(_READ, (last, batch)).fetchall()
-            if not rows:
-                break
-            last = rows[-1][0]
-            out = [(gen, *_values(tid, *rest)) for tid, gen, *rest in rows]
-            put_while_parent_lives(q, ("values", pickle.dumps(out, protocol=5)), parent)
-            del rows, out
-            gc.collect()
-        put_while_parent_lives(q, ("done", None), parent)
-    except BaseException as exc:  # noqa: BLE001 - the parent does the rest itself
-        put_while_parent_lives(q, ("crash", f"{type(exc).__name__}: {exc}"), parent)
 
 
 def _catch_up_in_parallel(ws, path, total, progress, should_stop, batch) -> int:
@@ -162,7 +136,11 @@ def _catch_up_in_parallel(ws, path, total, progress, should_stop, batch) -> int:
     ctx = multiprocessing.get_context("spawn")  # never fork a process that may run Qt threads
     q = ctx.Queue(maxsize=4)
     widen_pipe(q)
-    proc = ctx.Process(target=values_process, args=(path, q, os.getpid(), batch), daemon=True)
+    proc = ctx.Process(
+        target=values_process,
+        args=(path, q, os.getpid(), batch, BUSY_TIMEOUT_S * 1000),
+        daemon=True,
+    )
     proc.start()
     done = 0
     try:
@@ -188,8 +166,12 @@ def _catch_up_in_parallel(ws, path, total, progress, should_stop, batch) -> int:
 
 
 def _store_values(session: Session, rows: list[tuple]) -> int:
+    """Index the value rows (app.traces.index_worker) of the traces this claims."""
     conn = session.connection()
-    read = orjson.dumps([(r[1], r[0]) for r in rows]).decode()  # (trace id, generation)
+    bulk_checkpoints(conn)
+    read = orjson.dumps([(r[2], r[0], r[1]) for r in rows]).decode()  # id, generation, hash
     claimed = {row[0] for row in conn.exec_driver_sql(_CLAIM_READ, (read,))}
-    conn.exec_driver_sql(_INSERT, [r[1:] for r in rows if r[1] in claimed])
+    fresh = [r[2:] for r in rows if r[2] in claimed]
+    if fresh:  # another catch-up may have claimed them all
+        conn.exec_driver_sql(_INSERT, fresh)
     return len(claimed)

@@ -52,12 +52,15 @@ class SearchIndexer(QObject):
         self._thread: QThread | None = None
         self._worker: _CatchUp | None = None
         self._again = False
+        self._stopped = False  # for good: the window is closing
 
     @property
     def running(self) -> bool:
         return self._thread is not None
 
     def start(self) -> None:
+        if self._stopped:
+            return
         if self.running:
             self._again = True  # another import stored more: one more pass when this ends
             return
@@ -70,6 +73,8 @@ class SearchIndexer(QObject):
         self._thread.start()
 
     def _finished(self, done: int, error: str) -> None:
+        if self._stopped:
+            return  # a stopped run's last word, delivered late
         self._join()
         self.finished.emit(done, error)
         if self._again and not error:
@@ -80,11 +85,14 @@ class SearchIndexer(QObject):
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()
+            self._thread.deleteLater()
         self._thread = None
         self._worker = None
 
     def stop(self) -> None:
-        """Stop between two batches (each is its own transaction: nothing is half-done)."""
+        """Stop between two batches (each is its own transaction: nothing is half-done), for
+        good: a later start() does nothing."""
+        self._stopped = True
         self._again = False
         if self._worker is not None:
             self._worker.stopped = True
