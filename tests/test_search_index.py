@@ -207,7 +207,7 @@ def test_cli_search_finishes_what_an_interrupted_import_left(stored, capsys):
     code = main(["--db", stored.url, "traces", "list", "--search", "parcel4", "--json"])
     out, err = capsys.readouterr()
     assert code == 0 and [r["external_id"] for r in json.loads(out)] == ["t4"]
-    assert f"indexed {N} traces for search first" in err
+    assert f"indexed {N} traces left by an interrupted import first" in err
     assert _pending(stored) == 0
 
 
@@ -291,3 +291,14 @@ def test_an_import_leaves_every_connection_checkpointing_as_usual(ws, write):
     with ws.engine.connect() as a, ws.engine.connect() as b:
         for conn in (a, b):
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+
+
+def test_cli_import_prints_the_stored_traces_then_the_index(ws, write, capsys):
+    path = write("t.jsonl", lines=[_record(i) for i in range(N)])
+    assert main(["--db", ws.url, "import", str(path)]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[-2] == f"imported {N}, duplicates 0, errors 0"
+    assert lines[-1].startswith(f"search index: {N} traces added in ")
+    assert f"indexing {N} traces for search" in err
+    assert _pending(ws) == 0 and _count(ws, search="parcel7") == 1

@@ -20,11 +20,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     options = KeyOptions(args.messages_key, args.outcome_key, args.id_key)
     missing = [p for p in args.paths if not Path(p).exists()]
     report = import_paths(
-        ws, [Path(p) for p in args.paths if Path(p).exists()], args.format, options
+        ws,
+        [Path(p) for p in args.paths if Path(p).exists()],
+        args.format,
+        options,
+        catch_up_index=False,  # below, once the result is printed
     )
     for p in missing:
         report.errors.insert(0, {"file": p, "record": None, "message": f"{p}: no such file"})
     if args.json:
+        searchable(ws, quiet=True)
         print_json(report.as_json())
     else:
         for f in report.files:
@@ -45,10 +50,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print(
-            f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}"
+            f"imported {report.imported}, duplicates {report.duplicates}, errors {len(report.errors)}",
+            flush=True,
         )
-        if report.indexed:
-            print(f"search index: {report.indexed} traces added")
+        searchable(ws, after_import=True)
     unreadable = missing or report.unreadable
     return EXIT_UNREADABLE if unreadable else 0
 
@@ -93,16 +98,28 @@ def cmd_traces_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def searchable(ws) -> None:
-    """Before a text or metadata search: index what a killed import left (app.traces.search_index)."""
-    from app.traces.search_index import catch_up
+def searchable(ws, after_import: bool = False, quiet: bool = False) -> None:
+    """The full-text index caught up (SQLite, app.traces.search_index): after an import (the
+    traces are stored and counted first), and before a text or metadata search (what an
+    interrupted import left)."""
+    import time
 
+    from app.traces.search_index import catch_up, pending
+
+    with ws.session() as s:
+        todo = pending(s)
+    if not todo:
+        return
+    if not quiet:
+        print(f"indexing {todo:,} traces for search…", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
     done = catch_up(ws)
-    if done:
-        print(
-            f"indexed {done:,} traces for search first (left by an interrupted import)",
-            file=sys.stderr,
-        )
+    if quiet:
+        return
+    if after_import:
+        print(f"search index: {done:,} traces added in {time.perf_counter() - t0:.1f} s")
+    else:
+        print(f"indexed {done:,} traces left by an interrupted import first", file=sys.stderr)
 
 
 def _key_value(text: str) -> tuple[str, str]:
