@@ -298,6 +298,60 @@ def test_kill_9_of_a_parallel_import_leaves_no_orphan_and_reimport_completes(tmp
         ws.close()
 
 
+_PARALLEL_CATCH_UP = (
+    "import sys, time; import app.traces.search_index as si; si.PARALLEL_MIN = 1; "
+    "from app.workspace.db import open_workspace; ws = open_workspace(sys.argv[1]); "
+    "si.catch_up(ws, lambda n, t: (print(n, flush=True), time.sleep(0.05)), batch=200)"
+)
+
+
+def test_kill_9_of_a_catch_up_leaves_no_orphan_and_loses_nothing(tmp_path):
+    """The search index's catch-up killed mid-way (its values process forced on): the child
+    dies with it, every trace is either indexed or still listed, and the next catch-up
+    finishes with the contentless index whole."""
+    from sqlalchemy import delete, text
+
+    from app.traces import search_index
+    from app.traces.queries import TraceFilter, count_traces
+
+    n = 3000
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(chat(i, f"hello parcel{i}")) + "\n" for i in range(n)))
+    db = tmp_path / "ws.sqlite"
+    ws = open_workspace(str(db))
+    import_paths(ws, [path], catch_up_index=False)
+    ws.close()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PARALLEL_CATCH_UP, str(db)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert int(proc.stdout.readline()) > 0  # a batch is in
+    kids = _children(proc.pid)
+    assert kids  # the values process (and multiprocessing's resource tracker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert _wait(lambda: not any(_alive(k) for k in kids), 5), "orphaned children"
+    ws = open_workspace(str(db))
+    try:
+        with ws.session() as s:
+            left = search_index.pending(s)
+            indexed = count_traces(s, TraceFilter(search="hello"))
+        assert 0 < left < n and indexed == n - left
+        assert search_index.catch_up(ws) == left
+        with ws.session() as s:
+            assert count_traces(s, TraceFilter(search="hello")) == n
+            s.execute(delete(Trace))
+        with ws.session() as s:
+            s.execute(text("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, trace_fts, 'row')"))
+            assert s.scalar(text("SELECT count(*) FROM temp.v")) == 0
+    finally:
+        ws.close()
+
+
 def test_kill_9_at_random_moments_keeps_whole_batches(tmp_path):
     n = 3000
     path = tmp_path / "rows.jsonl"
