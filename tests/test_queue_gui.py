@@ -368,3 +368,26 @@ def test_a_search_before_the_index_caught_up_says_so(qtbot, tmp_path, write):
     qtbot.waitUntil(lambda: shown(w) == ["air-1"], timeout=10_000)  # the window searched again
     assert w.model.unindexed == 0
     assert w.queue_label.text() == "1 trace in the workspace match"
+
+
+def test_an_import_in_the_app_ends_when_stored_and_the_window_indexes_after(qtbot, db, write):
+    """The dialog's import stores the traces and ends (nothing indexed yet); the window then
+    indexes them in the background and a search finds them."""
+    from ui.traces.import_dialog import ImportDialog
+
+    w = window_for(qtbot, db, "Lee")
+    qtbot.waitUntil(lambda: not w.indexer.running)  # nothing pending at open
+    more = [_record("new-1", "rebook_flight", {"flight": "ZZ9"}, 1.0, "airline")]
+    dlg = ImportDialog(w.ws, [str(write("more.jsonl", lines=more))], w)
+    qtbot.addWidget(dlg)
+    qtbot.waitSignal(dlg.previewed, timeout=30_000).wait()
+    dlg.done.connect(w._imported)  # as File → Import traces does
+    seen = []
+    w.indexer.progress.connect(lambda n, total: seen.append((n, total)))
+    with qtbot.waitSignal(w.indexer.finished, timeout=30_000) as indexed:
+        with qtbot.waitSignal(dlg.done, timeout=30_000) as stored:
+            qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+        assert stored.args[0].imported == 1 and stored.args[0].indexed == 0
+    assert indexed.args == [1, ""] and seen == [(1, 1)]
+    search(qtbot, w, "rebook_flight")
+    assert shown(w) == ["new-1"]
