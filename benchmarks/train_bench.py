@@ -301,6 +301,11 @@ def bench_agent(tmp: Path, model: Path, steps: int, a) -> None:
         f"(train {w['train_runtime']:.2f} s); bare TRL: {episodes / b['train_runtime']:.2f} "
         f"episodes/s (train {b['train_runtime']:.2f} s)"
     )
+    _print_ratios(w, b)
+
+
+def _print_ratios(w: dict, b: dict) -> None:
+    """Wrapper against bare TRL: training time, whole process, CPU time."""
     print(
         f"  wrapper/bare: training time x{w['train_runtime'] / b['train_runtime']:.3f}, "
         f"whole process x{w['wall'] / b['wall']:.3f} (target <= 1.05 on training time)"
@@ -335,14 +340,7 @@ def bench_method(tmp: Path, model: Path, method: str, a) -> None:
         f"  wrapper: train {w['train_runtime']:.2f} s, process {w['wall']:.2f} s; bare TRL: "
         f"train {b['train_runtime']:.2f} s, process {b['wall']:.2f} s"
     )
-    print(
-        f"  wrapper/bare: training time x{w['train_runtime'] / b['train_runtime']:.3f}, "
-        f"whole process x{w['wall'] / b['wall']:.3f} (target <= 1.05 on training time)"
-    )
-    print(
-        f"  CPU time of the whole process: wrapper {w['cpu']:.1f} s, bare {b['cpu']:.1f} s, "
-        f"x{w['cpu'] / b['cpu']:.3f} (steadier than wall time on a shared machine)"
-    )
+    _print_ratios(w, b)
     print(
         f"  examples/s {a.steps * per_step / w['train_runtime']:.1f}; tokens/s "
         f"{(w['num_tokens'] or 0) / w['train_runtime']:.0f} (tokens trained: wrapper "

@@ -337,6 +337,36 @@ def add_grader(run_dir: Path, grader: Path) -> None:
     (run_dir / "config.json").write_text(json.dumps(config))
 
 
+def recorded_grpo_run(
+    db_path: str,
+    tmp_path: Path,
+    model: Path,
+    training: dict,
+    graders: list,
+    environment: Path | None = None,
+) -> tuple[Path, Path]:
+    """A GRPO run prepared on every pair snapshot of `db_path` with the recording grader added:
+    (the run folder, the file the grader writes each sample to)."""
+    grader, seen = recording_grader(tmp_path)
+    ws = open_workspace(db_path)
+    with ws.session() as s:
+        run = runs.prepare_run(
+            s,
+            "grpo",
+            "all",
+            model,
+            tmp_path / "run",
+            training,
+            graders,
+            force=True,
+            **({"environment": str(environment)} if environment else {}),
+        )
+        run_dir = Path(run.run_dir)
+    ws.close()
+    add_grader(run_dir, grader)
+    return run_dir, seen
+
+
 def _scripted_generate(tok):
     """Generation that acts like an agent: on the first turn it calls the tool the user's
     message needs (with the id from the message), after a tool result it answers. Token ids
@@ -383,30 +413,20 @@ def test_a_grpo_step_plays_episodes_with_tool_calls_graded_as_structured_calls(
 
     from trainer.run import main as trainer_main
 
-    grader, seen = recording_grader(tmp_path)
-    ws = open_workspace(db)
-    with ws.session() as s:
-        graders = parse(["tools:1.0"])
-        run = runs.prepare_run(
-            s,
-            "grpo",
-            "all",
-            TINY,
-            tmp_path / "run",
-            {
-                "max_steps": 1,
-                "num_generations": 2,
-                "per_device_train_batch_size": 4,
-                "max_completion_length": 256,
-                "logging_steps": 1,
-            },
-            graders,
-            force=True,
-            environment=str(SAMPLE_ENVIRONMENT),
-        )
-        run_dir = Path(run.run_dir)
-    ws.close()
-    add_grader(run_dir, grader)
+    run_dir, seen = recorded_grpo_run(
+        db,
+        tmp_path,
+        TINY,
+        {
+            "max_steps": 1,
+            "num_generations": 2,
+            "per_device_train_batch_size": 4,
+            "max_completion_length": 256,
+            "logging_steps": 1,
+        },
+        parse(["tools:1.0"]),
+        SAMPLE_ENVIRONMENT,
+    )
     tok = AutoTokenizer.from_pretrained(TINY)
     monkeypatch.setattr(GenerationMixin, "generate", _scripted_generate(tok))
     assert trainer_main(str(run_dir / "config.json")) == 0
@@ -528,28 +548,19 @@ def test_pairs_grpo_graders_receive_parsed_tool_calls_too(db, tmp_path, monkeypa
 
     from trainer.run import main as trainer_main
 
-    grader, seen = recording_grader(tmp_path)
-    ws = open_workspace(db)
-    with ws.session() as s:
-        run = runs.prepare_run(
-            s,
-            "grpo",
-            "all",
-            TINY,
-            tmp_path / "run",
-            {
-                "max_steps": 1,
-                "num_generations": 2,
-                "per_device_train_batch_size": 4,
-                "max_completion_length": 64,
-                "watch_steps": 0,
-            },
-            parse(["match:1.0"]),
-            force=True,
-        )
-        run_dir = Path(run.run_dir)
-    ws.close()
-    add_grader(run_dir, grader)
+    run_dir, seen = recorded_grpo_run(
+        db,
+        tmp_path,
+        TINY,
+        {
+            "max_steps": 1,
+            "num_generations": 2,
+            "per_device_train_batch_size": 4,
+            "max_completion_length": 64,
+            "watch_steps": 0,
+        },
+        parse(["match:1.0"]),
+    )
     tok = AutoTokenizer.from_pretrained(TINY)
     call = '<tool_call>{"name": "lookup_order", "arguments": {"order_id": "NW-1"}}</tool_call>'
     ids = tok(call + "<|im_end|>", add_special_tokens=False)["input_ids"]

@@ -18,8 +18,7 @@ from app.sample import SAMPLE_ENVIRONMENT
 from app.sample_scenarios import generate
 from app.training import runs
 from app.training.graders import parse
-from app.workspace.db import open_workspace
-from tests.test_agent_grpo import add_grader, recording_grader
+from tests.test_agent_grpo import recorded_grpo_run
 from tests.test_training import TINY, db, events_of, sample_db  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -95,30 +94,21 @@ def test_agent_grpo_on_the_pretrained_demo_model_plays_real_tool_calls(db, tmp_p
     sample environment, and the graders receive them as structured calls."""
     from trainer.run import main as trainer_main
 
-    grader, seen = recording_grader(tmp_path)
-    ws = open_workspace(db)
-    with ws.session() as s:
-        run = runs.prepare_run(
-            s,
-            "grpo",
-            "all",
-            AGENT,
-            tmp_path / "run",
-            {
-                "max_steps": 1,
-                "num_generations": 4,
-                "per_device_train_batch_size": 8,
-                "max_completion_length": 64,
-                "logging_steps": 1,
-                "watch_steps": 0,  # the training episodes alone (the watch has its own tests)
-            },
-            parse(["tools:1.0"]),
-            force=True,
-            environment=str(SAMPLE_ENVIRONMENT),
-        )
-        run_dir = Path(run.run_dir)
-    ws.close()
-    add_grader(run_dir, grader)
+    run_dir, seen = recorded_grpo_run(
+        db,
+        tmp_path,
+        AGENT,
+        {
+            "max_steps": 1,
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": 64,
+            "logging_steps": 1,
+            "watch_steps": 0,  # the training episodes alone (the watch has its own tests)
+        },
+        parse(["tools:1.0"]),
+        SAMPLE_ENVIRONMENT,
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert trainer_main(str(run_dir / "config.json")) == 0
     episodes = [json.loads(x) for x in (run_dir / "episodes.jsonl").read_text().splitlines()]

@@ -258,12 +258,12 @@ def test_migration_indexes_existing_traces(tmp_path, write, db_url, start):
             assert count_traces(s, TraceFilter(search="reservation")) == 2
             s.execute(delete(Trace))
         if ws.dialect == "sqlite":
-            assert _fts_terms(ws) == []
+            assert fts_terms(ws) == []
     finally:
         ws.close()
 
 
-def _fts_terms(ws) -> list[str]:
+def fts_terms(ws) -> list[str]:
     """Every term the SQLite index still holds for some row (deletes applied)."""
     with ws.session() as s:
         s.execute(
@@ -382,7 +382,7 @@ def test_importer_writes_the_values_the_delete_trigger_computes(
         sql = _migration("0007_import_index").fts_values("traces")
         with ws.session() as s:
             stored = s.execute(text(f"SELECT id, {sql} FROM traces ORDER BY id")).all()
-            assert _fts_terms(ws)
+            assert fts_terms(ws)
             tools = s.scalars(text("SELECT name FROM trace_tools ORDER BY trace_id")).all()
             assert tools == [f"tool_{i}" for i in range(len(records))]
             # the values the catch-up computed, recomputed the same way, equal the SQL ones
@@ -393,6 +393,6 @@ def test_importer_writes_the_values_the_delete_trigger_computes(
         with ws.session() as s:
             s.execute(update(Trace).values(task="changed"))
             s.execute(delete(Trace))
-        assert _fts_terms(ws) == []
+        assert fts_terms(ws) == []
     finally:
         ws.close()

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from alembic import command
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
 import app.traces.index_worker as index_worker
 import app.traces.search_index as search_index
@@ -24,6 +24,7 @@ from app.traces.queries import TraceFilter, count_traces
 from app.traces.rows import ROW_KEYS, trace_row
 from app.workspace.db import alembic_config, open_workspace
 from app.workspace.models import Assignment, Trace, TraceTool
+from tests.test_search import fts_terms
 
 
 def _record(i: int) -> dict:
@@ -72,24 +73,13 @@ def _count(ws, **flt) -> int:
         return count_traces(s, TraceFilter(**flt))
 
 
-def _fts_terms(ws) -> list[str]:
-    """Every term the index still holds for some row (deletes applied)."""
-    with ws.session() as s:
-        s.execute(
-            text(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.v USING fts5vocab(main, trace_fts, 'row')"
-            )
-        )
-        return list(s.scalars(text("SELECT term FROM temp.v")))
-
-
 def test_stored_first_then_searchable(stored):
     ws = stored
     assert _pending(ws) == N
     assert _count(ws) == N  # in the queue at once
     assert _count(ws, tools=["lookup"]) == N  # tool and score filters work at once
     assert _count(ws, search="parcel7") == 0  # the text is not indexed yet
-    assert _fts_terms(ws) == []
+    assert fts_terms(ws) == []
     seen = []
     assert search_index.catch_up(ws, lambda n, total: seen.append((n, total)), batch=10) == N
     assert seen == [(10, N), (20, N), (N, N)]
@@ -122,7 +112,7 @@ def test_updates_and_deletes_of_pending_traces_keep_the_index_whole(stored):
     assert _count(ws, search="changed") == 1
     with ws.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(ws) == []  # every row was indexed once and unindexed with its values
+    assert fts_terms(ws) == []  # every row was indexed once and unindexed with its values
 
 
 def test_a_failed_batch_is_rolled_back_and_done_next_time(stored, monkeypatch):
@@ -145,7 +135,7 @@ def test_a_failed_batch_is_rolled_back_and_done_next_time(stored, monkeypatch):
     assert search_index.catch_up(ws) == N - 10
     with ws.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(ws) == []
+    assert fts_terms(ws) == []
 
 
 def test_two_catch_ups_at_once_index_each_trace_once(stored):
@@ -168,7 +158,7 @@ def test_two_catch_ups_at_once_index_each_trace_once(stored):
     assert _count(stored, search="refund") == N
     with stored.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(stored) == []  # a trace indexed twice would leave terms behind
+    assert fts_terms(stored) == []  # a trace indexed twice would leave terms behind
 
 
 def test_downgrade_indexes_the_pending_traces(stored):
@@ -182,7 +172,7 @@ def test_downgrade_indexes_the_pending_traces(stored):
         assert _pending(ws) == 0
         with ws.session() as s:
             s.execute(delete(Trace))
-        assert _fts_terms(ws) == []
+        assert fts_terms(ws) == []
     finally:
         ws.close()
 
@@ -227,7 +217,7 @@ def test_a_large_backlog_is_indexed_with_a_second_process(stored, monkeypatch):
     assert _count(stored, search="parcel7") == 1 and _count(stored, search="refund") == N
     with stored.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(stored) == []
+    assert fts_terms(stored) == []
 
 
 def _read_values(ws) -> list[tuple]:
@@ -253,7 +243,7 @@ def test_values_read_before_a_trace_changed_are_not_indexed(stored):
     assert _count(ws, search="oslo") == 1
     with ws.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(ws) == []
+    assert fts_terms(ws) == []
 
 
 def test_values_of_a_deleted_trace_are_not_indexed_under_its_reused_id(stored, write):
@@ -272,7 +262,7 @@ def test_values_of_a_deleted_trace_are_not_indexed_under_its_reused_id(stored, w
     assert _count(ws, search=f'"parcel{N - 1} delivered"') == 0
     with ws.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(ws) == []
+    assert fts_terms(ws) == []
 
 
 def test_values_another_catch_up_indexed_first_are_skipped(stored):
@@ -282,7 +272,7 @@ def test_values_another_catch_up_indexed_first_are_skipped(stored):
         assert search_index._store_values(s, values) == 0  # nothing claimed, nothing written
     with stored.session() as s:
         s.execute(delete(Trace))
-    assert _fts_terms(stored) == []
+    assert fts_terms(stored) == []
 
 
 def test_an_import_leaves_every_connection_checkpointing_as_usual(ws, write):

@@ -123,7 +123,6 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
         from app.training import pairs as pr
         from app.training import runs as rn
         from ui.training.pairs_screen import PairsDialog
-        from ui.training.runs_screen import RunsDialog
 
         pairs_dialog = PairsDialog(ws, lead)
         for step in ("open", "apply"):
@@ -149,16 +148,7 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
             )
             rn.launch(s, run)
             run_id = run.id
-        runs_dialog = RunsDialog(ws, lead, poll_ms=200)
-        runs_dialog.resize(1400, 860)
-        runs_dialog.show()
-        runs_dialog.select_run(run_id)
-        import time
-
-        deadline = time.time() + 300
-        while "finished" not in runs_dialog.title.text() and time.time() < deadline:
-            app.processEvents()
-            time.sleep(0.05)
+        runs_dialog = _run_to_end(app, ws, lead, run_id, (1400, 860), 300)
         settle()
         runs_dialog.grab().save(str(out / "runs.png"))
         runs_dialog.close()
@@ -176,16 +166,33 @@ def main(out_dir: str, tiny_model: str | None = None) -> int:
 AGENT_MODEL = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tiny-qwen2-agent"
 
 
+def _run_to_end(app, ws, lead, run_id: int, size: tuple[int, int], seconds: float):
+    """The Runs screen on a launched run, once it has finished or failed (or `seconds`)."""
+    import time
+
+    from ui.training.runs_screen import RunsDialog
+
+    dlg = RunsDialog(ws, lead, poll_ms=200)
+    dlg.resize(*size)
+    dlg.show()
+    dlg.select_run(run_id)
+    deadline = time.time() + seconds
+    while not any(w in dlg.title.text() for w in ("finished", "failed")):
+        if time.time() > deadline:
+            break
+        app.processEvents()
+        time.sleep(0.05)
+    return dlg
+
+
 def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> None:
     """Agent GRPO on the sample with its environment, the reward-hacking watch every step and
     ECHO, on the demo model pre-trained to call the sample's tools (`chambers demo-model`):
     the Runs screen's Watch tab, and its Episodes tab on an episode with a tool call."""
-    import time
 
     from app.sample import SAMPLE_ENVIRONMENT
     from app.training import runs as rn
     from app.training.graders import parse
-    from ui.training.runs_screen import RunsDialog
 
     with ws.session() as s:
         run = rn.prepare_run(
@@ -210,16 +217,7 @@ def agent_run_shots(ws, lead, out: Path, tiny_model: Path, tmp: Path, app) -> No
         )
         rn.launch(s, run)
         run_id = run.id
-    dlg = RunsDialog(ws, lead, poll_ms=200)
-    dlg.resize(1400, 900)
-    dlg.show()
-    dlg.select_run(run_id)
-    deadline = time.time() + 400
-    while not any(w in dlg.title.text() for w in ("finished", "failed")):
-        if time.time() > deadline:
-            break
-        app.processEvents()
-        time.sleep(0.05)
+    dlg = _run_to_end(app, ws, lead, run_id, (1400, 900), 400)
     dlg.executor.wait_idle()
     dlg.tabs.setCurrentWidget(dlg.watch_pane)
     for _ in range(5):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.traces.queries import TraceFilter
-from app.traces.search_index import pending
+from app.traces.search_index import unseen_by
 from app.workspace import audit
 from app.workspace.errors import ChambersError
 from app.workspace.models import Assignment, Judge, Review, ReviewRound, RubricVersion, Trace
@@ -44,7 +44,7 @@ def create_round(
     if not 1 <= overlap <= len(judge_ids):
         raise RoundError(f"overlap must be between 1 and the number of judges ({len(judge_ids)})")
     flt = trace_filter or TraceFilter()
-    unindexed = pending(session) if flt.search or flt.meta else 0
+    unindexed = unseen_by(session, flt)
     if unindexed:  # the selection would leave them out silently
         raise RoundError(
             f"{unindexed:,} traces just imported are still being indexed for search: "

@@ -125,7 +125,7 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
         ts_type = Trace.__table__.c.imported_at.type.dialect_impl(conn.dialect)
         to_db = ts_type.bind_processor(conn.dialect) or (lambda v: v)  # SQLite: its text form
         bulk_checkpoints(conn)
-        deferred = _defers_index(conn)
+        deferred = search_index.has_pending_list(conn)
         if deferred:  # a write first: this transaction holds the lock before reading max(id)
             conn.exec_driver_sql("INSERT INTO trace_fts_bulk (importer) VALUES (1)")
             before = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM traces").scalar()
@@ -136,16 +136,6 @@ def store_traces(ws: Workspace, rows: list[dict[str, Any]]) -> int:
             _filters_and_pending(conn, rows, before)
             conn.exec_driver_sql("DELETE FROM trace_fts_bulk")
         return max(result.rowcount, 0)
-
-
-def _defers_index(conn) -> bool:
-    """SQLite at 0008 or later: the importer writes its batches' tool names and scores itself
-    and lists them for the full-text index (older schemas, opened without migrating, index by
-    their triggers or not at all)."""
-    found = conn.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_pending'"
-    )
-    return found.first() is not None
 
 
 def _filters_and_pending(conn, rows: list[dict[str, Any]], before: int) -> None:
@@ -221,7 +211,6 @@ def import_paths(
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
     catch_up_index: bool = True,
-    index_progress: search_index.Progress | None = None,
 ) -> ImportReport:
     """Import the files (folders: the trace files in them), then, unless `catch_up_index` is
     false or the import was cancelled, write the full-text index of what was stored (SQLite;
@@ -246,7 +235,7 @@ def import_paths(
             if report.cancelled:
                 break
     if catch_up_index and not report.cancelled:
-        report.indexed = search_index.catch_up(ws, index_progress, should_cancel)
+        report.indexed = search_index.catch_up(ws, should_stop=should_cancel)
     return report
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.traces.child_process import unpickle, widen_pipe
 from app.traces.index_worker import values, values_process
+from app.traces.queries import TraceFilter
 from app.traces.search import FTS_COLUMNS
 from app.workspace.db import BUSY_TIMEOUT_S, Workspace, bulk_checkpoints, checkpoints_aside
 
@@ -50,7 +51,10 @@ _CLAIM = (
 Progress = Callable[[int, int], None]  # (traces indexed so far, traces pending at the start)
 
 
-def _has_list(conn) -> bool:
+def has_pending_list(conn) -> bool:
+    """SQLite at 0008 or later: imports list their traces here and skip the insert trigger's
+    indexing (older schemas, opened without migrating, index by their triggers or not at
+    all)."""
     found = conn.exec_driver_sql(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'trace_fts_pending'"
     )
@@ -60,9 +64,15 @@ def _has_list(conn) -> bool:
 def pending(session: Session) -> int:
     """How many stored traces the full-text index does not cover yet."""
     conn = session.connection()
-    if conn.dialect.name != "sqlite" or not _has_list(conn):
+    if conn.dialect.name != "sqlite" or not has_pending_list(conn):
         return 0
     return conn.exec_driver_sql("SELECT count(*) FROM trace_fts_pending").scalar() or 0
+
+
+def unseen_by(session: Session, flt: TraceFilter) -> int:
+    """Pending traces that the filter's text or metadata search cannot see yet (0 when the
+    filter searches neither: tools, scores and the rest work on stored traces)."""
+    return pending(session) if flt.search or flt.meta else 0
 
 
 def catch_up(
@@ -98,7 +108,7 @@ def catch_up(
 def index_batch(session: Session, batch: int) -> int:
     """Index up to `batch` pending traces in the session's transaction; returns how many."""
     conn = session.connection()
-    if conn.dialect.name != "sqlite" or not _has_list(conn):
+    if conn.dialect.name != "sqlite" or not has_pending_list(conn):
         return 0
     ids = [row[0] for row in conn.exec_driver_sql(_CLAIM, (batch,))]  # the write lock first
     bulk_checkpoints(conn)

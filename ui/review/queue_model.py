@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QApplication
 from app.review.queue import QueueRow, queue_count, queue_rows
 from app.review.reviews import ReviewChange
 from app.traces.queries import TraceFilter
-from app.traces.search_index import pending
+from app.traces.search_index import unseen_by
 from app.workspace.db import Workspace
 from app.workspace.errors import ChambersError
 from app.workspace.models import Judge
@@ -86,7 +86,7 @@ class QueueModel(QAbstractTableModel):
         with self.ws.session() as s:
             self._total = queue_count(s, self.judge, self.version_id, self.filter, self.status)
             self._rows = queue_rows(s, self.judge, self.version_id, self.filter, self.status, BATCH)
-            self.unindexed = _unindexed(s, self.filter)
+            self.unindexed = unseen_by(s, self.filter)
         self.endResetModel()
 
     def set_version(self, version_id: int, then: Callable[[], None] | None = None) -> None:
@@ -118,7 +118,7 @@ class QueueModel(QAbstractTableModel):
         def run(s) -> tuple[int, list[QueueRow], int]:
             total = queue_count(s, judge, version_id, flt, status)
             rows = queue_rows(s, judge, version_id, flt, status, BATCH)
-            return total, rows, _unindexed(s, flt)
+            return total, rows, unseen_by(s, flt)
 
         if self._query_job is not None:
             self._query_job.cancel()  # a newer query replaces it
@@ -318,8 +318,3 @@ class QueueModel(QAbstractTableModel):
                 return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
             return draft_color(QApplication.palette()) if r.status == "draft" else None
         return r.trace_id  # UserRole
-
-
-def _unindexed(session, flt: TraceFilter) -> int:
-    """Traces a text or metadata search cannot see yet (the index is catching up)."""
-    return pending(session) if flt.search or flt.meta else 0
